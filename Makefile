@@ -1,0 +1,64 @@
+# devenv — two commands do all set-up: `make up` and `make test`. `make help` lists every target.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.devenv-installed
+IMAGES_ENV := .devenv-images.env
+EXAMPLE := examples/monorepo
+# DEVENV_USE_REGISTRY=1 skips the offline stand-in images (a laptop that can pull postgres/redis/node).
+DEVENV_USE_REGISTRY ?= 0
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "venv: installing devenv and its dev tools into $(VENV) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
+	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING' || true
+	@$(BIN)/python -c 'import devenv, typer, python_on_whales, psycopg, redis, tenacity, yaml, pytest'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with devenv installed in editable mode (skipped when up to date)
+	@echo "venv: $(VENV) is ready."
+
+engine: ## make sure a Docker Engine with compose v2 answers (installs one only on a Debian root machine without any)
+	@bash scripts/ensure-docker.sh
+
+images: engine ## build the offline stand-in images (cached) and print the variables that select them
+	@if [ "$(DEVENV_USE_REGISTRY)" = 1 ]; then echo "images: DEVENV_USE_REGISTRY=1, using registry images"; : > $(IMAGES_ENV); \
+	else bash scripts/build-images.sh --quiet > $(IMAGES_ENV).tmp && mv $(IMAGES_ENV).tmp $(IMAGES_ENV) && \
+	  echo "images: stand-ins ready; to use them in your shell:" && cat $(IMAGES_ENV); fi
+
+prepare: venv engine images ## everything `up` and `test` need
+
+up: prepare ## prepare what is missing, then `devenv up` on the bundled example project
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/devenv -C $(EXAMPLE) up
+
+down: venv ## stop the example stack (data volumes stay)
+	@set -a; . ./$(IMAGES_ENV) 2>/dev/null || true; set +a; $(BIN)/devenv -C $(EXAMPLE) down
+
+lint: venv ## ruff lint + format check
+	@$(BIN)/ruff check devenv tests
+	@$(BIN)/ruff format --check devenv tests
+
+typecheck: venv ## mypy --strict on devenv/
+	@$(BIN)/mypy
+
+unit: venv ## unit tests only (no Docker)
+	@$(BIN)/pytest tests/unit -q
+
+test: prepare lint typecheck ## lint, type check and the whole test suite (unit + docker integration)
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: prepare ## benchmarks: devenv against its baselines in the same run (prints ratio tables)
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+clean: ## remove the virtualenv and caches (never touches Docker volumes)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(IMAGES_ENV)
+
+.PHONY: help venv engine images prepare up down lint typecheck unit test bench clean

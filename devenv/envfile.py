@@ -1,0 +1,569 @@
+"""`.env` from `.env.template`: parse with python-dotenv, add what is missing, generate secrets, report drift.
+
+Rules: an existing value in .env is never changed; missing keys are added with the template's line and comment;
+secret-like keys whose template value is empty or a placeholder get `secrets.token_urlsafe(32)`; the stack keys
+(env/stack.toml) point host tools at 127.0.0.1 and the published ports. The files are read with python-dotenv
+only (never loaded into os.environ); `stack_settings` is the one place that merges .env with the environment.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import secrets
+import stat
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from devenv.config import display_path
+from devenv.errors import ConfigError
+from devenv.project import Project
+
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PLACEHOLDERS = {"", "changeme", "change-me", "change_me"}
+CREDENTIAL_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_PASSWORD", "REDIS_DB")
+SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:@%?=&+,-]*")
+SECRET_BYTES = 32
+_ASSIGNMENT_RE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=", re.MULTILINE)
+_OPENING_QUOTE_RE = re.compile(r"^\s*(?:export\s+)?[^=\s]+\s*=\s*([\"'])")
+
+
+def is_secret_key(key: str) -> bool:
+    """`*SECRET*`, `*_KEY`, `*PASSWORD*`, `*TOKEN*` (case-insensitive)."""
+    upper = key.upper()
+    return "SECRET" in upper or upper.endswith("_KEY") or "PASSWORD" in upper or "TOKEN" in upper
+
+
+def is_placeholder(value: str | None) -> bool:
+    """Empty, changeme / change-me / change_me, <anything>, or xxx (any run of three or more x)."""
+    text = (value or "").strip()
+    return text.lower() in PLACEHOLDERS or bool(re.fullmatch(r"<[^<>]*>|[xX]{3,}", text))
+
+
+def new_secret() -> str:
+    """A fresh random secret: 32 bytes from `secrets`, URL-safe (43 characters, no quoting needed anywhere)."""
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+# -- parsing -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    """One statement of a dotenv file: a binding, or a comment / blank line (key None)."""
+
+    key: str | None
+    value: str | None  # unquoted, not interpolated
+    text: str  # the statement as written (no leading blank lines; may span lines)
+    line: int  # line number of its first line
+    blank_before: int = 0  # blank lines before it (python-dotenv attaches them to the next statement)
+
+
+@dataclass(frozen=True)
+class DotenvFile:
+    """A parsed dotenv file: its statements in order and the text they came from."""
+
+    path: Path
+    text: str
+    entries: tuple[Entry, ...]
+
+    @property
+    def bindings(self) -> dict[str, Entry]:
+        """KEY -> its entry, in file order."""
+        return {e.key: e for e in self.entries if e.key is not None}
+
+    def values(self) -> dict[str, str]:
+        """KEY -> value as python-dotenv reads it (quotes removed, ${VAR} interpolated)."""
+        from dotenv import dotenv_values
+
+        return {k: v or "" for k, v in dotenv_values(stream=io.StringIO(self.text), interpolate=True).items()}
+
+    def where(self, key: str) -> str:
+        """file:line of KEY."""
+        return f"{display_path(self.path)}:{self.bindings[key].line}"
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as ex:
+        raise ConfigError(f"{display_path(path)}: {what} not found.", "check server.path in devenv.toml.") from ex
+    except OSError as ex:
+        raise ConfigError(
+            f"{display_path(path)}: cannot read the {what}: {ex.strerror or ex}.",
+            f"make it a readable file (chmod 600 {display_path(path)}), or delete it and run `devenv env`.",
+        ) from ex
+    try:
+        text = raw.decode("utf-8-sig")  # a UTF-8 BOM is fine
+    except UnicodeDecodeError as ex:
+        raise ConfigError(
+            f"{display_path(path)}: the {what} is not UTF-8 text (byte {ex.start}: {ex.reason}).",
+            "save it as UTF-8.",
+        ) from ex
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # CRLF and old-Mac endings
+
+
+def parse_dotenv(path: Path, text: str) -> DotenvFile:
+    """Parse dotenv TEXT with python-dotenv's parser; any malformed statement is a ConfigError naming file:line."""
+    from dotenv.parser import parse_stream
+
+    where = display_path(path)
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        lead = re.match(r"(?:[ \t]*\n)*", original)
+        leading = lead.group(0) if lead else ""
+        body = original[len(leading) :]
+        line = binding.original.line + leading.count("\n")
+        first = body.split("\n", 1)[0].strip()
+        if binding.error:
+            quote_match = _OPENING_QUOTE_RE.match(body)
+            if quote_match:
+                raise ConfigError(
+                    f"{where}:{line}: unterminated {quote_match.group(1)} quote in `{first[:60]}`.",
+                    f"close the quote on the same line, e.g. KEY={quote_match.group(1)}value{quote_match.group(1)}.",
+                )
+            raise ConfigError(
+                f"{where}:{line}: cannot parse `{first[:60]}`.",
+                "each line is KEY=value, `export KEY=value` or a # comment; quote values that contain spaces.",
+            )
+        key = binding.key
+        if key is None:
+            entries.append(Entry(None, None, body, line, leading.count("\n")))
+            continue
+        if not KEY_RE.fullmatch(key):
+            raise ConfigError(
+                f"{where}:{line}: {key!r} is not a valid variable name.",
+                "use letters, digits and '_', not starting with a digit (e.g. DATABASE_URL).",
+            )
+        if binding.value is None:
+            raise ConfigError(f"{where}:{line}: {key} has no '='.", f"write {key}= (empty) or {key}=value.")
+        if key in seen:
+            raise ConfigError(
+                f"{where}:{line}: {key} is defined twice (first on line {seen[key]}).", "keep one of the two lines."
+            )
+        quote_match = _OPENING_QUOTE_RE.match(body)
+        if quote_match and "\n" in body.rstrip("\n"):
+            swallowed = _ASSIGNMENT_RE.search(body.split("\n", 1)[1])
+            if swallowed:
+                inner = swallowed.group(0).strip().removeprefix("export").strip().rstrip("=").strip()
+                end = line + body.rstrip("\n").count("\n")
+                raise ConfigError(
+                    f"{where}:{line}: unterminated {quote_match.group(1)} quote: the value of {key} runs to line "
+                    f"{end} and swallows {inner}.",
+                    f"close the quote on line {line}.",
+                )
+        seen[key] = line
+        entries.append(Entry(key, binding.value, body, line, leading.count("\n")))
+    return DotenvFile(path=path, text=text, entries=tuple(entries))
+
+
+def read_template(project: Project) -> DotenvFile:
+    """The project's .env.template, parsed and checked."""
+    path = project.env_template
+    if not path.is_file() and not path.exists():
+        raise ConfigError(
+            f"{display_path(path)}: the template is missing.",
+            f"create {path.name} in {display_path(project.server_dir)} (one KEY=value per line), "
+            "or point server.path in devenv.toml at the folder that has it.",
+        )
+    return parse_dotenv(path, _read_text(path, "template"))
+
+
+def read_env_file(project: Project) -> DotenvFile | None:
+    """The project's .env, parsed and checked; None when it does not exist yet."""
+    path = project.env_file
+    if not path.exists() and not path.is_symlink():
+        return None
+    return parse_dotenv(path, _read_text(path, ".env file"))
+
+
+def read_env(project: Project) -> dict[str, str]:
+    """The values in the project's .env as python-dotenv reads them ({} when there is no .env)."""
+    current = read_env_file(project)
+    return current.values() if current else {}
+
+
+# -- quoting --------------------------------------------------------------------------------------------------------
+def dotenv_quote(value: str) -> str:
+    """VALUE spelled for a .env read by python-dotenv, Node's dotenv and Prisma (single quotes are literal)."""
+    if SAFE_VALUE_RE.fullmatch(value):
+        return value
+    if not any(c in value for c in "'\\\n"):
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def compose_env_quote(value: str) -> str:
+    """VALUE spelled for a compose env_file: compose expands $ in unquoted and double-quoted values, not in '...'."""
+    if SAFE_VALUE_RE.fullmatch(value):
+        return value
+    if not any(c in value for c in "'\\\n"):
+        return f"'{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+# -- the stack's settings -------------------------------------------------------------------------------------------
+def stack_catalogue() -> dict[str, dict[str, object]]:
+    """The stack keys devenv manages (env/stack.toml), in order."""
+    from devenv.resources import load_toml
+
+    return load_toml("env", "stack.toml")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """What the stack is configured with: credentials from .env (environment wins) and the host ports."""
+
+    pg_user: str
+    pg_password: str
+    pg_db: str
+    redis_password: str  # "" = no auth
+    redis_db: int
+    postgres_port: int = 5432  # host port from the config (0 = chosen by Docker at start)
+    redis_port: int = 6379
+    database_query: str = ""  # the query of the template's DATABASE_URL, e.g. "schema=public"
+
+    def database_url(self, host: str = "127.0.0.1", port: int | None = None, *, query: bool = True) -> str:
+        """postgresql:// URL for HOST:PORT (default: the host side), credentials percent-encoded.
+
+        The template's query (Prisma's `?schema=public`) is kept unless QUERY is False: libpq/psycopg reject it.
+        """
+        port = port or self.postgres_port or 5432
+        auth = f"{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}@"
+        tail = f"?{self.database_query}" if self.database_query and query else ""
+        return f"postgresql://{auth}{host}:{port}/{quote(self.pg_db, safe='')}{tail}"
+
+    def redis_url(self, host: str = "127.0.0.1", port: int | None = None) -> str:
+        """redis:// URL for HOST:PORT (default: the host side), password percent-encoded."""
+        port = port or self.redis_port or 6379
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{auth}{host}:{port}/{self.redis_db}"
+
+
+def _redis_db(raw: str, where: str) -> int:
+    text = raw.strip() or "0"
+    if not text.isdigit():
+        raise ConfigError(f"{where}: REDIS_DB={raw!r} is not a database index.", "use a whole number such as 0.")
+    return int(text)
+
+
+def _query_of(url: str | None) -> str:
+    return urlsplit(url or "").query
+
+
+def stack_settings(project: Project, environ: Mapping[str, str] | None = None) -> StackSettings:
+    """The stack's credentials: environment > .env > template > defaults; the one merge of .env and os.environ."""
+    env = os.environ if environ is None else environ
+    catalogue = stack_catalogue()
+    template = read_template(project) if project.env_template.is_file() else None
+    current = read_env_file(project)
+    values: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for source in (template, current):
+        if source is not None:
+            for key, value in source.values().items():
+                values[key] = value
+                origin[key] = source.where(key)
+    for key in CREDENTIAL_KEYS:
+        if env.get(key):
+            values[key], origin[key] = env[key], f"environment variable {key}"
+
+    def get(key: str) -> str:
+        value = values.get(key, "")
+        if key in {"POSTGRES_PASSWORD", "REDIS_PASSWORD"} and current is None and is_placeholder(value):
+            return ""  # a template placeholder is not a password
+        return value or str(catalogue.get(key, {}).get("default", ""))
+
+    db_url = current.bindings.get("DATABASE_URL") if current else None
+    tpl_url = template.bindings.get("DATABASE_URL") if template else None
+    url_entry = db_url or tpl_url
+    return StackSettings(
+        pg_user=get("POSTGRES_USER"),
+        pg_password=get("POSTGRES_PASSWORD"),
+        pg_db=get("POSTGRES_DB"),
+        redis_password=get("REDIS_PASSWORD"),
+        redis_db=_redis_db(get("REDIS_DB"), origin.get("REDIS_DB", "REDIS_DB")),
+        postgres_port=project.config.postgres.port,
+        redis_port=project.config.redis.port,
+        database_query=_query_of(url_entry.value if url_entry else None),
+    )
+
+
+def service_environment(project: Project, settings: StackSettings) -> dict[str, dict[str, str]]:
+    """The variables each container gets from devenv (in-network URLs for server/migrate), by env file name."""
+    postgres = {
+        "POSTGRES_USER": settings.pg_user,
+        "POSTGRES_PASSWORD": settings.pg_password,
+        "POSTGRES_DB": settings.pg_db,
+    }
+    redis = {"REDIS_PASSWORD": settings.redis_password}
+    if settings.redis_password:
+        redis["REDISCLI_AUTH"] = settings.redis_password  # redis-cli (healthcheck, `devenv redis-cli`) reads it
+    server = {
+        **postgres,
+        "POSTGRES_HOST": "postgres",
+        "POSTGRES_PORT": "5432",
+        "DATABASE_URL": settings.database_url("postgres", 5432),
+        "REDIS_HOST": "redis",
+        "REDIS_PORT": "6379",
+        "REDIS_PASSWORD": settings.redis_password,
+        "REDIS_DB": str(settings.redis_db),
+        "REDIS_URL": settings.redis_url("redis", 6379),
+        "PORT": str(project.config.server.container_port),
+    }
+    return {"postgres.env": postgres, "redis.env": redis, "server.env": server}
+
+
+def format_compose_env(values: Mapping[str, str]) -> str:
+    """An env_file for compose, keys sorted, values quoted so compose takes them literally."""
+    lines = ["# Generated by devenv from .env; do not edit (devenv rewrites it on every run)."]
+    lines += [f"{key}={compose_env_quote(value)}" for key, value in sorted(values.items())]
+    return "\n".join(lines) + "\n"
+
+
+# -- devenv env -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnvResult:
+    """What `devenv env` did: the file, the keys it added, which of them got generated secrets, warnings."""
+
+    path: Path
+    added: tuple[str, ...]
+    generated: tuple[str, ...]  # names only, never values
+    warnings: tuple[str, ...]
+    written: bool
+
+
+def _comment_block(template: DotenvFile, key: str) -> list[str]:
+    """The comment lines directly above KEY in the template, after a blank line when the template has one."""
+    entries = template.entries
+    index = next(i for i, e in enumerate(entries) if e.key == key)
+    block: list[str] = []
+    current = entries[index]
+    while current.blank_before == 0 and index > 0 and entries[index - 1].key is None:
+        index -= 1
+        current = entries[index]
+        if not current.text.strip():
+            break
+        block.insert(0, current.text.rstrip("\n"))
+    return ([""] if current.blank_before else []) + block
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write TEXT to PATH via a temp file in the same folder and os.replace (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # the umask may have narrowed it; O_CREAT never widens an existing file
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def tracked_by_git(path: Path) -> bool:
+    """Whether PATH is committed (tracked) in a git repository; False when git is missing or it is no repo."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _host_value(
+    key: str, project: Project, template_value: str | None, environ: Mapping[str, str]
+) -> tuple[str | None, bool]:
+    """The value devenv writes for a key it adds: (value, generated); value None = copy the template's line."""
+    cfg = project.config
+    if key in CREDENTIAL_KEYS and environ.get(key):
+        return environ[key], False
+    fixed = {
+        "POSTGRES_HOST": "127.0.0.1",
+        "REDIS_HOST": "127.0.0.1",
+        "POSTGRES_PORT": str(cfg.postgres.port or 5432),
+        "REDIS_PORT": str(cfg.redis.port or 6379),
+    }
+    if key in fixed:
+        return fixed[key], False
+    if is_secret_key(key) and is_placeholder(template_value):
+        return new_secret(), True
+    if template_value is None or template_value == "":
+        default = stack_catalogue().get(key, {}).get("default")
+        if default is not None:
+            return str(default), False
+    return None, False
+
+
+def ensure_env(project: Project, environ: Mapping[str, str] | None = None) -> EnvResult:
+    """Create or complete the .env beside the template; never change a value that is already there."""
+    env = os.environ if environ is None else environ
+    template = read_template(project)
+    current = read_env_file(project)
+    have = current.bindings if current else {}
+    tpl = template.bindings
+    catalogue = stack_catalogue()
+
+    decided: dict[str, str | None] = {}  # key -> value to write (None: the template's line as is)
+    generated: list[str] = []
+    missing_template_keys = [k for k in tpl if k not in have]
+    extra_stack_keys = [k for k, e in catalogue.items() if e.get("always") and k not in tpl and k not in have]
+    for key in [*missing_template_keys, *extra_stack_keys]:
+        if key in {"DATABASE_URL", "REDIS_URL"}:
+            continue  # built below from the final credentials
+        value, was_generated = _host_value(key, project, tpl[key].value if key in tpl else None, env)
+        decided[key] = value
+        if was_generated:
+            generated.append(key)
+
+    # URLs use the credentials as they will stand in .env (existing values win over the ones just decided).
+    effective = {k: v for k, v in decided.items() if v is not None}
+    effective.update({k: tpl[k].value or "" for k, v in decided.items() if v is None and k in tpl})
+    if current is not None:
+        effective.update(current.values())
+    effective.update({k: env[k] for k in CREDENTIAL_KEYS if env.get(k)})
+    settings = StackSettings(
+        pg_user=effective.get("POSTGRES_USER") or "app",
+        pg_password=effective.get("POSTGRES_PASSWORD", ""),
+        pg_db=effective.get("POSTGRES_DB") or "app",
+        redis_password=effective.get("REDIS_PASSWORD", ""),
+        redis_db=_redis_db(effective.get("REDIS_DB", "0"), "REDIS_DB"),
+        postgres_port=project.config.postgres.port,
+        redis_port=project.config.redis.port,
+        database_query=_query_of(tpl["DATABASE_URL"].value if "DATABASE_URL" in tpl else None),
+    )
+    for key, build in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
+        if key in missing_template_keys or key in extra_stack_keys:
+            decided[key] = build()
+
+    def line(key: str) -> str:
+        value = decided.get(key)
+        return tpl[key].text.rstrip("\n") if value is None else f"{key}={dotenv_quote(value)}"
+
+    out: list[str] = []
+    if current is None:
+        for entry in template.entries:
+            out += [""] * entry.blank_before
+            if entry.key is None:
+                if entry.text.strip():
+                    out.append(entry.text.rstrip("\n"))
+            else:
+                out.append(line(entry.key))
+    else:
+        out.append(current.text.rstrip("\n"))
+        if missing_template_keys:
+            out += ["", f"# --- Added by devenv from {template.path.name} ---"]
+            for key in missing_template_keys:
+                out += [*_comment_block(template, key), line(key)]
+    if extra_stack_keys:
+        out += ["", f"# --- Stack settings added by devenv (not in {template.path.name}) ---"]
+        for key in extra_stack_keys:
+            out += [f"# {catalogue[key].get('description', '')}".rstrip(), line(key)]
+    text = "\n".join(out).lstrip("\n") + "\n"
+
+    added = tuple([*missing_template_keys, *extra_stack_keys])
+    written = bool(added) or current is None
+    if written:
+        atomic_write(project.env_file, text)
+    warnings = _warnings(project, current, written)
+    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written)
+
+
+def _warnings(project: Project, current: DotenvFile | None, written: bool) -> list[str]:
+    path = project.env_file
+    shown = display_path(path)
+    out: list[str] = []
+    if tracked_by_git(path):
+        out.append(f"{shown} is tracked by git; it holds secrets. Run `git rm --cached {shown}` and ignore it.")
+    if current is None:
+        return out
+    if not written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            out.append(f"{shown} is readable by other users (mode {mode:o}); run `chmod 600 {shown}`.")
+    for entry in current.entries:
+        if entry.key is None:
+            continue
+        if is_secret_key(entry.key) and is_placeholder(entry.value):
+            out.append(
+                f"{entry.key} ({shown}:{entry.line}) is empty or a placeholder; delete the line and run "
+                "`devenv env` to generate a secret."
+            )
+        raw = entry.text.split("=", 1)[1].strip() if "=" in entry.text else ""
+        if not raw.startswith("'") and re.search(r"\$(?!\{)", entry.value or ""):
+            out.append(
+                f"{entry.key} ({shown}:{entry.line}) has a '$' outside single quotes; docker compose would expand "
+                "it. Put the value in single quotes."
+            )
+    bindings = current.bindings
+    for key, port in (("DATABASE_URL", project.config.postgres.port), ("REDIS_URL", project.config.redis.port)):
+        if key in bindings and port:
+            url = urlsplit(bindings[key].value or "")
+            try:
+                url_port = url.port
+            except ValueError:
+                url_port = None
+            if url.hostname in {"127.0.0.1", "localhost"} and url_port not in {None, port}:
+                out.append(
+                    f"{key} ({shown}:{bindings[key].line}) points at port {url_port}, but the stack publishes "
+                    f"{key.split('_')[0].lower()} on {port}; delete the line and run `devenv env`."
+                )
+    return out
+
+
+# -- devenv env --check ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftItem:
+    """A key that differs between template and .env, with the file and line that has it."""
+
+    key: str
+    path: Path
+    line: int
+
+    def where(self) -> str:
+        """file:line."""
+        return f"{display_path(self.path)}:{self.line}"
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Keys the template has and .env lacks (missing), and keys .env has that the template dropped (extra)."""
+
+    template: Path
+    env_file: Path
+    env_exists: bool
+    missing: tuple[DriftItem, ...]
+    extra: tuple[DriftItem, ...]
+
+    @property
+    def drift(self) -> bool:
+        """True when .env is missing keys or has stale ones."""
+        return bool(self.missing or self.extra)
+
+
+def check_env(project: Project) -> DriftReport:
+    """Compare .env with the template; writes nothing."""
+    template = read_template(project)
+    current = read_env_file(project)
+    have = current.bindings if current else {}
+    managed = {k for k, e in stack_catalogue().items() if e.get("always")}
+    missing = tuple(DriftItem(k, template.path, e.line) for k, e in template.bindings.items() if k not in have)
+    extra = tuple(
+        DriftItem(k, project.env_file, e.line)
+        for k, e in have.items()
+        if k not in template.bindings and k not in managed
+    )
+    return DriftReport(template.path, project.env_file, current is not None, missing, extra)

@@ -1,0 +1,42 @@
+"""A per-project lock, so two devenv processes never render, start or reset the same stack at once."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from devenv.errors import DevenvError
+
+
+class Busy(DevenvError):
+    """Another devenv holds the project's lock for too long."""
+
+
+@contextmanager
+def project_lock(state_dir: Path, name: str = "stack", timeout: float = 120.0) -> Iterator[None]:
+    """Hold an exclusive flock on STATE_DIR/NAME.lock; wait up to TIMEOUT seconds for another devenv to finish."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / f"{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # flock has no timeout of its own: poll the non-blocking form.
+        retrying = Retrying(
+            stop=stop_after_delay(timeout), wait=wait_fixed(0.05), retry=retry_if_exception_type(BlockingIOError)
+        )
+        try:
+            retrying(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except RetryError:
+            raise Busy(
+                f"another devenv is still working on this project ({path} is locked).",
+                "wait for it to finish, or stop it; the lock goes away with its process.",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

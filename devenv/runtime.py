@@ -1,0 +1,393 @@
+"""The one module that talks to Docker: compose through python-on-whales, container state through the engine API.
+
+Everything else receives a `Runtime` (the Protocol below), so unit tests pass a fake and integration tests the real
+`DockerRuntime`. python-on-whales and docker are imported lazily: they cost ~300 ms and `--help` must not pay it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from devenv.errors import CommandFailed, DevenvError, EngineUnreachable
+
+PROJECT_LABEL = "devenv.project"
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
+
+
+class ComposeFailed(DevenvError):
+    """`docker compose` exited non-zero; carries its argv and the tail of its output."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
+        tail = "\n".join(output.strip().splitlines()[-30:])
+        last = tail.splitlines()[-1] if tail else "no output"
+        super().__init__(f"`docker compose {' '.join(argv)}` failed (exit {returncode}): {last}", hint, details=tail)
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What the engine says about one container of the stack."""
+
+    service: str
+    name: str
+    id: str
+    status: str  # created | running | restarting | exited | dead | paused | removing
+    health: str | None  # starting | healthy | unhealthy | None (no healthcheck)
+    exit_code: int
+    restart_count: int
+    oneoff: bool = False
+    image: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """Everything in the engine carrying a given label (containers, networks, volumes by name)."""
+
+    containers: tuple[str, ...]
+    networks: tuple[str, ...]
+    volumes: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.containers or self.networks or self.volumes)
+
+
+class Runtime(Protocol):
+    """The operations devenv needs from a container engine for one compose project."""
+
+    project_name: str
+
+    def engine_version(self) -> str: ...
+    def host_address(self) -> str: ...
+    def up(self, services: Sequence[str], *, build: bool) -> None: ...
+    def down(self, *, volumes: bool) -> None: ...
+    def containers(self) -> list[ContainerState]: ...
+    def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
+    def published_port(self, service: str, container_port: int) -> int | None: ...
+    def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
+    def resources(self, label: str | None = None) -> StackResources: ...
+    def compose_argv(self, *args: str) -> list[str]: ...
+
+
+def docker_host() -> str:
+    """The engine endpoint the docker CLI would use: DOCKER_HOST, else the current context's, else the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    context = os.environ.get("DOCKER_CONTEXT")
+    if not context:
+        try:
+            context = json.loads((config_dir / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError):
+            context = None
+    if context and context != "default":
+        meta = config_dir / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
+        try:
+            host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+            if isinstance(host, str) and host:
+                return host
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return "unix:///var/run/docker.sock"
+
+
+def engine_host_address(host: str | None = None) -> str:
+    """Where published ports are reachable: loopback for a local engine, the engine's host for a remote one."""
+    url = urlparse(host or docker_host())
+    if url.scheme in {"tcp", "ssh", "http", "https"} and url.hostname:
+        return url.hostname
+    return "127.0.0.1"
+
+
+def _unreachable(detail: str) -> EngineUnreachable:
+    first = detail.strip().splitlines()[0] if detail.strip() else "no answer"
+    return EngineUnreachable(
+        f"Docker Engine not reachable at {docker_host()}: {first}",
+        "start Docker (Docker Desktop, `sudo systemctl start docker`, or `make engine` on Debian), "
+        "or point DOCKER_HOST / `docker context use` at a running engine.",
+    )
+
+
+def _is_connection_error(text: str) -> bool:
+    needles = ("Cannot connect to the Docker daemon", "error during connect", "connection refused", "no such host")
+    return any(n.lower() in text.lower() for n in needles)
+
+
+class DockerRuntime:
+    """The real engine: compose via python-on-whales (argv built as data), state via the engine API."""
+
+    def __init__(self, project_name: str, compose_file: Path, project_dir: Path) -> None:
+        self.project_name = project_name
+        self.compose_file = compose_file
+        self.project_dir = project_dir
+        self._lock = threading.Lock()
+        self._whales: Any = None
+        self._api: Any = None
+
+    # -- clients ------------------------------------------------------------------------------------------------
+    @property
+    def whales(self) -> Any:
+        with self._lock:
+            if self._whales is None:
+                from python_on_whales import DockerClient
+
+                self._whales = DockerClient(
+                    compose_files=[self.compose_file],
+                    compose_project_name=self.project_name,
+                    compose_project_directory=self.project_dir,
+                )
+            return self._whales
+
+    @property
+    def api(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                import docker
+
+                try:
+                    self._api = docker.DockerClient(base_url=docker_host(), timeout=30)
+                except docker.errors.DockerException as ex:
+                    raise _unreachable(str(ex)) from ex
+            return self._api
+
+    def _compose(self, call: str, *args: Any, **kwargs: Any) -> Any:
+        from python_on_whales.exceptions import DockerException
+
+        try:
+            return getattr(self.whales.compose, call)(*args, **kwargs)
+        except DockerException as ex:
+            output = (ex.stdout or "") + (ex.stderr or "")
+            if _is_connection_error(output):
+                raise _unreachable(output) from ex
+            argv = [str(a) for a in ex.docker_command]
+            sub = argv[argv.index("compose") + 1 :] if "compose" in argv else argv
+            raise ComposeFailed(_strip_globals(sub), ex.return_code, output) from ex
+
+    # -- engine -------------------------------------------------------------------------------------------------
+    def engine_version(self) -> str:
+        import docker
+
+        try:
+            return str(self.api.version()["Version"])
+        except docker.errors.DockerException as ex:
+            raise _unreachable(str(ex)) from ex
+        except Exception as ex:  # requests' connection errors
+            raise _unreachable(str(ex)) from ex
+
+    def host_address(self) -> str:
+        return engine_host_address()
+
+    # -- compose ------------------------------------------------------------------------------------------------
+    def compose_argv(self, *args: str) -> list[str]:
+        """The docker compose command line for this project (for interactive commands run with exec)."""
+        return [
+            "docker",
+            "compose",
+            "--project-name",
+            self.project_name,
+            "--file",
+            str(self.compose_file),
+            "--project-directory",
+            str(self.project_dir),
+            *args,
+        ]
+
+    def up(self, services: Sequence[str], *, build: bool) -> None:
+        self._compose("up", list(services) or None, build=build, detach=True, quiet=True, remove_orphans=True)
+
+    def down(self, *, volumes: bool) -> None:
+        self._compose("down", volumes=volumes, remove_orphans=True, quiet=True, timeout=10)
+
+    def logs(self, services: Sequence[str], *, tail: int | None = None) -> str:
+        out = self._compose("logs", list(services), tail=str(tail) if tail is not None else None, no_log_prefix=False)
+        return str(out)
+
+    def stream_logs(self, services: Sequence[str], *, tail: int | None, follow: bool) -> Iterator[tuple[str, bytes]]:
+        """Log lines as they come (for `devenv logs -f`)."""
+        stream: Iterator[tuple[str, bytes]] = self._compose(
+            "logs", list(services), tail=str(tail) if tail is not None else None, follow=follow, stream=True
+        )
+        return stream
+
+    def published_port(self, service: str, container_port: int) -> int | None:
+        for c in self._raw_containers():
+            if c.labels.get(COMPOSE_SERVICE_LABEL) != service:
+                continue
+            bindings = (c.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+            for binding in bindings.get(f"{container_port}/tcp") or []:
+                if binding.get("HostPort"):
+                    return int(binding["HostPort"])
+        return None
+
+    def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run a one-off container of SERVICE without its dependencies; returns exit code and combined output."""
+        cmd = self.compose_argv("run", "--rm", "--no-deps", "-T")
+        for key, value in (env or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [service, *argv]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        output = done.stdout + done.stderr
+        if done.returncode != 0 and _is_connection_error(output):
+            raise _unreachable(output)
+        return done.returncode, output
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def _raw_containers(self) -> list[Any]:
+        import docker
+
+        try:
+            result: list[Any] = self.api.containers.list(
+                all=True, filters={"label": f"{COMPOSE_PROJECT_LABEL}={self.project_name}"}
+            )
+            return result
+        except docker.errors.NotFound:
+            return []  # a container vanished between list and inspect
+        except docker.errors.DockerException as ex:
+            raise _unreachable(str(ex)) from ex
+        except Exception as ex:
+            if _is_connection_error(str(ex)) or "Connection aborted" in str(ex):
+                raise _unreachable(str(ex)) from ex
+            raise
+
+    def containers(self) -> list[ContainerState]:
+        states = []
+        for c in self._raw_containers():
+            st = c.attrs.get("State") or {}
+            states.append(
+                ContainerState(
+                    service=c.labels.get(COMPOSE_SERVICE_LABEL, ""),
+                    name=c.name,
+                    id=c.id,
+                    status=str(st.get("Status", "unknown")),
+                    health=(st.get("Health") or {}).get("Status"),
+                    exit_code=int(st.get("ExitCode") or 0),
+                    restart_count=int(c.attrs.get("RestartCount") or 0),
+                    oneoff=c.labels.get(COMPOSE_ONEOFF_LABEL) == "True",
+                    image=str((c.attrs.get("Config") or {}).get("Image", "")),
+                    labels=dict(c.labels),
+                    created=str(c.attrs.get("Created", "")),
+                )
+            )
+        return sorted(states, key=lambda s: (s.service, s.name))
+
+    def resources(self, label: str | None = None) -> StackResources:
+        """Containers, networks and volumes carrying LABEL (default: this stack's devenv.project label)."""
+        import docker
+
+        selector = label or f"{PROJECT_LABEL}={self.project_name}"
+        try:
+            containers = self.api.containers.list(all=True, filters={"label": selector})
+            networks = self.api.networks.list(filters={"label": selector})
+            volumes = self.api.volumes.list(filters={"label": selector})
+        except docker.errors.DockerException as ex:
+            raise _unreachable(str(ex)) from ex
+        return StackResources(
+            containers=tuple(sorted(c.name for c in containers)),
+            networks=tuple(sorted(n.name for n in networks)),
+            volumes=tuple(sorted(v.name for v in volumes)),
+        )
+
+
+def _strip_globals(argv: list[str]) -> list[str]:
+    """Drop compose's global flags (--file, --project-name, ...) from an argv, for shorter messages."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in {"--file", "-f", "--project-name", "-p", "--project-directory", "--env-file"}:
+            skip = True
+            continue
+        out.append(arg)
+    return out
+
+
+def run_command(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> str:
+    """Run an external command (docker, psql, ...): capture output, raise CommandFailed with the tail on failure."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
+        raise CommandFailed(list(argv), done.returncode, tail)
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class LabelledStack:
+    """A stack found by devenv's label: its name, its oldest resource's creation time, and what it holds."""
+
+    name: str
+    created: str  # RFC 3339, the oldest container's (or volume's) creation time; "" when unknown
+    containers: int
+    volumes: int
+    networks: int
+
+
+def _engine_api() -> Any:
+    import docker
+
+    try:
+        return docker.DockerClient(base_url=docker_host(), timeout=30)
+    except docker.errors.DockerException as ex:
+        raise _unreachable(str(ex)) from ex
+
+
+def labelled_stacks() -> list[LabelledStack]:
+    """Every stack that carries the devenv.project label, across projects."""
+    api = _engine_api()
+    found: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        return found.setdefault(name, {"created": [], "containers": 0, "volumes": 0, "networks": 0})
+
+    for c in api.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+        e = entry(c.labels[PROJECT_LABEL])
+        e["containers"] += 1
+        e["created"].append(str(c.attrs.get("Created", "")))
+    for v in api.volumes.list(filters={"label": PROJECT_LABEL}):
+        e = entry((v.attrs.get("Labels") or {})[PROJECT_LABEL])
+        e["volumes"] += 1
+        e["created"].append(str(v.attrs.get("CreatedAt", "")))
+    for n in api.networks.list(filters={"label": PROJECT_LABEL}):
+        e = entry((n.attrs.get("Labels") or {})[PROJECT_LABEL])
+        e["networks"] += 1
+        e["created"].append(str(n.attrs.get("Created", "")))
+    return [
+        LabelledStack(
+            name, min((t for t in e["created"] if t), default=""), e["containers"], e["volumes"], e["networks"]
+        )
+        for name, e in sorted(found.items())
+    ]
+
+
+def remove_labelled(name: str) -> StackResources:
+    """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""
+    api = _engine_api()
+    selector = {"label": f"{PROJECT_LABEL}={name}"}
+    containers = api.containers.list(all=True, filters=selector)
+    for c in containers:
+        c.remove(force=True, v=True)
+    networks = api.networks.list(filters=selector)
+    for n in networks:
+        n.remove()
+    volumes = api.volumes.list(filters=selector)
+    for v in volumes:
+        v.remove(force=True)
+    return StackResources(
+        tuple(c.name for c in containers), tuple(n.name for n in networks), tuple(v.name for v in volumes)
+    )

@@ -1,0 +1,320 @@
+"""`devenv reset`: restore the app database from a template copy taken right after migrate + seed.
+
+Postgres clones a database from a template in tens of milliseconds, so a soft reset costs about as much as
+starting the CLI. The template is tagged with a key (hash of the Prisma folder and config); when the key no longer
+matches, reset migrates and seeds a fresh database and takes a new template.
+
+Safety: devenv only ever touches the app database and its template, only on the stack's own Postgres (the cluster
+carries devenv's mark), and only when DATABASE_URL in .env points at that Postgres.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from devenv.errors import DevenvError, MigrationFailed, UsageError
+from devenv.project import Project
+from devenv.runtime import Runtime
+
+CLUSTER_MARK = "devenv-project:"
+TEMPLATE_MARK = "devenv-template:"
+SEEDED_MARK = "devenv:seeded"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class NotOurDatabase(UsageError):
+    """reset refused: the database is not the stack's own."""
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    """What a reset did and how long it took."""
+
+    mode: str  # template | remigrated | hard
+    database: str
+    template: str
+    key: str
+    seconds: float
+    redis_flushed: bool
+    reason: str = ""
+
+
+def template_name(db: str) -> str:
+    """The template database's name for app database DB."""
+    return f"{db}__devenv_template"[:63]
+
+
+def reset_key(project: Project) -> str:
+    """Hash of everything that shapes a fresh database: the prisma folder (schema, migrations, seed) and config."""
+    server = project.server_dir
+    files = sorted(p for p in (server / "prisma").rglob("*") if p.is_file())
+    files += sorted(p for p in server.glob("prisma.config.*") if p.is_file())
+    files += sorted(p for p in server.glob("seed.*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(server)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(" ".join(project.config.migrate.command).encode())
+    digest.update(" ".join(project.config.migrate.seed_command).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Postgres a reset would touch."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+
+
+def target_from_env(project: Project, stack_host: str, stack_port: int) -> Target:
+    """The app's database as DATABASE_URL in .env names it; refuse anything that is not this stack's Postgres."""
+    from devenv.envfile import read_env, stack_settings
+
+    settings = stack_settings(project)
+    url = read_env(project).get("DATABASE_URL", "")
+    if url:
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        port = parsed.port or 5432
+        hosts = LOCAL_HOSTS | {stack_host}
+        if host not in hosts or port != stack_port:
+            raise NotOurDatabase(
+                f"DATABASE_URL in {project.env_file} points at {host}:{port}, not this stack's Postgres "
+                f"({stack_host}:{stack_port}); devenv resets only its own database.",
+                "point DATABASE_URL at the stack (delete the line and run `devenv env`), or reset that database "
+                "with its own tools.",
+            )
+        db = unquote(parsed.path.lstrip("/")) or settings.pg_db
+        if db != settings.pg_db:
+            raise NotOurDatabase(
+                f"DATABASE_URL in {project.env_file} names database {db!r}, but the stack's is {settings.pg_db!r}.",
+                "make POSTGRES_DB and DATABASE_URL agree in .env.",
+            )
+    return Target(stack_host, stack_port, settings.pg_user, settings.pg_password, settings.pg_db)
+
+
+def _connect(t: Target, dbname: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        host=t.host,
+        port=t.port,
+        user=t.user,
+        password=t.password,
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=5,
+        application_name="devenv-reset",
+    )
+
+
+def _comment(conn: Any, db: str) -> str | None:
+    row = conn.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _exists(conn: Any, db: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is not None
+
+
+def mark_cluster(conn: Any, project_name: str) -> None:
+    """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("COMMENT ON DATABASE postgres IS {}").format(sql.Literal(CLUSTER_MARK + project_name)))
+
+
+def verify_cluster(conn: Any, project: Project, t: Target) -> None:
+    """Refuse unless this Postgres carries this stack's mark."""
+    mark = _comment(conn, "postgres")
+    if mark != CLUSTER_MARK + project.name:
+        raise NotOurDatabase(
+            f"the Postgres at {t.host}:{t.port} is not the {project.name!r} stack's own container "
+            f"(mark: {mark!r}); devenv resets only its own database.",
+            "start this project's stack with `devenv up`, or check DEVENV_POSTGRES_PORT / postgres.port.",
+        )
+
+
+def _recreate(conn: Any, db: str, owner: str, template: str | None) -> None:
+    from psycopg import sql
+
+    ident = sql.Identifier(db)
+    if _exists(conn, db):
+        # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+    query = sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(owner))
+    if template:
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            ident, sql.Identifier(template), sql.Identifier(owner)
+        )
+    conn.execute(query)
+
+
+def take_template(conn: Any, db: str, key: str) -> None:
+    """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY."""
+    from psycopg import sql
+
+    tmpl = template_name(db)
+    if _exists(conn, tmpl):
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(tmpl)))
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(db)))
+    try:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db,),
+        )
+        # A terminated backend may take a moment to go: retry while Postgres says the source is in use.
+        retrying = Retrying(
+            stop=stop_after_delay(5),
+            wait=wait_fixed(0.02),
+            retry=retry_if_exception(lambda ex: "is being accessed by other users" in str(ex)),
+            reraise=True,
+        )
+        retrying(
+            conn.execute, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(tmpl), sql.Identifier(db))
+        )
+    finally:
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(db)))
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(tmpl)))
+    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(tmpl), sql.Literal(TEMPLATE_MARK + key)))
+
+
+def _flush_redis(project: Project, host: str, port: int) -> None:
+    import redis
+
+    from devenv.envfile import stack_settings
+
+    s = stack_settings(project)
+    client = redis.Redis(host=host, port=port, password=s.redis_password or None, db=s.redis_db, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
+    for argv in (project.config.migrate.command, project.config.migrate.seed_command):
+        if not argv:
+            continue
+        code, output = runtime.run_oneoff("migrate", list(argv))
+        if code != 0:
+            raise MigrationFailed(
+                f"`{' '.join(argv)}` exited with code {code} while re-creating the database.",
+                "fix the migration or seed, then run `devenv reset` again.",
+                details="\n".join(output.strip().splitlines()[-30:]),
+            )
+
+
+def soft_reset(
+    project: Project,
+    runtime: Runtime,
+    *,
+    stack_host: str,
+    postgres_port: int,
+    redis_port: int | None,
+    on_step: Callable[[str], None] = lambda s: None,
+) -> ResetResult:
+    """Restore the app database from its template (or re-migrate + re-template when the key changed)."""
+    from psycopg import sql
+
+    t0 = time.perf_counter()
+    target = target_from_env(project, stack_host, postgres_port)
+    key = reset_key(project)
+    tmpl = template_name(target.db)
+
+    # Flushing Redis needs redis-py (~80 ms to import): do it beside the Postgres work.
+    redis_error: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            if redis_port:
+                _flush_redis(project, stack_host, redis_port)
+        except BaseException as ex:
+            redis_error.append(ex)
+
+    flusher = threading.Thread(target=flush, name="flush-redis")
+    with _connect(target, "postgres") as conn:
+        verify_cluster(conn, project, target)
+        flusher.start()
+        tmpl_comment = _comment(conn, tmpl) if _exists(conn, tmpl) else None
+        if tmpl_comment == TEMPLATE_MARK + key:
+            _recreate(conn, target.db, target.user, tmpl)
+            mode, reason = "template", ""
+        else:
+            reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
+            on_step(f"re-creating {target.db}: {reason}; running migrations and seed")
+            _recreate(conn, target.db, target.user, None)
+            _migrate_and_seed(project, runtime)
+            take_template(conn, target.db, key)
+            mode = "remigrated"
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(target.db), sql.Literal(SEEDED_MARK))
+        )
+    flusher.join()
+    if redis_error:
+        err = redis_error[0]
+        raise DevenvError(f"the database was reset, but flushing Redis failed: {err}", "check `devenv status`.")
+    return ResetResult(
+        mode=mode,
+        database=target.db,
+        template=tmpl,
+        key=key,
+        seconds=round(time.perf_counter() - t0, 3),
+        redis_flushed=bool(redis_port),
+        reason=reason,
+    )
+
+
+def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
+    """Soft reset of the running stack: find its Postgres and Redis, then `soft_reset`."""
+    import psycopg
+
+    from devenv.errors import StackNotRunning
+
+    cfg = project.config
+    pg_port = cfg.postgres.port or runtime.published_port("postgres", 5432)
+    redis_port = cfg.redis.port or runtime.published_port("redis", 6379)
+    host = runtime.host_address()
+    if not pg_port:
+        raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
+    try:
+        return soft_reset(project, runtime, stack_host=host, postgres_port=pg_port, redis_port=redis_port)
+    except psycopg.OperationalError as ex:
+        raise StackNotRunning(
+            f"postgres at {host}:{pg_port} is not answering: {str(ex).strip().splitlines()[-1]}",
+            "start the stack with `devenv up` (or check `devenv status`).",
+        ) from ex
+
+
+def hard_reset(project: Project, runtime: Runtime, *, timeout: float = 60.0) -> ResetResult:
+    """`down --volumes` + `up`: new volumes, migrations, seed and template."""
+    from devenv.envfile import stack_settings
+    from devenv.stack import up
+
+    t0 = time.perf_counter()
+    runtime.down(volumes=True)
+    up(project, runtime, timeout=timeout)
+    db = stack_settings(project).pg_db
+    return ResetResult(
+        mode="hard",
+        database=db,
+        template=template_name(db),
+        key=reset_key(project),
+        seconds=round(time.perf_counter() - t0, 3),
+        redis_flushed=True,
+        reason="volumes dropped",
+    )

@@ -1,0 +1,461 @@
+"""The stack's lifecycle: `up` (render, start, wait until every service really answers, migrate, seed) and `down`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devenv.endpoints import Endpoints, resolve_endpoints
+from devenv.errors import DevenvError, MigrationFailed, UsageError
+from devenv.ports import PortClaim, check_ports
+from devenv.project import Project
+from devenv.runtime import ComposeFailed, Runtime
+from devenv.wait import (
+    Cancelled,
+    ContainerWatch,
+    HttpProbe,
+    JobProbe,
+    PostgresProbe,
+    Probe,
+    RedisProbe,
+    StateCache,
+    wait_for,
+)
+
+SERVICES = ("postgres", "redis", "migrate", "server")
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "postgres": (),
+    "redis": (),
+    "migrate": ("postgres",),
+    "server": ("postgres", "redis", "migrate"),
+}
+SEED_MARK = "devenv:seeded"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one service during `up` (for the live display and --json)."""
+
+    service: str
+    phase: str  # starting | waiting | ready | migrated | seeding | seeded | failed | unchanged
+    elapsed: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """One row of the summary."""
+
+    service: str
+    state: str
+    url: str
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What `devenv up` did."""
+
+    project: str
+    services: tuple[ServiceReport, ...]
+    compose_work: bool
+    seeded: bool
+    elapsed: float
+    env_added: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DownResult:
+    """What `devenv down` did."""
+
+    project: str
+    volumes_removed: bool
+    remaining_volumes: tuple[str, ...]
+
+
+def expand_services(requested: Sequence[str]) -> list[str]:
+    """The requested services plus what they depend on, in start order; all when none are named."""
+    unknown = [s for s in requested if s not in SERVICES]
+    if unknown:
+        raise UsageError(
+            f"unknown service {unknown[0]!r}.", f"choose from {', '.join(SERVICES)} (or name none for all)."
+        )
+    wanted: set[str] = set()
+
+    def add(name: str) -> None:
+        if name not in wanted:
+            wanted.add(name)
+            for dep in DEPENDS[name]:
+                add(dep)
+
+    for name in requested or SERVICES:
+        add(name)
+    return [s for s in SERVICES if s in wanted]
+
+
+def port_claims(project: Project, services: Sequence[str]) -> list[PortClaim]:
+    """The host ports the selected services publish."""
+    cfg = project.config
+    claims = []
+    if "postgres" in services:
+        claims.append(PortClaim("postgres", cfg.postgres.port, "postgres.port in devenv.toml or DEVENV_POSTGRES_PORT"))
+    if "redis" in services:
+        claims.append(PortClaim("redis", cfg.redis.port, "redis.port in devenv.toml or DEVENV_REDIS_PORT"))
+    if "server" in services:
+        claims.append(PortClaim("server", cfg.server.port, "server.port in devenv.toml or DEVENV_SERVER_PORT"))
+    return claims
+
+
+def build_fingerprint(project: Project) -> str:
+    """Cheap fingerprint of the server's build inputs (paths, sizes, mtimes), to skip compose when nothing changed."""
+    skip_dirs = {"node_modules", ".git", ".devenv", "dist", "coverage", ".turbo", ".next"}
+    digest = hashlib.sha256()
+    context = (project.root / project.config.server.context).resolve()
+    for dirpath, dirnames, filenames in os.walk(context):
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
+        for name in sorted(filenames):
+            if name == ".env" or name.startswith(".env."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            digest.update(f"{path.relative_to(context)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _state_path(project: Project) -> Path:
+    return project.state_dir / "state.json"
+
+
+def load_state(project: Project) -> dict[str, Any]:
+    """devenv's memory of the last successful `up` (fingerprints), or {}."""
+    try:
+        data = json.loads(_state_path(project).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(project: Project, state: dict[str, Any]) -> None:
+    """Write the state atomically."""
+    path = _state_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _stack_is_up(runtime: Runtime, services: Sequence[str]) -> bool:
+    by_service = {c.service: c for c in runtime.containers() if not c.oneoff}
+    for service in services:
+        state = by_service.get(service)
+        if state is None:
+            return False
+        if service == "migrate":
+            if state.status != "exited" or state.exit_code != 0:
+                return False
+        elif state.status != "running" or state.health not in {None, "healthy"} or state.restart_count:
+            return False
+    return True
+
+
+def _owned_ports(runtime: Runtime, project: Project) -> set[int]:
+    owned = set()
+    for service, port in (("postgres", 5432), ("redis", 6379), ("server", project.config.server.container_port)):
+        published = runtime.published_port(service, port)
+        if published:
+            owned.add(published)
+    return owned
+
+
+class _LazyProbe:
+    """A probe whose endpoint is known only once Docker has published the port."""
+
+    def __init__(self, name: str, factory: Callable[[], Probe | None]) -> None:
+        self.name = name
+        self._factory = factory
+        self._probe: Probe | None = None
+
+    def check(self) -> bool:
+        if self._probe is None:
+            self._probe = self._factory()
+            if self._probe is None:
+                return False
+        return self._probe.check()
+
+
+@dataclass
+class _Waiter:
+    project: Project
+    runtime: Runtime
+    timeout: float
+    emit: Callable[[Event], None]
+    t0: float
+    cancel: threading.Event = field(default_factory=threading.Event)
+    ready_at: dict[str, float] = field(default_factory=dict)
+    seeded: bool = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def probes(
+        self, services: Sequence[str], endpoints: Callable[[], Endpoints], cache: StateCache
+    ) -> dict[str, Probe]:
+        from devenv.envfile import stack_settings
+
+        settings = stack_settings(self.project)
+        cfg = self.project.config
+        probes: dict[str, Probe] = {}
+
+        def pg() -> Probe | None:
+            ep = endpoints()
+            if ep.postgres_port is None:
+                return None
+            return PostgresProbe(ep.host, ep.postgres_port, settings.pg_user, settings.pg_password, settings.pg_db)
+
+        def rd() -> Probe | None:
+            ep = endpoints()
+            if ep.redis_port is None:
+                return None
+            return RedisProbe(ep.host, ep.redis_port, settings.redis_password, settings.redis_db)
+
+        def srv() -> Probe | None:
+            ep = endpoints()
+            if ep.server_port is None:
+                return None
+            return HttpProbe(f"http://{ep.host}:{ep.server_port}{cfg.server.ready_path}")
+
+        if "postgres" in services:
+            probes["postgres"] = _LazyProbe("postgres", pg)
+        if "redis" in services:
+            probes["redis"] = _LazyProbe("redis", rd)
+        if "migrate" in services:
+            probes["migrate"] = JobProbe(self.runtime, cache)
+        if "server" in services:
+            probes["server"] = _LazyProbe("server", srv)
+        return probes
+
+    def run_one(self, service: str, probe: Probe, watch: ContainerWatch) -> None:
+        self.emit(Event(service, "waiting", self.elapsed()))
+        try:
+            wait_for(probe, timeout=self.timeout, watch=watch, cancel=self.cancel)
+        except Cancelled:
+            return
+        except BaseException as ex:
+            self.cancel.set()
+            self.emit(Event(service, "failed", self.elapsed(), getattr(ex, "message", str(ex))))
+            raise
+        self.ready_at[service] = self.elapsed()
+        self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
+        if service == "postgres":
+            self.mark_cluster()
+        if service == "migrate":
+            self.seed_if_new()
+
+    def seed_if_new(self) -> None:
+        """On a new database: run the seed once, mark the database seeded and take the reset template."""
+        from devenv.snapshot import reset_key, take_template
+
+        if is_seeded(self.project, self.runtime):
+            return
+        if self.project.config.migrate.seed_command:
+            self.emit(Event("migrate", "seeding", self.elapsed()))
+            run_seed(self.project, self.runtime)
+            self.seeded = True
+            self.emit(Event("migrate", "seeded", self.elapsed()))
+        else:
+            _mark_seeded(self.project, self.runtime)
+        with _pg_connect(self.project, self.runtime, "postgres") as conn:
+            take_template(conn, conn_db(self.project), reset_key(self.project))
+
+    def mark_cluster(self) -> None:
+        """Tag the stack's own Postgres, so reset can tell it from any other."""
+        from devenv.snapshot import mark_cluster
+
+        with _pg_connect(self.project, self.runtime, "postgres") as conn:
+            mark_cluster(conn, self.project.name)
+
+
+def conn_db(project: Project) -> str:
+    """The app database's name."""
+    from devenv.envfile import stack_settings
+
+    return stack_settings(project).pg_db
+
+
+def _pg_connect(project: Project, runtime: Runtime, dbname: str | None = None) -> Any:
+    import psycopg
+
+    from devenv.envfile import stack_settings
+
+    settings = stack_settings(project)
+    ep = resolve_endpoints(project, runtime)
+    if ep.postgres_port is None:
+        raise DevenvError("postgres is not running.", "run `devenv up` first.")
+    return psycopg.connect(
+        host=ep.host,
+        port=ep.postgres_port,
+        user=settings.pg_user,
+        password=settings.pg_password,
+        dbname=dbname or settings.pg_db,
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+def is_seeded(project: Project, runtime: Runtime) -> bool:
+    """Whether the app database carries devenv's seed mark."""
+    with _pg_connect(project, runtime) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0] == SEED_MARK)
+
+
+def run_seed(project: Project, runtime: Runtime) -> None:
+    """Run the seed command in a one-off container of the server image, then mark the database seeded."""
+    argv = list(project.config.migrate.seed_command)
+    code, output = runtime.run_oneoff("migrate", argv)
+    if code != 0:
+        tail = "\n".join(output.strip().splitlines()[-30:])
+        raise MigrationFailed(
+            f"the seed (`{' '.join(argv)}`) exited with code {code}.",
+            "fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
+            details=tail,
+        )
+    _mark_seeded(project, runtime)
+
+
+def _mark_seeded(project: Project, runtime: Runtime) -> None:
+    from psycopg import sql
+
+    with _pg_connect(project, runtime) as conn:
+        dbname = conn.info.dbname
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(SEED_MARK)))
+
+
+def _migration_error(project: Project, runtime: Runtime, err: ComposeFailed) -> DevenvError:
+    if "migrate" in err.output and ("didn't complete successfully" in err.output or "exited with code" in err.output):
+        logs = runtime.logs(["migrate"], tail=30)
+        return MigrationFailed(
+            "the migrate job failed; the stack is left up for inspection.",
+            "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`.",
+            details=f"--- last 30 log lines of migrate ---\n{logs}",
+        )
+    return err
+
+
+def up(
+    project: Project,
+    runtime: Runtime,
+    services: Sequence[str] = (),
+    *,
+    timeout: float = 60.0,
+    on_event: Callable[[Event], None] = lambda e: None,
+) -> UpResult:
+    """Render, start what is not running, and wait until every selected service really answers."""
+    from devenv.envfile import ensure_env
+    from devenv.render import write_compose
+
+    t0 = time.monotonic()
+    selected = expand_services(services)
+    env_result = ensure_env(project)
+    rendered = write_compose(project)
+    fingerprint = {"compose": rendered.digest}
+    if "server" in selected or "migrate" in selected:
+        fingerprint["build"] = build_fingerprint(project)
+    state = load_state(project)
+
+    unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(runtime, selected)
+    waiter = _Waiter(project, runtime, timeout, on_event, t0)
+    cache = StateCache(runtime)
+    compose_error: list[BaseException] = []
+
+    def compose_up() -> None:
+        try:
+            runtime.up(selected, build="server" in selected or "migrate" in selected)
+        except BaseException as ex:
+            compose_error.append(ex)
+            waiter.cancel.set()
+
+    compose_thread: threading.Thread | None = None
+    if unchanged:
+        for service in selected:
+            on_event(Event(service, "unchanged", waiter.elapsed()))
+    else:
+        check_ports(port_claims(project, selected), owned=_owned_ports(runtime, project))
+        for service in selected:
+            on_event(Event(service, "starting", waiter.elapsed()))
+        compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
+        compose_thread.start()
+
+    endpoints_cache: dict[str, Endpoints] = {}
+
+    def endpoints() -> Endpoints:
+        ep = endpoints_cache.get("ep")
+        if ep is None or None in (ep.postgres_port, ep.redis_port, ep.server_port):
+            ep = resolve_endpoints(project, runtime)
+            endpoints_cache["ep"] = ep
+        return ep
+
+    probes = waiter.probes(selected, endpoints, cache)
+    watch = ContainerWatch(runtime, cache, selected)
+    try:
+        with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait") as pool:
+            futures: list[Future[None]] = [
+                pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failures = [f.exception() for f in done if f.exception() is not None]
+            if failures:
+                waiter.cancel.set()
+            wait(futures)
+        if compose_thread is not None:
+            compose_thread.join()
+        if compose_error:
+            err = compose_error[0]
+            if isinstance(err, ComposeFailed):
+                raise _migration_error(project, runtime, err)
+            raise err
+        if failures:
+            raise failures[0]  # type: ignore[misc]
+    except BaseException:
+        waiter.cancel.set()
+        raise
+
+    save_state(project, {"fingerprint": fingerprint, "project": project.name})
+    ep = resolve_endpoints(project, runtime)
+    reports = tuple(
+        ServiceReport(
+            service=s,
+            state="ready" if s != "migrate" else "migrated",
+            url=ep.masked_url(s, project),
+            seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
+        )
+        for s in selected
+    )
+    return UpResult(
+        project=project.name,
+        services=reports,
+        compose_work=not unchanged,
+        seeded=waiter.seeded,
+        elapsed=round(time.monotonic() - t0, 2),
+        env_added=tuple(env_result.added),
+    )
+
+
+def down(project: Project, runtime: Runtime, *, volumes: bool = False) -> DownResult:
+    """Stop and remove the stack's containers and network; its volumes only when asked."""
+    runtime.down(volumes=volumes)
+    left = runtime.resources().volumes
+    return DownResult(project=project.name, volumes_removed=volumes, remaining_volumes=left)

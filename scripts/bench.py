@@ -1,0 +1,374 @@
+"""Benchmarks: devenv against its baselines, in the same run, on the same machine (`make bench`).
+
+Every number is a median of N runs (default 5) of a whole command, CLI start included, with images present.
+Each case prints devenv's time, the baseline's and the ratio next to the target from its issue.
+
+    python scripts/bench.py [--runs N] [--only CASE ...]
+
+Cases: help, pg_redis, full_up, warm, reset, ci_parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "monorepo"
+DEVENV = [sys.executable, "-m", "devenv"]
+ROWS: list[tuple[str, float, str, float, str, str]] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sh(argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if check and done.returncode != 0:
+        sys.exit(f"bench: `{' '.join(argv)}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def record(case: str, devenv_s: float, baseline: str, baseline_s: float, target: str, verdict: str) -> None:
+    ROWS.append((case, devenv_s, baseline, baseline_s, target, verdict))
+    print(f"  {case}: devenv {devenv_s:.3f} s | {baseline} {baseline_s:.3f} s | {target}: {verdict}", flush=True)
+
+
+class Project:
+    """A copy of the example project with its own stack name and free host ports."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="devenv-bench-"))
+        shutil.copytree(EXAMPLE, self.dir / "monorepo", ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env"))
+        self.root = self.dir / "monorepo"
+        self.name = f"bench-{uuid.uuid4().hex[:6]}"
+        self.env = dict(os.environ)
+        self.env.update(
+            DEVENV_PROJECT_NAME=self.name,
+            DEVENV_POSTGRES_PORT=str(free_port()),
+            DEVENV_REDIS_PORT=str(free_port()),
+            DEVENV_SERVER_PORT=str(free_port()),
+        )
+
+    def devenv(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return sh([*DEVENV, "-C", str(self.root), *args], env=self.env, check=check)
+
+    def down(self) -> None:
+        self.devenv("down", "--volumes", "--yes", check=False)
+
+    def cleanup(self) -> None:
+        self.down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def poll(fn: Callable[[], bool], interval: float = 0.02, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(interval)
+    sys.exit("bench: floor poll timed out")
+
+
+def pg_answers(port: int, user: str, password: str, db: str) -> Callable[[], bool]:
+    import psycopg
+
+    def check() -> bool:
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user=user, password=password, dbname=db, connect_timeout=1
+            ) as c:
+                c.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    return check
+
+
+def redis_answers(port: int, password: str) -> Callable[[], bool]:
+    import redis
+
+    def check() -> bool:
+        r = redis.Redis(host="127.0.0.1", port=port, password=password or None, socket_timeout=1)
+        try:
+            return bool(r.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False
+        finally:
+            r.close()
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return int(resp.status) == 200
+        except OSError:
+            return False
+
+    return check
+
+
+def env_of(project: Project) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v or "" for k, v in dotenv_values(project.root / "apps" / "server" / ".env").items()}
+
+
+def compose(project: Project, *args: str) -> list[str]:
+    return [
+        "docker",
+        "compose",
+        "-p",
+        project.name,
+        "-f",
+        str(project.root / ".devenv" / "compose.yml"),
+        "--project-directory",
+        str(project.root),
+        *args,
+    ]
+
+
+# -- cases ---------------------------------------------------------------------------------------------------------
+
+
+def case_help(runs: int) -> None:
+    samples = [timed(lambda: sh([*DEVENV, "--help"])) for _ in range(runs)]
+    bare = [timed(lambda: sh([sys.executable, "-c", "pass"])) for _ in range(runs)]
+    value = median(samples)
+    record("devenv --help", value, "python -c pass", median(bare), "<= 0.150 s", "ok" if value <= 0.15 else "MISSED")
+
+
+REVIEW_COMPOSE = """
+services:
+  postgres:
+    image: {pg_image}
+    environment:
+      POSTGRES_USER: coesco
+      POSTGRES_PASSWORD: development
+      POSTGRES_DB: coesco_dev
+    ports: ["127.0.0.1:{pg_port}:5432"]
+    volumes: [postgres_data:/var/lib/postgresql/data]
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -U coesco"]
+      interval: 10s
+      timeout: 5s
+      retries: 5
+  redis:
+    image: {redis_image}
+    ports: ["127.0.0.1:{redis_port}:6379"]
+    volumes: [redis_data:/data]
+    healthcheck:
+      test: ["CMD", "redis-cli", "ping"]
+      interval: 10s
+      timeout: 5s
+      retries: 5
+volumes:
+  postgres_data:
+  redis_data:
+"""
+
+
+def case_pg_redis(runs: int) -> None:
+    """devenv up postgres redis vs the review's compose `up -d --wait` vs the floor (poll SELECT 1 every 20 ms)."""
+    p = Project()
+    try:
+        p.devenv("env")
+        p.devenv("render", "-o", str(p.root / ".devenv" / "compose.yml"))
+        env = env_of(p)
+        pg = pg_answers(int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
+                        env["POSTGRES_DB"])
+        rd = redis_answers(int(p.env["DEVENV_REDIS_PORT"]), env.get("REDIS_PASSWORD", ""))
+        devenv_s, floor_s, review_s = [], [], []
+        review_file = p.dir / "review-compose.yml"
+        review_file.write_text(
+            REVIEW_COMPOSE.format(
+                pg_image=os.environ.get("DEVENV_POSTGRES_IMAGE", "postgres:16-alpine"),
+                redis_image=os.environ.get("DEVENV_REDIS_IMAGE", "redis:7-alpine"),
+                pg_port=free_port(),
+                redis_port=free_port(),
+            )
+        )
+        review = ["docker", "compose", "-p", f"{p.name}-review", "-f", str(review_file)]
+        for _ in range(runs):
+            p.down()
+            devenv_s.append(timed(lambda: p.devenv("up", "postgres", "redis")))
+            p.down()
+
+            def floor() -> None:
+                sh(compose(p, "up", "-d", "postgres", "redis"), env=p.env)
+                poll(pg)
+                poll(rd)
+
+            floor_s.append(timed(floor))
+            sh(compose(p, "down", "-v"), env=p.env)
+            review_s.append(timed(lambda: sh([*review, "up", "-d", "--wait"])))
+            sh([*review, "down", "-v"])
+        d, f, r = median(devenv_s), median(floor_s), median(review_s)
+        record("up postgres redis", d, "floor (compose up -d + poll 20 ms)", f, "<= 1.15x floor",
+               f"{d / f:.2f}x floor ({'ok' if d <= 1.15 * f else 'MISSED'})")
+        record("up postgres redis", d, "review compose up -d --wait", r, "faster than review",
+               f"{r / d:.1f}x faster")
+    finally:
+        p.cleanup()
+
+
+def case_full_up(runs: int) -> None:
+    """Full `devenv up` vs the sum of its floors (pg+redis, migrate, seed, server start to ready)."""
+    p = Project()
+    try:
+        p.devenv("up")  # builds the server image once; later runs use the cache
+        env = env_of(p)
+        pg = pg_answers(int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
+                        env["POSTGRES_DB"])
+        rd = redis_answers(int(p.env["DEVENV_REDIS_PORT"]), env.get("REDIS_PASSWORD", ""))
+        ready = http_ok(f"http://127.0.0.1:{p.env['DEVENV_SERVER_PORT']}/health/ready")
+        cfg_cmds = json.loads(p.devenv("render", "--json-commands", check=False).stdout or "{}") or {
+            "migrate": ["npx", "prisma", "migrate", "deploy"],
+            "seed": ["npx", "prisma", "db", "seed"],
+        }
+        devenv_s, floor_s = [], []
+        for _ in range(runs):
+            p.down()
+            devenv_s.append(timed(lambda: p.devenv("up")))
+            p.down()
+            t_pg = timed(lambda: (sh(compose(p, "up", "-d", "--no-deps", "postgres", "redis"), env=p.env),
+                                  poll(pg), poll(rd)))
+            t_mig = timed(lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["migrate"]),
+                                     env=p.env))
+            t_seed = timed(lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["seed"]),
+                                      env=p.env))
+            t_srv = timed(lambda: (sh(compose(p, "up", "-d", "--no-deps", "server"), env=p.env), poll(ready)))
+            floor_s.append(t_pg + t_mig + t_seed + t_srv)
+            sh(compose(p, "down", "-v"), env=p.env)
+        d, f = median(devenv_s), median(floor_s)
+        record("full up", d, "sum of floors", f, "<= 1.2x", f"{d / f:.2f}x ({'ok' if d <= 1.2 * f else 'MISSED'})")
+    finally:
+        p.cleanup()
+
+
+def case_warm(runs: int) -> None:
+    """Warm `devenv up` (nothing changed) and `devenv status` on a running stack."""
+    p = Project()
+    try:
+        p.devenv("up")
+        warm = [timed(lambda: p.devenv("up")) for _ in range(runs)]
+        status = [timed(lambda: p.devenv("status")) for _ in range(runs)]
+        ps = [timed(lambda: sh(compose(p, "ps"), env=p.env)) for _ in range(runs)]
+        w, s, b = median(warm), median(status), median(ps)
+        record("warm up", w, "docker compose ps", b, "<= 0.5 s", "ok" if w <= 0.5 else "MISSED")
+        record("status", s, "docker compose ps", b, "<= 0.4 s", "ok" if s <= 0.4 else "MISSED")
+    finally:
+        p.cleanup()
+
+
+def case_reset(runs: int) -> None:
+    """Soft reset (template clone) vs hard reset (down -v + up), same run."""
+    p = Project()
+    try:
+        p.devenv("up")
+        p.devenv("reset", "--yes")  # the first reset after a fresh up already has its template
+        soft = [timed(lambda: p.devenv("reset", "--yes")) for _ in range(runs)]
+        hard = [timed(lambda: p.devenv("reset", "--hard", "--yes")) for _ in range(max(3, runs // 2 + 1))]
+        s, h = median(soft), median(hard)
+        record("reset (soft)", s, "reset --hard", h, "<= 0.3 s and >= 20x faster",
+               f"{h / s:.0f}x faster ({'ok' if s <= 0.3 and h / s >= 20 else 'MISSED'})")
+    finally:
+        p.cleanup()
+
+
+def case_ci_parallel(runs: int) -> None:
+    """4 `devenv run` at once vs one, each running a command that queries Postgres and Redis."""
+    p = Project()
+    probe = (
+        "import os,psycopg,redis;"
+        "psycopg.connect(os.environ['DATABASE_URL']).execute('select 1');"
+        "redis.Redis.from_url(os.environ['REDIS_URL']).ping()"
+    )
+    try:
+        p.devenv("env")
+
+        def run_one() -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [*DEVENV, "-C", str(p.root), "run", "--", sys.executable, "-c", probe],
+                env={k: v for k, v in p.env.items() if k != "DEVENV_PROJECT_NAME"},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+
+        def single() -> None:
+            proc = run_one()
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                sys.exit(f"bench: devenv run failed: {err[-2000:]}")
+
+        def four() -> None:
+            procs = [run_one() for _ in range(4)]
+            for proc in procs:
+                out, err = proc.communicate()
+                if proc.returncode != 0:
+                    sys.exit(f"bench: parallel devenv run failed: {err[-2000:]}")
+
+        one = [timed(single) for _ in range(max(1, runs // 2))]
+        par = [timed(four) for _ in range(max(1, runs // 2))]
+        o, f = median(one), median(par)
+        record("4 x devenv run at once", f, "1 x devenv run", o, "<= 2x single",
+               f"{f / o:.2f}x ({'ok' if f <= 2 * o else 'MISSED'})")
+    finally:
+        p.cleanup()
+
+
+CASES = {
+    "help": case_help,
+    "pg_redis": case_pg_redis,
+    "full_up": case_full_up,
+    "warm": case_warm,
+    "reset": case_reset,
+    "ci_parallel": case_ci_parallel,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", choices=sorted(CASES), default=None)
+    args = parser.parse_args()
+    for name in args.only or list(CASES):
+        print(f"bench: {name} (median of {args.runs})", flush=True)
+        CASES[name](args.runs)
+    print()
+    print("| case | devenv (s) | baseline | baseline (s) | target | result |")
+    print("| --- | ---: | --- | ---: | --- | --- |")
+    for case, d, base, b, target, verdict in ROWS:
+        print(f"| {case} | {d:.3f} | {base} | {b:.3f} | {target} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()

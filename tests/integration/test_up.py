@@ -1,0 +1,114 @@
+"""`devenv up` / `down` / `status` / `logs` / `psql` on the real engine with the example project."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import datetime
+
+from tests.integration.conftest import ExampleProject
+
+
+def _events(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_fresh_up_data_survives_down_up_and_second_up_is_a_no_op(example: ExampleProject) -> None:
+    done = example.devenv("up", "--json", check=True)
+    events = _events(done.stdout)
+    summary = events[-1]
+    assert summary["event"] == "summary"
+    assert summary["compose_work"] is True and summary["seeded"] is True
+    rows = {row["service"]: row for row in summary["services"]}  # type: ignore[union-attr]
+    assert set(rows) == {"postgres", "redis", "migrate", "server"}
+    assert rows["postgres"]["url"].startswith("postgresql://") and "***" in rows["postgres"]["url"]
+    assert {e["service"] for e in events if e.get("phase") == "ready"} == {"postgres", "redis", "server"}
+    env = example.env_values()
+    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET", "SESSION_SECRET"):
+        assert env[secret] and env[secret] not in done.stdout + done.stderr
+
+    status, quote = example.http("POST", "/v1/quotes", {"author": "Ada", "text": "survives down/up"})
+    assert status == 201, quote
+
+    second = example.devenv("up", "--json", check=True)
+    assert _events(second.stdout)[-1]["compose_work"] is False
+
+    example.devenv("down", check=True)
+    assert example.resources()["containers"] == []
+    assert len(example.resources()["volumes"]) == 2  # data volumes stay
+
+    again = example.devenv("up", "--json", check=True)
+    assert _events(again.stdout)[-1]["seeded"] is False  # the seed runs once, on a new database
+    status, quotes = example.http("GET", "/v1/quotes")
+    assert status == 200
+    assert "survives down/up" in json.dumps(quotes)
+
+    logs = example.devenv("logs", "--tail", "5", "postgres", check=True)
+    assert "postgres" in logs.stdout
+    psql = example.devenv("psql", "-c", "select 1 as one", check=True)
+    assert "one" in psql.stdout and "1" in psql.stdout
+    rcli = example.devenv("redis-cli", "ping", check=True)
+    assert "PONG" in rcli.stdout
+
+    example.devenv("down", "--volumes", "--yes", check=True)
+    assert example.resources() == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_status_healthy_then_degraded_when_redis_stops(example: ExampleProject) -> None:
+    example.devenv("up", check=True)
+    healthy = example.devenv("status", "--json")
+    report = json.loads(healthy.stdout)
+    assert healthy.returncode == 0, healthy.stderr
+    assert report["status"] == "healthy"
+    assert {"postgres", "redis", "server"} <= set(report["checks"])
+    assert report["checks"]["postgres"]["responseTime"] is not None
+    assert report["checks"]["server"]["details"]["status"] == "healthy"
+
+    subprocess.run(["docker", "stop", "-t", "1", example.container("redis")], check=True, capture_output=True)
+    degraded = example.devenv("status", "--json")
+    report = json.loads(degraded.stdout)
+    assert report["status"] in {"degraded", "unhealthy"}
+    assert degraded.returncode in {1, 4}
+    assert report["checks"]["redis"]["status"] == "down"
+    assert report["checks"]["redis"]["live"] is False
+
+    example.devenv("down", check=True)
+    gone = example.devenv("status", "--json")
+    assert gone.returncode == 4
+    assert json.loads(gone.stdout)["status"] == "unhealthy"
+
+
+def test_broken_migration_exits_5_and_leaves_stack_up(example: ExampleProject) -> None:
+    broken = example.server_dir / "prisma" / "migrations" / "99990101000000_broken"
+    broken.mkdir()
+    (broken / "migration.sql").write_text("ALTER TABLE no_such_table ADD COLUMN x int;\n")
+    done = example.devenv("up")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "migrat" in done.stderr
+    assert "no_such_table" in done.stderr  # prisma's own message is passed through
+    running = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", example.container("postgres")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert running.stdout.strip() == "true"  # left up for inspection
+
+
+def test_crash_looping_server_is_reported_within_two_seconds(example: ExampleProject) -> None:
+    example.devenv("env", check=True)
+    env_file = example.server_dir / ".env"
+    text = re.sub(r"(?m)^HEALTH_CHECK_TIMEOUT_MS=.*$", "", env_file.read_text())
+    env_file.write_text(text + "HEALTH_CHECK_TIMEOUT_MS=not-a-number\n")
+    done = example.devenv("up", "--timeout", "120")
+    finished = time.time()
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "server" in done.stderr and ("exited" in done.stderr or "crash" in done.stderr)
+    assert "HEALTH_CHECK_TIMEOUT_MS" in done.stderr  # the container's own last log lines
+    assert "Hint:" in done.stderr
+    inspect = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.StartedAt}}", example.container("server")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    started = datetime.fromisoformat(inspect.stdout.strip()[:26].rstrip("Z") + "+00:00").timestamp()
+    assert finished - started <= 2.0 + 1.0  # reported within 2 s of the crash (+1 s for the CLI's own exit)

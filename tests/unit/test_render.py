@@ -1,0 +1,211 @@
+"""The compose definition: golden files, determinism, no secrets, `$` escaping, labels, ports, dependencies."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devenv.envfile import read_env
+from devenv.errors import ConfigError
+from devenv.project import Project, load_project
+from devenv.render import build_compose, check_compose, render_compose, write_compose
+from tests.fixtures.helpers import GOLDEN, GOLDEN_CASES, PASSWORD, clean_environ, copy_project, golden_project, tree
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_environ(monkeypatch)
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Project:
+    return load_project(copy_project("example", tmp_path / "quotes"), environ={})
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden(case: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    project, _ = golden_project(case, tmp_path)
+    text = render_compose(project)
+    golden = GOLDEN / f"{case}.compose.yml"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(text)
+    assert golden.exists(), f"no golden file for {case}; run pytest --update-golden"
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_same_inputs_give_identical_bytes_anywhere(case: str, tmp_path: Path) -> None:
+    first, _ = golden_project(case, tmp_path / "a")
+    second, _ = golden_project(case, tmp_path / "b" / "deeper")
+    assert render_compose(first) == render_compose(first) == render_compose(second)
+    assert str(tmp_path) not in render_compose(first)
+
+
+def services(project: Project) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(render_compose(project))
+    return data
+
+
+def test_services_dependencies_and_healthchecks(example: Project) -> None:
+    data = services(example)
+    svc = data["services"]
+    assert sorted(svc) == ["migrate", "postgres", "redis", "server"]
+    assert svc["server"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert svc["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert svc["migrate"]["command"] == ["npx", "prisma", "migrate", "deploy"]
+    assert svc["migrate"]["image"] == svc["server"]["image"] == "quotes-server:devenv"
+    assert svc["migrate"]["restart"] == "no"
+    pg = svc["postgres"]["healthcheck"]
+    assert "pg_isready" in pg["test"][1] and "-h 127.0.0.1" in pg["test"][1]
+    for name in ("postgres", "redis", "server"):
+        check = svc[name]["healthcheck"]
+        assert (check["interval"], check["start_interval"]) == ("10s", "250ms") and check["start_period"]
+    assert svc["redis"]["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]
+    assert "fetch('http://127.0.0.1:3000/health')" in svc["server"]["healthcheck"]["test"][3]
+    assert "--appendonly yes" in svc["redis"]["command"][2]
+
+
+def test_labels_on_every_service_volume_and_network(example: Project) -> None:
+    data = services(example)
+    label = {"devenv.project": "quotes"}
+    assert data["name"] == "quotes"
+    for svc in data["services"].values():
+        assert svc["labels"] == label
+    assert data["volumes"] == {"pgdata": {"labels": label}, "redisdata": {"labels": label}}
+    assert data["networks"] == {"default": {"labels": label}}
+    assert data["services"]["server"]["build"]["labels"] == label
+
+
+def test_ports_on_loopback_and_ephemeral(tmp_path: Path) -> None:
+    project, _ = golden_project("ci-ephemeral", tmp_path)
+    svc = services(project)["services"]
+    assert svc["postgres"]["ports"] == ["127.0.0.1::5432"]
+    assert svc["redis"]["ports"] == ["127.0.0.1::6379"]
+    assert svc["server"]["ports"] == ["127.0.0.1::3000"]
+    project, _ = golden_project("custom", tmp_path)
+    svc = services(project)["services"]
+    assert svc["postgres"]["ports"] == ["127.0.0.1:15432:5432"]
+    assert svc["server"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_build_and_mounts_relative_to_the_compose_file(tmp_path: Path) -> None:
+    project, _ = golden_project("custom", tmp_path)
+    server = services(project)["services"]["server"]
+    assert server["build"] == {
+        "args": {"APP_VERSION": "7", "NODE_IMAGE": "node:22-slim"},
+        "context": "../services/api",
+        "dockerfile": "Dockerfile",
+        "labels": {"devenv.project": "shop"},
+    }
+    assert server["volumes"][0] == {
+        "type": "bind",
+        "source": "../services/api/src",
+        "target": "/srv/src",
+        "read_only": True,
+    }
+    assert server["env_file"] == ["../services/api/.env", "server.env"]
+    root_relative = yaml.safe_load(render_compose(project, base_dir=project.root))["services"]["server"]
+    assert root_relative["env_file"] == ["services/api/.env", ".devenv/server.env"]
+
+
+def test_stand_in_images_come_from_the_environment(tmp_path: Path) -> None:
+    project, _ = golden_project("ci-ephemeral", tmp_path)
+    svc = services(project)["services"]
+    assert svc["postgres"]["image"] == "devenv-local/postgres:15"
+    assert svc["redis"]["image"] == "devenv-local/redis:7"
+    assert svc["server"]["build"]["args"] == {"NODE_IMAGE": "devenv-local/node:20"}
+    assert project.compose_file == project.root / ".devenv" / "stacks" / "ci-run-42" / "compose.yml"
+
+
+def test_every_dollar_is_escaped(tmp_path: Path) -> None:
+    project, _ = golden_project("dollar", tmp_path)
+    text = render_compose(project)
+    assert re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")) is None
+    svc = yaml.safe_load(text)["services"]
+    assert svc["server"]["build"]["args"]["GREETING"] == "costs $$5 or $${PRICE}"
+    assert svc["migrate"]["command"] == ["sh", "-c", "echo $$HOME && npx prisma migrate deploy"]
+
+
+def test_write_compose_files_modes_and_no_secrets(example: Project) -> None:
+    result = write_compose(example, environ={})
+    state = example.state_dir
+    assert result.path == example.compose_file and result.changed
+    assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
+    for name in ("postgres.env", "redis.env", "server.env"):
+        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
+    assert result.env is not None and result.env.generated
+    values = read_env(example)
+    compose_text = example.compose_file.read_text()
+    for key in result.env.generated:
+        assert values[key] not in compose_text, key
+    assert values["POSTGRES_PASSWORD"] in (state / "postgres.env").read_text()
+    server_env = (state / "server.env").read_text()
+    assert "@postgres:5432/quotes?schema=public" in server_env and "@redis:6379/0" in server_env
+
+
+def test_write_compose_is_idempotent_and_digest_follows_env(example: Project) -> None:
+    first = write_compose(example, environ={})
+    second = write_compose(example, environ={})
+    assert not second.changed and second.digest == first.digest
+    text = example.env_file.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=x", 1)
+    example.env_file.write_text(text)
+    third = write_compose(example, environ={})
+    assert third.changed and third.digest != first.digest
+    assert example.compose_file.read_text() == render_compose(example)  # compose text does not depend on .env
+
+
+def test_password_with_dollar_reaches_the_env_files_literally(tmp_path: Path) -> None:
+    project = load_project(copy_project("example", tmp_path / "quotes"), environ={})
+    project.env_file.write_text(f"POSTGRES_PASSWORD={PASSWORD}\nREDIS_PASSWORD='{PASSWORD}'\n")
+    write_compose(project, environ={})
+    for name in ("postgres.env", "server.env"):
+        assert f"POSTGRES_PASSWORD='{PASSWORD}'" in (project.state_dir / name).read_text()
+    assert f"REDISCLI_AUTH='{PASSWORD}'" in (project.state_dir / "redis.env").read_text()
+    assert PASSWORD not in project.compose_file.read_text()
+
+
+def test_empty_postgres_password_is_refused(tmp_path: Path) -> None:
+    project = load_project(copy_project("example", tmp_path / "quotes"), environ={})
+    project.env_file.write_text("POSTGRES_PASSWORD=\n")
+    with pytest.raises(ConfigError, match="POSTGRES_PASSWORD is empty") as err:
+        write_compose(project, environ={})
+    assert "devenv env" in (err.value.hint or "")
+    assert not project.state_dir.exists()
+
+
+def test_missing_dockerfile_and_context(tmp_path: Path) -> None:
+    root = copy_project("example", tmp_path / "quotes")
+    (root / "apps" / "server" / "Dockerfile").unlink()
+    with pytest.raises(ConfigError, match=r"server\.dockerfile = 'apps/server/Dockerfile'"):
+        build_compose(load_project(root, environ={}))
+    (root / "devenv.toml").write_text('[server]\ncontext = "nope"\n')
+    with pytest.raises(ConfigError, match=r"server\.context = 'nope'"):
+        build_compose(load_project(root, environ={}))
+
+
+def test_missing_template_is_refused_by_render(tmp_path: Path) -> None:
+    root = copy_project("custom", tmp_path / "custom")
+    (root / "services" / "api" / ".env.template").unlink()
+    before = tree(tmp_path)
+    with pytest.raises(ConfigError, match="the template is missing"):
+        write_compose(load_project(root, environ={}), environ={})
+    assert tree(tmp_path) == before
+
+
+def test_check_compose(example: Project) -> None:
+    target = example.root / "docker-compose.yml"
+    assert check_compose(example, target).stale
+    write_compose(example, target, environ={})
+    assert not check_compose(example, target).stale
+    target.write_text(target.read_text().replace("10s", "5s"))
+    result = check_compose(example, target)
+    assert result.stale and "-      interval: 5s" in result.diff and "+      interval: 10s" in result.diff

@@ -1,0 +1,144 @@
+"""Waiting: retry until ready, final states raise at once, deadlines, backoff bounds."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from tenacity import wait_exponential_jitter
+
+from devenv.errors import MigrationFailed, ServiceNotReady
+from devenv.wait import (
+    BACKOFF,
+    Cancelled,
+    ContainerWatch,
+    JobProbe,
+    StateCache,
+    hint_from_logs,
+    wait_for,
+)
+from tests.fakes import FakeRuntime, state
+
+
+class Scripted:
+    """A probe that answers from a script: False (not yet), True (ready) or an exception (final)."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[object]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def check(self) -> bool:
+        self.calls += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        assert isinstance(answer, bool)
+        return answer
+
+
+def test_retries_until_ready_and_sleeps_within_bounds() -> None:
+    sleeps: list[float] = []
+    probe = Scripted([False, False, False, True])
+    wait_for(probe, timeout=10, sleep=sleeps.append)
+    assert probe.calls == 4
+    assert len(sleeps) == 3
+    assert all(0 < s <= 0.5 for s in sleeps)
+    assert sleeps[0] <= 0.05 + BACKOFF["jitter"]
+
+
+def test_backoff_is_capped_below_half_a_second() -> None:
+    strategy = wait_exponential_jitter(**BACKOFF)
+
+    class _State:
+        attempt_number = 50
+
+    assert strategy(_State()) <= 0.5  # type: ignore[arg-type]
+    assert BACKOFF["multiplier"] <= 0.05
+
+
+def test_final_state_raises_at_once() -> None:
+    probe = Scripted([False, ServiceNotReady("postgres refused", "reset")])
+    with pytest.raises(ServiceNotReady, match="refused"):
+        wait_for(probe, timeout=10, sleep=lambda s: None)
+    assert probe.calls == 2
+
+
+def test_deadline_names_the_service_and_hints() -> None:
+    probe = Scripted([False] * 10_000)
+    with pytest.raises(ServiceNotReady) as info:
+        wait_for(probe, timeout=0.05, sleep=lambda s: None)
+    assert "scripted did not answer within 0.05 s" in info.value.message
+    assert info.value.hint and "--timeout" in info.value.hint
+
+
+def test_cancel_stops_quietly() -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        wait_for(Scripted([True]), timeout=1, cancel=cancel)
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        (state("server", "exited", exit_code=1), "server exited with code 1"),
+        (state("server", "restarting", restarts=2), "crash-looping"),
+        (state("server", "running", restarts=1), "crash-looping"),
+        (state("postgres", "running", health="unhealthy"), "postgres turned unhealthy"),
+    ],
+)
+def test_watch_reports_dead_containers_with_logs(container: object, message: str) -> None:
+    rt = FakeRuntime(states=[container], log_text="boom\nFATAL: password authentication failed for user app")  # type: ignore[list-item]
+    watch = ContainerWatch(rt, StateCache(rt, max_age=0), ["postgres", "server"])
+    with pytest.raises(ServiceNotReady) as info:
+        watch()
+    assert message in info.value.message
+    assert info.value.details and "password authentication failed" in info.value.details
+    assert info.value.hint and "reset --hard" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "container",
+    [state("server", "running"), state("postgres", "running", health="starting"), state("migrate", "exited")],
+)
+def test_watch_accepts_live_and_finished_jobs(container: object) -> None:
+    rt = FakeRuntime(states=[container])  # type: ignore[list-item]
+    ContainerWatch(rt, StateCache(rt, max_age=0), ["postgres", "server", "migrate"])()
+
+
+def test_job_probe() -> None:
+    rt = FakeRuntime(states=[state("migrate", "running")])
+    cache = StateCache(rt, max_age=0)
+    assert JobProbe(rt, cache).check() is False
+    rt.states = [state("migrate", "exited", exit_code=0)]
+    assert JobProbe(rt, cache).check() is True
+    rt.states = [state("migrate", "exited", exit_code=1)]
+    rt.log_text = "Error: P3009 migrate found failed migrations"
+    with pytest.raises(MigrationFailed) as info:
+        JobProbe(rt, cache).check()
+    assert info.value.exit_code == 5
+    assert info.value.details and "P3009" in info.value.details
+
+
+def test_state_cache_shares_one_engine_call() -> None:
+    rt = FakeRuntime(states=[state("redis")])
+    cache = StateCache(rt, max_age=60)
+    for _ in range(5):
+        cache.service("redis")
+    assert [c for c in rt.calls if c[0] == "containers"] == [("containers", ())]
+
+
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [
+        ("FATAL:  password authentication failed for user", "reset --hard"),
+        ("database files are incompatible with server", "major version"),
+        ("Error: Cannot find module 'express'", "dependency"),
+        ("all good", None),
+    ],
+)
+def test_hints_from_logs(logs: str, expected: str | None) -> None:
+    hint = hint_from_logs(logs)
+    assert (hint is None) if expected is None else (hint is not None and expected in hint)
