@@ -167,7 +167,7 @@ def ci_project(project: Project, name: str) -> Project:
         redis=replace(cfg.redis, port=0),
         server=replace(cfg.server, port=0),
     )
-    return replace(project, name=name, config=config)
+    return replace(project, name=name, config=config, ci=True)
 
 
 def _runtime_for(project: Project) -> Runtime:

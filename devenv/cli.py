@@ -402,5 +402,7 @@ def main() -> None:
     except ClickException as ex:  # usage errors: unknown option, missing argument, bad value
         ex.show()
         sys.exit(int(ExitCode.USAGE))
-    # With standalone_mode=False, `raise typer.Exit(n)` comes back as a return value.
+    # With standalone_mode=False, `raise typer.Exit(n)` comes back as a return value; typer turns Ctrl-C into 130.
+    if code == ExitCode.INTERRUPTED:
+        print("Aborting.", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

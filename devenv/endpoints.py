@@ -27,7 +27,8 @@ class Endpoints:
         """redis:// URL with the password percent-encoded (*** when masked)."""
         auth = ""
         if password:
-            auth = ":***@" if masked else f":{quote(password, safe='')}@"
+            # `default:` rather than an empty user: redis-cli 7.0 sends AUTH "" <password> for redis://:pw@ URLs.
+            auth = "default:***@" if masked else f"default:{quote(password, safe='')}@"
         return f"redis://{auth}{self.host}:{self.redis_port}/{db}"
 
     def server_url(self) -> str:

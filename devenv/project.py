@@ -27,6 +27,7 @@ class Project:
     config: Config
     name: str  # compose project name
     base_name: str = ""  # the name without DEVENV_PROJECT_NAME / CI override; "" means the same as name
+    ci: bool = False  # a throwaway CI stack (`devenv ci up` / `run`): labelled devenv.ci, so `devenv gc` may remove it
 
     @property
     def server_dir(self) -> Path:

@@ -23,6 +23,7 @@ from devenv.errors import ConfigError
 from devenv.project import Project
 
 PROJECT_LABEL = "devenv.project"
+CI_LABEL = "devenv.ci"  # only stacks with this label are candidates for `devenv gc`
 SERVICES = ("postgres", "redis", "migrate", "server")
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
@@ -127,6 +128,8 @@ def build_compose(
     cfg = project.config
     srv = cfg.server
     labels = {PROJECT_LABEL: project.name}
+    if project.ci:
+        labels[CI_LABEL] = "true"
     # One image per project, shared by its CI stacks (they differ in name, not in what they build).
     image = f"{project.base_name or project.name}-server:devenv"
     app_env = [_rel(project.env_file, base), _rel(state / "server.env", base)]

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from devenv.errors import CommandFailed, DevenvError, EngineUnreachable
 
 PROJECT_LABEL = "devenv.project"
+CI_LABEL = "devenv.ci"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
@@ -76,6 +77,7 @@ class Runtime(Protocol):
     def host_address(self) -> str: ...
     def up(self, services: Sequence[str], *, build: bool) -> None: ...
     def down(self, *, volumes: bool) -> None: ...
+    def build(self, services: Sequence[str]) -> None: ...
     def containers(self) -> list[ContainerState]: ...
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
     def published_port(self, service: str, container_port: int) -> int | None: ...
@@ -213,6 +215,10 @@ class DockerRuntime:
     def down(self, *, volumes: bool) -> None:
         self._compose("down", volumes=volumes, remove_orphans=True, quiet=True, timeout=10)
 
+    def build(self, services: Sequence[str]) -> None:
+        """(Re)build images, e.g. the server's, so one-off jobs see new migrations (BuildKit's cache keeps it fast)."""
+        self._compose("build", list(services), quiet=True)
+
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str:
         out = self._compose("logs", list(services), tail=str(tail) if tail is not None else None, no_log_prefix=False)
         return str(out)
@@ -348,22 +354,23 @@ def _engine_api() -> Any:
 
 
 def labelled_stacks() -> list[LabelledStack]:
-    """Every stack that carries the devenv.project label, across projects."""
+    """Every CI stack (label devenv.ci=true), across projects; developers' own stacks are never listed."""
     api = _engine_api()
+    ci = f"{CI_LABEL}=true"
     found: dict[str, dict[str, Any]] = {}
 
     def entry(name: str) -> dict[str, Any]:
         return found.setdefault(name, {"created": [], "containers": 0, "volumes": 0, "networks": 0})
 
-    for c in api.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+    for c in api.containers.list(all=True, filters={"label": [PROJECT_LABEL, ci]}):
         e = entry(c.labels[PROJECT_LABEL])
         e["containers"] += 1
         e["created"].append(str(c.attrs.get("Created", "")))
-    for v in api.volumes.list(filters={"label": PROJECT_LABEL}):
+    for v in api.volumes.list(filters={"label": [PROJECT_LABEL, ci]}):
         e = entry((v.attrs.get("Labels") or {})[PROJECT_LABEL])
         e["volumes"] += 1
         e["created"].append(str(v.attrs.get("CreatedAt", "")))
-    for n in api.networks.list(filters={"label": PROJECT_LABEL}):
+    for n in api.networks.list(filters={"label": [PROJECT_LABEL, ci]}):
         e = entry((n.attrs.get("Labels") or {})[PROJECT_LABEL])
         e["networks"] += 1
         e["created"].append(str(n.attrs.get("Created", "")))

@@ -74,6 +74,7 @@ def migrate(project: Project, runtime: Runtime, *, status: bool = False) -> Migr
     _require_running(runtime, "postgres")
     cfg = project.config.migrate
     argv = list(cfg.status_command if status else cfg.command)
+    runtime.build(["server"])  # the job runs the server image: rebuild so it carries the current migrations
     code, output = runtime.run_oneoff("migrate", argv)
     if code != 0:
         tail = "\n".join(output.strip().splitlines()[-30:])

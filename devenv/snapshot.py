@@ -207,6 +207,7 @@ def _flush_redis(project: Project, host: str, port: int) -> None:
 
 
 def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
+    runtime.build(["server"])  # the migrate job runs the server image: it must carry the new migrations
     for argv in (project.config.migrate.command, project.config.migrate.seed_command):
         if not argv:
             continue

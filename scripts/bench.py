@@ -64,7 +64,9 @@ class Project:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="devenv-bench-"))
-        shutil.copytree(EXAMPLE, self.dir / "monorepo", ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env"))
+        shutil.copytree(
+            EXAMPLE, self.dir / "monorepo", ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env")
+        )
         self.root = self.dir / "monorepo"
         self.name = f"bench-{uuid.uuid4().hex[:6]}"
         self.env = dict(os.environ)
@@ -204,8 +206,9 @@ def case_pg_redis(runs: int) -> None:
         p.devenv("env")
         p.devenv("render", "-o", str(p.root / ".devenv" / "compose.yml"))
         env = env_of(p)
-        pg = pg_answers(int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
-                        env["POSTGRES_DB"])
+        pg = pg_answers(
+            int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
+        )
         rd = redis_answers(int(p.env["DEVENV_REDIS_PORT"]), env.get("REDIS_PASSWORD", ""))
         devenv_s, floor_s, review_s = [], [], []
         review_file = p.dir / "review-compose.yml"
@@ -233,10 +236,15 @@ def case_pg_redis(runs: int) -> None:
             review_s.append(timed(lambda: sh([*review, "up", "-d", "--wait"])))
             sh([*review, "down", "-v"])
         d, f, r = median(devenv_s), median(floor_s), median(review_s)
-        record("up postgres redis", d, "floor (compose up -d + poll 20 ms)", f, "<= 1.15x floor",
-               f"{d / f:.2f}x floor ({'ok' if d <= 1.15 * f else 'MISSED'})")
-        record("up postgres redis", d, "review compose up -d --wait", r, "faster than review",
-               f"{r / d:.1f}x faster")
+        record(
+            "up postgres redis",
+            d,
+            "floor (compose up -d + poll 20 ms)",
+            f,
+            "<= 1.15x floor",
+            f"{d / f:.2f}x floor ({'ok' if d <= 1.15 * f else 'MISSED'})",
+        )
+        record("up postgres redis", d, "review compose up -d --wait", r, "faster than review", f"{r / d:.1f}x faster")
     finally:
         p.cleanup()
 
@@ -247,8 +255,9 @@ def case_full_up(runs: int) -> None:
     try:
         p.devenv("up")  # builds the server image once; later runs use the cache
         env = env_of(p)
-        pg = pg_answers(int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"],
-                        env["POSTGRES_DB"])
+        pg = pg_answers(
+            int(p.env["DEVENV_POSTGRES_PORT"]), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
+        )
         rd = redis_answers(int(p.env["DEVENV_REDIS_PORT"]), env.get("REDIS_PASSWORD", ""))
         ready = http_ok(f"http://127.0.0.1:{p.env['DEVENV_SERVER_PORT']}/health/ready")
         cfg_cmds = json.loads(p.devenv("render", "--json-commands", check=False).stdout or "{}") or {
@@ -260,12 +269,15 @@ def case_full_up(runs: int) -> None:
             p.down()
             devenv_s.append(timed(lambda: p.devenv("up")))
             p.down()
-            t_pg = timed(lambda: (sh(compose(p, "up", "-d", "--no-deps", "postgres", "redis"), env=p.env),
-                                  poll(pg), poll(rd)))
-            t_mig = timed(lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["migrate"]),
-                                     env=p.env))
-            t_seed = timed(lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["seed"]),
-                                      env=p.env))
+            t_pg = timed(
+                lambda: (sh(compose(p, "up", "-d", "--no-deps", "postgres", "redis"), env=p.env), poll(pg), poll(rd))
+            )
+            t_mig = timed(
+                lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["migrate"]), env=p.env)
+            )
+            t_seed = timed(
+                lambda: sh(compose(p, "run", "--rm", "--no-deps", "-T", "migrate", *cfg_cmds["seed"]), env=p.env)
+            )
             t_srv = timed(lambda: (sh(compose(p, "up", "-d", "--no-deps", "server"), env=p.env), poll(ready)))
             floor_s.append(t_pg + t_mig + t_seed + t_srv)
             sh(compose(p, "down", "-v"), env=p.env)
@@ -299,8 +311,14 @@ def case_reset(runs: int) -> None:
         soft = [timed(lambda: p.devenv("reset", "--yes")) for _ in range(runs)]
         hard = [timed(lambda: p.devenv("reset", "--hard", "--yes")) for _ in range(max(3, runs // 2 + 1))]
         s, h = median(soft), median(hard)
-        record("reset (soft)", s, "reset --hard", h, "<= 0.3 s and >= 20x faster",
-               f"{h / s:.0f}x faster ({'ok' if s <= 0.3 and h / s >= 20 else 'MISSED'})")
+        record(
+            "reset (soft)",
+            s,
+            "reset --hard",
+            h,
+            "<= 0.3 s and >= 20x faster",
+            f"{h / s:.0f}x faster ({'ok' if s <= 0.3 and h / s >= 20 else 'MISSED'})",
+        )
     finally:
         p.cleanup()
 
@@ -320,7 +338,9 @@ def case_ci_parallel(runs: int) -> None:
             return subprocess.Popen(
                 [*DEVENV, "-C", str(p.root), "run", "--", sys.executable, "-c", probe],
                 env={k: v for k, v in p.env.items() if k != "DEVENV_PROJECT_NAME"},
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
 
         def single() -> None:
@@ -339,8 +359,14 @@ def case_ci_parallel(runs: int) -> None:
         one = [timed(single) for _ in range(max(1, runs // 2))]
         par = [timed(four) for _ in range(max(1, runs // 2))]
         o, f = median(one), median(par)
-        record("4 x devenv run at once", f, "1 x devenv run", o, "<= 2x single",
-               f"{f / o:.2f}x ({'ok' if f <= 2 * o else 'MISSED'})")
+        record(
+            "4 x devenv run at once",
+            f,
+            "1 x devenv run",
+            o,
+            "<= 2x single",
+            f"{f / o:.2f}x ({'ok' if f <= 2 * o else 'MISSED'})",
+        )
     finally:
         p.cleanup()
 

@@ -43,6 +43,9 @@ class FakeRuntime:
     def down(self, *, volumes: bool) -> None:
         self.calls.append(("down", (volumes,)))
 
+    def build(self, services: Sequence[str]) -> None:
+        self.calls.append(("build", (tuple(services),)))
+
     def containers(self) -> list[ContainerState]:
         self.calls.append(("containers", ()))
         return list(self.states)

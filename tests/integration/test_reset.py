@@ -1,0 +1,152 @@
+"""`devenv reset`: template restore, re-migrate on a new migration, --hard, and every safety rule."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+
+import psycopg
+
+from tests.integration.conftest import ExampleProject, free_port
+
+
+def _pg(example: ExampleProject, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+    env = example.env_values()
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=example.port("postgres"),
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        dbname=dbname or env["POSTGRES_DB"],
+        autocommit=True,
+    )
+
+
+def _quotes(example: ExampleProject) -> list[str]:
+    status, body = example.http("GET", "/v1/quotes")
+    assert status == 200, body
+    return [q["text"] for q in (body["quotes"] if isinstance(body, dict) else body)]
+
+
+def test_soft_reset_restores_the_template_and_remigrates_on_a_new_migration(example: ExampleProject) -> None:
+    example.devenv("up", check=True)
+    seeded = _quotes(example)
+    assert seeded
+    status, _ = example.http("POST", "/v1/quotes", {"author": "Test", "text": "written before reset"})
+    assert status == 201
+    example.env_values()
+    with _pg(example) as conn:  # an open connection from the host, like a developer's psql
+        assert conn.execute("select 1").fetchone() == (1,)
+        done = example.devenv("reset", "--yes", "--json", check=True)
+    result = json.loads(done.stdout)
+    assert result["mode"] == "template" and result["redis_flushed"] is True
+
+    after = _quotes(example)  # the running server reconnects
+    assert "written before reset" not in after
+    assert sorted(after) == sorted(seeded)
+    with _pg(example) as conn:
+        applied = conn.execute("select count(*) from _prisma_migrations where finished_at is not null").fetchone()
+        assert applied is not None and applied[0] >= 3
+
+    migration = example.server_dir / "prisma" / "migrations" / "99990101000000_add_audit"
+    migration.mkdir()
+    (migration / "migration.sql").write_text('CREATE TABLE "Audit" ("id" SERIAL PRIMARY KEY, "what" TEXT);\n')
+    remigrated = example.devenv("reset", "--yes", "--json", check=True)
+    assert json.loads(remigrated.stdout)["mode"] == "remigrated"
+    with _pg(example) as conn:
+        assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
+    again = example.devenv("reset", "--yes", "--json", check=True)
+    assert json.loads(again.stdout)["mode"] == "template"  # re-templated with the new key
+    with _pg(example) as conn:
+        assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
+    assert sorted(_quotes(example)) == sorted(seeded)
+
+
+def test_reset_needs_yes_without_a_terminal_and_changes_nothing(example: ExampleProject) -> None:
+    example.devenv("up", "postgres", "redis", "migrate", check=True)
+    with _pg(example) as conn:
+        conn.execute("create table keepme (x int)")
+    for args in (["reset"], ["reset", "--hard"], ["down", "--volumes"]):
+        done = example.devenv(*args)
+        assert done.returncode == 2, done.stderr
+        assert "--yes" in done.stderr and "Hint:" in done.stderr
+    with _pg(example) as conn:
+        assert conn.execute("select to_regclass('public.keepme') is not null").fetchone() == (True,)
+
+
+def test_reset_refuses_a_database_that_is_not_the_stacks_own(example: ExampleProject) -> None:
+    example.devenv("up", "postgres", "redis", "migrate", check=True)
+    env_file = example.server_dir / ".env"
+    original = env_file.read_text()
+    env_file.write_text(
+        re.sub(r"(?m)^DATABASE_URL=.*$", "DATABASE_URL=postgresql://app:x@db.example.internal:5432/quotes", original)
+    )
+    done = example.devenv("reset", "--yes")
+    assert done.returncode == 2
+    assert "db.example.internal:5432" in done.stderr and "Hint:" in done.stderr
+    env_file.write_text(original)
+
+    # Another Postgres on the port devenv would use (same credentials): refused, because it lacks the stack's mark.
+    env = example.env_values()
+    other_port = free_port()
+    other = f"devenv-other-{uuid.uuid4().hex[:6]}"
+    subprocess.run(
+        [
+            "docker", "run", "-d", "--name", other, "-p", f"127.0.0.1:{other_port}:5432",
+            "-e", f"POSTGRES_USER={env['POSTGRES_USER']}", "-e", f"POSTGRES_PASSWORD={env['POSTGRES_PASSWORD']}",
+            "-e", f"POSTGRES_DB={env['POSTGRES_DB']}", example.env["DEVENV_POSTGRES_IMAGE"],
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        example.env["DEVENV_POSTGRES_PORT"] = str(other_port)
+        env_file.write_text(re.sub(r"127\.0\.0\.1:\d+/", f"127.0.0.1:{other_port}/", original))
+        import time
+
+        for _ in range(100):  # wait for the other server to accept connections
+            if (
+                subprocess.run(
+                    ["docker", "exec", other, "pg_isready", "-h", "127.0.0.1"], capture_output=True
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.2)
+        refused = example.devenv("reset", "--yes")
+        assert refused.returncode == 2, refused.stderr
+        assert "not the" in refused.stderr and "own container" in refused.stderr
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", other], capture_output=True, check=False)
+
+
+def test_hard_reset_recreates_only_the_stacks_volumes(example: ExampleProject) -> None:
+    example.devenv("up", check=True)
+    bystander = f"devenv-bystander-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["docker", "volume", "create", bystander], check=True, capture_output=True)
+    try:
+        before = {
+            v: subprocess.run(
+                ["docker", "volume", "inspect", "-f", "{{.CreatedAt}}", v], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for v in example.resources()["volumes"]
+        }
+        assert len(before) == 2
+        status, _ = example.http("POST", "/v1/quotes", {"author": "Test", "text": "gone after --hard"})
+        assert status == 201
+        done = example.devenv("reset", "--hard", "--yes", "--json", check=True)
+        assert json.loads(done.stdout.splitlines()[-1])["mode"] == "hard"
+        after = example.resources()["volumes"]
+        assert sorted(after) == sorted(before)
+        created = {
+            v: subprocess.run(
+                ["docker", "volume", "inspect", "-f", "{{.CreatedAt}}", v], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for v in after
+        }
+        assert all(created[v] != before[v] for v in after)  # new volumes under the same names
+        assert "gone after --hard" not in _quotes(example)
+        assert subprocess.run(["docker", "volume", "inspect", bystander], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["docker", "volume", "rm", bystander], capture_output=True, check=False)
