@@ -31,8 +31,8 @@ engine: ## make sure a Docker Engine with compose v2 answers (installs one only 
 
 images: engine ## build the offline stand-in images (cached) and print the variables that select them
 	@if [ "$(DEVENV_USE_REGISTRY)" = 1 ]; then echo "images: DEVENV_USE_REGISTRY=1, using registry images"; : > $(IMAGES_ENV); \
-	else bash scripts/build-images.sh --quiet > $(IMAGES_ENV).tmp && mv $(IMAGES_ENV).tmp $(IMAGES_ENV) && \
-	  echo "images: stand-ins ready; to use them in your shell:" && cat $(IMAGES_ENV); fi
+	else bash scripts/build-images.sh > $(IMAGES_ENV).tmp && mv $(IMAGES_ENV).tmp $(IMAGES_ENV) && \
+	  echo "images: stand-ins ready; to use them in your shell:" && grep '^export' $(IMAGES_ENV); fi
 
 prepare: venv engine images ## everything `up` and `test` need
 

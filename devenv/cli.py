@@ -383,6 +383,26 @@ def gc_command(
         typer.echo(f"nothing older than {older_than}.")
 
 
+@app.command("doctor")
+def doctor_command(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="The findings as JSON.")
+) -> None:
+    """Check the engine, compose, socket, disk, ports, .env and images; exit 1 when a check fails."""
+    from devenv.doctor import diagnose
+    from devenv.output import print_doctor
+    from devenv.project import load_project
+    from devenv.runtime import engine_facts
+
+    try:
+        project: Project | DevenvError = load_project(ctx.obj.project_dir)
+    except DevenvError as ex:
+        project = ex
+    runtime = _runtime(project) if not isinstance(project, DevenvError) else None
+    report = diagnose(project, runtime, engine_facts)
+    print_doctor(report, as_json=as_json)
+    raise typer.Exit(1 if report.failed else 0)
+
+
 def main() -> None:
     """Console entry point: the one place that turns errors into a message and an exit code."""
     from typer._click.exceptions import ClickException

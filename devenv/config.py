@@ -319,7 +319,7 @@ def _check_unknown(data: Mapping[str, Any], table: str, where: _Where) -> None:
                 others = [f"{t}.{k}" if t else k for t, keys in SCHEMA.items() for k in keys if k == key]
                 close = others[:1]
             hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(sorted(candidates))}."
-            raise ConfigError(f"{where.of(dotted)} is not a devenv.toml key.", hint + " See docs/configuration.md.")
+            raise ConfigError(f"{where.of(dotted)} is not a devenv.toml key.", hint + " See README, Configuration.")
         if known[key] == "table":
             if not isinstance(value, dict):
                 raise _fail(where, dotted, "must be a table.", f"write it as a [{dotted}] section.")
@@ -344,7 +344,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         raise ConfigError(
             f"{where}: TOML syntax error: {reason}.",
-            'fix the line (strings need quotes: image = "postgres:16-alpine"); see docs/configuration.md.',
+            'fix the line (strings need quotes: image = "postgres:16-alpine"); see README, Configuration.',
         ) from ex
 
 

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from devenv.doctor import DoctorReport
 from devenv.stack import Event, UpResult
 from devenv.status import StatusReport
 
@@ -118,3 +119,14 @@ def print_status(report: StatusReport, *, as_json: bool) -> None:
         ms = f"{check.responseTime:.0f} ms" if check.responseTime is not None else "-"
         table.add_row(name, check.status, check.container, "yes" if check.ready else "no", ms, check.error or "")
     stdout.print(table)
+
+
+def print_doctor(report: DoctorReport, *, as_json: bool) -> None:
+    """Each check with ok / warn / fail and its hint."""
+    if as_json:
+        emit_json({"failed": report.failed, "findings": [asdict(f) for f in report.findings]})
+        return
+    colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for f in report.findings:
+        hint = f"  [dim]Hint: {f.hint}[/]" if f.hint and f.level != "ok" else ""
+        stdout.print(f"[{colour[f.level]}]{f.level:>4}[/]  {f.check:<22} {f.detail}{hint}")

@@ -105,7 +105,7 @@ def load_project(
             f"no devenv project at {start}: no {CONFIG_FILE} there or above, and no {TEMPLATE_NAME} "
             f"in it or in its {DEFAULT_SERVER_PATH}/.",
             f"run devenv inside the project (or pass -C DIR), or create {CONFIG_FILE} at the project root "
-            "(see docs/configuration.md).",
+            "(see README, Configuration).",
         )
 
     base_name = config.name or sanitize_name(root.name)

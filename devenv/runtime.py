@@ -118,6 +118,10 @@ def engine_host_address(host: str | None = None) -> str:
 
 def _unreachable(detail: str) -> EngineUnreachable:
     first = detail.strip().splitlines()[0] if detail.strip() else "no answer"
+    if "FileNotFoundError" in first or "No such file or directory" in first:
+        first = "the socket does not exist"
+    elif "ConnectionRefusedError" in first or "Connection refused" in first:
+        first = "connection refused"
     return EngineUnreachable(
         f"Docker Engine not reachable at {docker_host()}: {first}",
         "start Docker (Docker Desktop, `sudo systemctl start docker`, or `make engine` on Debian), "
@@ -265,6 +269,8 @@ class DockerRuntime:
             return []  # a container vanished between list and inspect
         except docker.errors.DockerException as ex:
             raise _unreachable(str(ex)) from ex
+        except DevenvError:
+            raise
         except Exception as ex:
             if _is_connection_error(str(ex)) or "Connection aborted" in str(ex):
                 raise _unreachable(str(ex)) from ex
@@ -397,4 +403,37 @@ def remove_labelled(name: str) -> StackResources:
         v.remove(force=True)
     return StackResources(
         tuple(c.name for c in containers), tuple(n.name for n in networks), tuple(v.name for v in volumes)
+    )
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What `devenv doctor` needs to know about the engine."""
+
+    host: str
+    server_version: str
+    compose_version: str  # "" when compose v2 is missing
+    root_dir: str  # where Docker keeps its data (DockerRootDir)
+    local_images: frozenset[str]
+
+
+def engine_facts() -> EngineFacts:
+    """Ask the engine (and the compose plugin) about itself; raises EngineUnreachable."""
+    import docker
+
+    api = _engine_api()
+    try:
+        info = api.info()
+        tags = frozenset(tag for image in api.images.list() for tag in image.tags)
+    except docker.errors.DockerException as ex:
+        raise _unreachable(str(ex)) from ex
+    except Exception as ex:  # requests' connection errors
+        raise _unreachable(str(ex)) from ex
+    done = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False)
+    return EngineFacts(
+        host=docker_host(),
+        server_version=str(info.get("ServerVersion", "")),
+        compose_version=done.stdout.strip() if done.returncode == 0 else "",
+        root_dir=str(info.get("DockerRootDir", "")),
+        local_images=tags,
     )

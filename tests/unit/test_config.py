@@ -259,7 +259,7 @@ def test_docs_cover_every_key_and_variable() -> None:
     from devenv.config import SCHEMA
     from devenv.resources import load_toml
 
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for table, keys in SCHEMA.items():
         for key, kind in keys.items():
             if kind != "table":

@@ -1,0 +1,212 @@
+"""`devenv doctor`: every check that explains why a stack would not come up, each ok / warn / fail with a hint."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from devenv.errors import DevenvError
+from devenv.ports import port_is_free
+from devenv.project import Project
+from devenv.runtime import EngineFacts, Runtime
+
+MIN_COMPOSE = (2, 20)  # healthcheck start_interval
+DISK_WARN_GB = 5.0
+DISK_FAIL_GB = 1.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's verdict."""
+
+    check: str
+    level: str  # ok | warn | fail
+    detail: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """All findings; failed when any is `fail`."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(f.level == "fail" for f in self.findings)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def check_engine(facts: EngineFacts | DevenvError) -> list[Finding]:
+    """Engine reachable and its version; compose v2 present and recent enough."""
+    if isinstance(facts, DevenvError):
+        return [Finding("engine", "fail", facts.message, facts.hint or "")]
+    out = [Finding("engine", "ok", f"Docker Engine {facts.server_version} at {facts.host}")]
+    if not facts.compose_version:
+        out.append(
+            Finding("compose", "fail", "docker compose (v2) is missing", "install the compose plugin (>= 2.20).")
+        )
+    elif _version(facts.compose_version) < MIN_COMPOSE:
+        out.append(
+            Finding(
+                "compose",
+                "fail",
+                f"compose {facts.compose_version} is older than 2.20 (no healthcheck start_interval)",
+                "upgrade the compose plugin.",
+            )
+        )
+    else:
+        out.append(Finding("compose", "ok", f"compose {facts.compose_version}"))
+    return out
+
+
+def check_socket(host: str) -> Finding:
+    """Permission on the engine's unix socket."""
+    url = urlparse(host)
+    if url.scheme != "unix":
+        return Finding("socket", "ok", f"engine over {url.scheme}://")
+    path = url.path
+    if not os.path.exists(path):
+        return Finding("socket", "fail", f"{path} does not exist", "start Docker, or set DOCKER_HOST.")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Finding(
+            "socket", "fail", f"no permission on {path}", "add yourself to the docker group (then log in again)."
+        )
+    return Finding("socket", "ok", f"{path} is usable")
+
+
+def check_disk(root_dir: str, host: str) -> Finding:
+    """Free space where Docker keeps its data (local engines only)."""
+    if urlparse(host).scheme != "unix" or not root_dir or not os.path.isdir(root_dir):
+        return Finding("disk", "ok", "engine is remote or its data dir is not visible here; not checked")
+    free_gb = shutil.disk_usage(root_dir).free / 1e9
+    detail = f"{free_gb:.1f} GB free in {root_dir}"
+    if free_gb < DISK_FAIL_GB:
+        return Finding("disk", "fail", detail, "free space: `docker system prune` removes unused images and caches.")
+    if free_gb < DISK_WARN_GB:
+        return Finding("disk", "warn", detail, "builds and volumes need room; consider `docker system prune`.")
+    return Finding("disk", "ok", detail)
+
+
+def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
+    """The stack's host ports: free, or held by this stack."""
+    from devenv.stack import port_claims
+
+    out = []
+    for claim in port_claims(project, ["postgres", "redis", "server"]):
+        if claim.port == 0:
+            out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
+            continue
+        container_port = {"postgres": 5432, "redis": 6379}.get(claim.service, project.config.server.container_port)
+        if port_is_free(claim.port):
+            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free"))
+        elif runtime is not None and runtime.published_port(claim.service, container_port) == claim.port:
+            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is held by this stack"))
+        else:
+            out.append(
+                Finding(
+                    f"port {claim.service}",
+                    "fail",
+                    f"{claim.port} is taken by another process",
+                    f"stop it (`ss -ltnp 'sport = :{claim.port}'`) or set {claim.setting}.",
+                )
+            )
+    return out
+
+
+def check_env(project: Project) -> list[Finding]:
+    """.env drift against the template, and .env not tracked by git."""
+    from devenv.envfile import check_env as drift
+
+    out = []
+    try:
+        report = drift(project)
+    except DevenvError as ex:
+        return [Finding(".env", "fail", ex.message, ex.hint or "")]
+    if not report.env_exists:
+        out.append(
+            Finding(".env", "warn", f"{project.env_file} does not exist yet", "`devenv env` (or `up`) writes it.")
+        )
+    elif report.drift:
+        keys = ", ".join(i.key for i in (*report.missing, *report.extra))
+        out.append(Finding(".env", "warn", f"out of step with the template: {keys}", "`devenv env` adds missing keys."))
+    else:
+        out.append(Finding(".env", "ok", "in step with .env.template"))
+    if report.env_exists:
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", project.env_file.name],
+            cwd=project.env_file.parent,
+            capture_output=True,
+            check=False,
+        )
+        if tracked.returncode == 0:
+            out.append(
+                Finding(
+                    ".env in git",
+                    "fail",
+                    f"{project.env_file} is tracked by git (it holds secrets)",
+                    "`git rm --cached` it and add `.env` to .gitignore.",
+                )
+            )
+        else:
+            out.append(Finding(".env in git", "ok", "not tracked"))
+    return out
+
+
+def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Finding]:
+    """Images present locally (or, when missing, whether devenv would have to pull them)."""
+    if isinstance(facts, DevenvError):
+        return []
+    cfg = project.config
+    wanted = {"postgres.image": cfg.postgres.image, "redis.image": cfg.redis.image}
+    for name, value in cfg.server.build_args.items():
+        if name.endswith("IMAGE"):
+            wanted[f"server.build_args.{name}"] = value
+    out = []
+    for key, image in wanted.items():
+        ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
+        if ref in facts.local_images:
+            out.append(Finding(f"image {image}", "ok", "present"))
+        else:
+            out.append(
+                Finding(
+                    f"image {image}",
+                    "warn",
+                    f"not present; `devenv up` will pull it ({key})",
+                    "offline? `make images` builds stand-ins; see README 'Offline / air-gapped'.",
+                )
+            )
+    return out
+
+
+def diagnose(
+    project: Project | DevenvError,
+    runtime: Runtime | None,
+    facts: Callable[[], EngineFacts],
+) -> DoctorReport:
+    """Run every check; a check that cannot run is a finding, never an exception."""
+    from devenv.runtime import docker_host
+
+    try:
+        engine: EngineFacts | DevenvError = facts()
+    except DevenvError as ex:
+        engine = ex
+    findings = check_engine(engine)
+    findings.append(check_socket(engine.host if isinstance(engine, EngineFacts) else docker_host()))
+    if isinstance(engine, EngineFacts):
+        findings.append(check_disk(engine.root_dir, engine.host))
+    if isinstance(project, DevenvError):
+        findings.append(Finding("project", "fail", project.message, project.hint or ""))
+        return DoctorReport(tuple(findings))
+    findings += check_ports(project, runtime if isinstance(engine, EngineFacts) else None)
+    findings += check_env(project)
+    findings += check_images(project, engine)
+    return DoctorReport(tuple(findings))

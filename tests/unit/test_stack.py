@@ -1,0 +1,140 @@
+"""`up` orchestration with a fake runtime: service selection, the no-op second up, port checks, status folding."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from devenv.errors import PortInUse, UsageError
+from devenv.project import Project, load_project
+from devenv.stack import build_fingerprint, expand_services, port_claims, save_state, up
+from devenv.status import stack_status
+from tests.fakes import FakeRuntime, state
+from tests.fixtures.helpers import clean_environ, copy_project
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_environ(monkeypatch)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return load_project(copy_project("example", tmp_path / "quotes"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        ([], ["postgres", "redis", "migrate", "server"]),
+        (["postgres", "redis"], ["postgres", "redis"]),
+        (["migrate"], ["postgres", "migrate"]),
+        (["server"], ["postgres", "redis", "migrate", "server"]),
+    ],
+)
+def test_expand_services_adds_dependencies_in_start_order(asked: list[str], expected: list[str]) -> None:
+    assert expand_services(asked) == expected
+
+
+def test_unknown_service_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown service 'postgress'") as info:
+        expand_services(["postgress"])
+    assert info.value.hint and "postgres" in info.value.hint
+
+
+def test_port_claims_name_the_setting(project: Project) -> None:
+    claims = {c.service: c for c in port_claims(project, ["postgres", "redis", "server"])}
+    assert claims["postgres"].port == 5432 and "DEVENV_POSTGRES_PORT" in claims["postgres"].setting
+    assert "server.port" in claims["server"].setting
+
+
+def test_second_up_with_nothing_changed_does_no_compose_work(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import devenv.stack as stack_mod
+
+    runtime = FakeRuntime(
+        states=[
+            state("postgres", health="healthy"),
+            state("redis", health="healthy"),
+            state("migrate", "exited", exit_code=0),
+            state("server", health="healthy"),
+        ]
+    )
+
+    class Ready:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def check(self) -> bool:
+            return True
+
+    monkeypatch.setattr(
+        stack_mod._Waiter, "probes", lambda self, services, endpoints, cache: {s: Ready(s) for s in services}
+    )
+    monkeypatch.setattr(stack_mod._Waiter, "mark_cluster", lambda self: None)
+    monkeypatch.setattr(stack_mod, "is_seeded", lambda project, runtime: True)
+    from devenv.render import write_compose
+
+    digest = write_compose(project).digest
+    save_state(project, {"fingerprint": {"compose": digest, "build": build_fingerprint(project)}})
+    result = up(project, runtime)
+    assert result.compose_work is False
+    assert not [c for c in runtime.calls if c[0] == "up"]
+
+    (project.server_dir / "src.js").write_text("// a code change\n")
+    changed = up(project, runtime)
+    assert changed.compose_work is True
+    assert [c for c in runtime.calls if c[0] == "up"] == [("up", (("postgres", "redis", "migrate", "server"), True))]
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    try:
+        monkeypatch.setenv("DEVENV_POSTGRES_PORT", str(port))
+        taken = load_project(project.root)
+        runtime = FakeRuntime()
+        with pytest.raises(PortInUse) as info:
+            up(taken, runtime, ["postgres"])
+        assert str(port) in info.value.message and "DEVENV_POSTGRES_PORT" in (info.value.hint or "")
+        assert not [c for c in runtime.calls if c[0] == "up"]
+    finally:
+        sock.close()
+
+
+def test_status_of_a_stack_that_is_not_running_is_unhealthy(project: Project) -> None:
+    from devenv.envfile import ensure_env
+
+    ensure_env(project)
+    report = stack_status(project, FakeRuntime())
+    assert report.status == "unhealthy"
+    assert int(report.exit_code) == 4
+    assert {c.status for c in report.checks.values()} == {"down"}
+    assert all(c.container == "missing" and not c.live for c in report.checks.values())
+
+
+def test_status_folds_redis_down_into_degraded(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import devenv.status as status_mod
+    from devenv.envfile import ensure_env
+
+    ensure_env(project)
+
+    class Probe:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.name = "x"
+
+        def check(self) -> bool:
+            return True
+
+    monkeypatch.setattr(status_mod, "PostgresProbe", Probe)
+    monkeypatch.setattr(status_mod, "HttpProbe", Probe)
+    monkeypatch.setattr(status_mod, "_server_status", lambda url: {"status": "degraded"})
+    runtime = FakeRuntime(states=[state("postgres"), state("redis", "exited", exit_code=0), state("server")])
+    report = stack_status(project, runtime)
+    assert report.checks["redis"].status == "down" and report.checks["redis"].container == "exited (0)"
+    assert report.checks["server"].status == "degraded"
+    assert report.status == "degraded" and int(report.exit_code) == 1
+    assert report.as_dict()["checks"]["postgres"]["status"] == "up"
