@@ -53,7 +53,7 @@ unit: venv ## unit tests only (no Docker)
 	@$(BIN)/pytest tests/unit -q
 
 test: prepare lint typecheck ## lint, type check and the whole test suite (unit + docker integration)
-	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: prepare ## benchmarks: devenv against its baselines in the same run (prints ratio tables)
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/python scripts/bench.py $(BENCH_ARGS)

@@ -103,12 +103,9 @@ def dotenv_lines(variables: Mapping[str, str]) -> str:
 
 def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
     """Write the variables atomically, mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(dotenv_lines(variables))
-    os.replace(tmp, path)
+    from devenv.envfile import atomic_write
+
+    atomic_write(path, dotenv_lines(variables), 0o600)
 
 
 def append_github_env(variables: Mapping[str, str], environ: Mapping[str, str] | None = None) -> bool:

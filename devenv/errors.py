@@ -102,3 +102,7 @@ class CheckFailed(DevenvError):
     """A --check found drift (`devenv env --check`, `devenv render --check`); nothing was changed."""
 
     exit_code = ExitCode.FAILURE
+
+
+class ImageUnavailable(UsageError):
+    """An image is not present locally and cannot be pulled."""

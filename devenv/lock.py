@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +21,15 @@ class Busy(DevenvError):
 
 @contextmanager
 def project_lock(state_dir: Path, name: str = "stack", timeout: float = 120.0) -> Iterator[None]:
-    """Hold an exclusive flock on STATE_DIR/NAME.lock; wait up to TIMEOUT seconds for another devenv to finish."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / f"{name}.lock"
+    """Hold an exclusive flock for STATE_DIR; wait up to TIMEOUT seconds for another devenv to finish.
+
+    The lock file lives in a per-user folder under the temp dir, not in the project: a command that fails on bad
+    input must leave the project exactly as it was.
+    """
+    folder = Path(tempfile.gettempdir()) / f"devenv-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    path = folder / f"{key}-{name}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         # flock has no timeout of its own: poll the non-blocking form.
@@ -32,7 +40,7 @@ def project_lock(state_dir: Path, name: str = "stack", timeout: float = 120.0) -
             retrying(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except RetryError:
             raise Busy(
-                f"another devenv is still working on this project ({path} is locked).",
+                f"another devenv is still working on this project ({state_dir} is locked by {path}).",
                 "wait for it to finish, or stop it; the lock goes away with its process.",
             ) from None
         os.ftruncate(fd, 0)

@@ -8,16 +8,18 @@ import threading
 import time
 from dataclasses import asdict
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from devenv.stack import Event
 
-from devenv.doctor import DoctorReport
-from devenv.stack import Event, UpResult
-from devenv.status import StatusReport
+if TYPE_CHECKING:  # rich costs ~60 ms to import: only the human output pays for it
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from devenv.doctor import DoctorReport
+    from devenv.stack import UpResult
+    from devenv.status import StatusReport
 
 STYLES = {
     "starting": "yellow",
@@ -30,8 +32,11 @@ STYLES = {
     "failed": "bold red",
 }
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False, soft_wrap=True)
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
 
 
 def emit_json(obj: dict[str, Any]) -> None:
@@ -49,11 +54,16 @@ class UpDisplay:
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self._live: Live | None = None
+        self._console: Console | None = None
 
     def __enter__(self) -> UpDisplay:
-        if not self.as_json and console.is_terminal:
-            self._live = Live(self._render(), console=console, refresh_per_second=10, transient=True)
-            self._live.__enter__()
+        if not self.as_json:
+            from rich.live import Live
+
+            self._console = _console(stderr=True)
+            if self._console.is_terminal:
+                self._live = Live(self._render(), console=self._console, refresh_per_second=10, transient=True)
+                self._live.__enter__()
         return self
 
     def __exit__(
@@ -70,10 +80,12 @@ class UpDisplay:
             self.rows[event.service] = event
             if self._live is not None:
                 self._live.update(self._render())
-            elif event.phase in {"ready", "migrated", "seeded", "failed"}:
-                console.print(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s)")
+            elif self._console is not None and event.phase in {"ready", "migrated", "seeded", "failed"}:
+                self._console.print(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s)")
 
     def _render(self) -> Text:
+        from rich.text import Text
+
         text = Text()
         for service, event in self.rows.items():
             text.append(f"  {service:<9} ", style="bold")
@@ -91,6 +103,9 @@ def print_up(result: UpResult, *, as_json: bool) -> None:
     if as_json:
         emit_json({"event": "summary", **asdict(result)})
         return
+    from rich.table import Table
+
+    stdout = _console()
     table = Table(title=f"devenv: {result.project} is up ({result.elapsed:.2f} s)", title_justify="left")
     for col in ("service", "state", "url", "ready after"):
         table.add_column(col)
@@ -111,6 +126,9 @@ def print_status(report: StatusReport, *, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_dict())
         return
+    from rich.table import Table
+
+    stdout = _console()
     colour = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}[report.status]
     table = Table(title=f"{report.project}: [{colour}]{report.status}[/]", title_justify="left")
     for col in ("service", "status", "container", "ready", "response", "error"):
@@ -126,6 +144,7 @@ def print_doctor(report: DoctorReport, *, as_json: bool) -> None:
     if as_json:
         emit_json({"failed": report.failed, "findings": [asdict(f) for f in report.findings]})
         return
+    stdout = _console()
     colour = {"ok": "green", "warn": "yellow", "fail": "red"}
     for f in report.findings:
         hint = f"  [dim]Hint: {f.hint}[/]" if f.hint and f.level != "ok" else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from devenv.errors import PortInUse
@@ -34,9 +34,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def check_ports(claims: Iterable[PortClaim], owned: Iterable[int] = ()) -> None:
-    """Raise PortInUse for the first claimed port that is taken by something other than this stack."""
-    mine = set(owned)
+def check_ports(claims: Iterable[PortClaim], owned: Iterable[int] | Callable[[], Iterable[int]] = ()) -> None:
+    """Raise PortInUse for the first claimed port that is taken by something other than this stack.
+
+    OWNED (the ports this stack already publishes) may be a callable: it is asked only when a port is taken,
+    so the common case never has to ask the engine.
+    """
+    mine: set[int] | None = None if callable(owned) else set(owned)
     seen: dict[int, str] = {}
     for claim in claims:
         if claim.port == 0:
@@ -47,9 +51,11 @@ def check_ports(claims: Iterable[PortClaim], owned: Iterable[int] = ()) -> None:
                 f"give {claim.service} another port ({claim.setting}).",
             )
         seen[claim.port] = claim.service
-        if claim.port in mine:
+        if port_is_free(claim.port):
             continue
-        if not port_is_free(claim.port):
+        if mine is None:
+            mine = set(owned()) if callable(owned) else set()
+        if claim.port not in mine:
             raise PortInUse(
                 f"host port {claim.port} for {claim.service} is already in use on 127.0.0.1.",
                 f"stop what holds it (`ss -ltnp 'sport = :{claim.port}'`) or set {claim.setting} to a free port.",

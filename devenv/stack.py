@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.endpoints import Endpoints, resolve_endpoints
-from devenv.errors import DevenvError, MigrationFailed, UsageError
+from devenv.errors import DevenvError, ImageUnavailable, MigrationFailed, UsageError
 from devenv.ports import PortClaim, check_ports
 from devenv.project import Project
 from devenv.runtime import ComposeFailed, Runtime
@@ -148,11 +149,9 @@ def load_state(project: Project) -> dict[str, Any]:
 
 def save_state(project: Project, state: dict[str, Any]) -> None:
     """Write the state atomically."""
-    path = _state_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    from devenv.envfile import atomic_write
+
+    atomic_write(_state_path(project), json.dumps(state, indent=2, sort_keys=True) + "\n", 0o644)
 
 
 def _stack_is_up(runtime: Runtime, services: Sequence[str]) -> bool:
@@ -344,6 +343,53 @@ def _mark_seeded(project: Project, runtime: Runtime) -> None:
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(SEED_MARK)))
 
 
+PULL_FAILURES = (
+    "pull access denied",
+    "manifest unknown",
+    "failed to resolve",
+    "no such host",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "repository does not exist",
+)
+IMAGE_SETTINGS = {
+    "postgres": "postgres.image in devenv.toml or DEVENV_POSTGRES_IMAGE",
+    "redis": "redis.image in devenv.toml or DEVENV_REDIS_IMAGE",
+}
+
+
+def _image_error(project: Project, err: ComposeFailed) -> DevenvError | None:
+    """A pull that failed (no registry, unknown image): name the image and the setting that chooses it."""
+    output = err.output
+    if not any(marker in output for marker in PULL_FAILURES):
+        return None
+    last = output.strip().splitlines()[-1]
+    base = re.search(r"failed to resolve source metadata for (\S+?):?\s", output)
+    if base:  # the server's Dockerfile FROM, during the build
+        image = base.group(1).removeprefix("docker.io/library/").removeprefix("docker.io/")
+        args = [k for k, v in project.config.server.build_args.items() if v in (image, base.group(1))]
+        setting = (
+            f"server.build_args.{args[0]} / DEVENV_BUILD_ARG_{args[0]}"
+            if args
+            else "the FROM image's build argument (server.build_args or DEVENV_BUILD_ARG_<NAME>)"
+        )
+        return ImageUnavailable(
+            f"the server's base image {image} is not present and cannot be pulled: {last}",
+            f"pull it where a registry is reachable, or set {setting} to an image you have "
+            "(offline: `make images`, README 'Offline / air-gapped').",
+        )
+    failing = re.findall(r"(?m)^\s*(postgres|redis)\s+Error\b", output)
+    service = failing[0] if failing else next((s for s in IMAGE_SETTINGS if s in output), None)
+    if service is None:
+        return None
+    image = project.config.postgres.image if service == "postgres" else project.config.redis.image
+    return ImageUnavailable(
+        f"image {image} for {service} is not present and cannot be pulled: {last}",
+        f"pull it where a registry is reachable, or set {IMAGE_SETTINGS[service]} to an image you have "
+        "(offline: `make images`, README 'Offline / air-gapped').",
+    )
+
+
 def _migration_error(project: Project, runtime: Runtime, err: ComposeFailed) -> DevenvError:
     if "migrate" in err.output and ("didn't complete successfully" in err.output or "exited with code" in err.output):
         logs = runtime.logs(["migrate"], tail=30)
@@ -393,7 +439,7 @@ def up(
         for service in selected:
             on_event(Event(service, "unchanged", waiter.elapsed()))
     else:
-        check_ports(port_claims(project, selected), owned=_owned_ports(runtime, project))
+        check_ports(port_claims(project, selected), owned=lambda: _owned_ports(runtime, project))
         for service in selected:
             on_event(Event(service, "starting", waiter.elapsed()))
         compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
@@ -425,7 +471,7 @@ def up(
         if compose_error:
             err = compose_error[0]
             if isinstance(err, ComposeFailed):
-                raise _migration_error(project, runtime, err)
+                raise _image_error(project, err) or _migration_error(project, runtime, err)
             raise err
         if failures:
             raise failures[0]  # type: ignore[misc]
@@ -457,5 +503,6 @@ def up(
 def down(project: Project, runtime: Runtime, *, volumes: bool = False) -> DownResult:
     """Stop and remove the stack's containers and network; its volumes only when asked."""
     runtime.down(volumes=volumes)
+    save_state(project, {"project": project.name})  # forget the fingerprint: the next `up` has compose work to do
     left = runtime.resources().volumes
     return DownResult(project=project.name, volumes_removed=volumes, remaining_volumes=left)

@@ -11,7 +11,6 @@ Cases: help, pg_redis, full_up, warm, reset, ci_parallel.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -69,9 +68,9 @@ class Project:
         )
         self.root = self.dir / "monorepo"
         self.name = f"bench-{uuid.uuid4().hex[:6]}"
-        self.env = dict(os.environ)
+        (self.root / "devenv.toml").write_text(f'name = "{self.name}"\n')
+        self.env = {k: v for k, v in os.environ.items() if k != "DEVENV_PROJECT_NAME"}
         self.env.update(
-            DEVENV_PROJECT_NAME=self.name,
             DEVENV_POSTGRES_PORT=str(free_port()),
             DEVENV_REDIS_PORT=str(free_port()),
             DEVENV_SERVER_PORT=str(free_port()),
@@ -154,7 +153,7 @@ def compose(project: Project, *args: str) -> list[str]:
         "-f",
         str(project.root / ".devenv" / "compose.yml"),
         "--project-directory",
-        str(project.root),
+        str(project.root / ".devenv"),
         *args,
     ]
 
@@ -260,10 +259,7 @@ def case_full_up(runs: int) -> None:
         )
         rd = redis_answers(int(p.env["DEVENV_REDIS_PORT"]), env.get("REDIS_PASSWORD", ""))
         ready = http_ok(f"http://127.0.0.1:{p.env['DEVENV_SERVER_PORT']}/health/ready")
-        cfg_cmds = json.loads(p.devenv("render", "--json-commands", check=False).stdout or "{}") or {
-            "migrate": ["npx", "prisma", "migrate", "deploy"],
-            "seed": ["npx", "prisma", "db", "seed"],
-        }
+        cfg_cmds = {"migrate": ["npx", "prisma", "migrate", "deploy"], "seed": ["npx", "prisma", "db", "seed"]}
         devenv_s, floor_s = [], []
         for _ in range(runs):
             p.down()
@@ -345,14 +341,14 @@ def case_ci_parallel(runs: int) -> None:
 
         def single() -> None:
             proc = run_one()
-            out, err = proc.communicate()
+            _out, err = proc.communicate()
             if proc.returncode != 0:
                 sys.exit(f"bench: devenv run failed: {err[-2000:]}")
 
         def four() -> None:
             procs = [run_one() for _ in range(4)]
             for proc in procs:
-                out, err = proc.communicate()
+                _out, err = proc.communicate()
                 if proc.returncode != 0:
                     sys.exit(f"bench: parallel devenv run failed: {err[-2000:]}")
 

@@ -27,19 +27,9 @@ from devenv.envfile import (
 )
 from devenv.errors import ConfigError
 from devenv.project import Project, load_project
-from tests.fixtures.helpers import PASSWORD, clean_environ, copy_project, tree
+from tests.fixtures.helpers import PASSWORD, copy_project, tree
 
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43,}")
-
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environ(monkeypatch)
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Project:
-    return load_project(copy_project("example", tmp_path / "quotes"), environ={})
 
 
 def make(tmp_path: Path, template: str | bytes, env: str | bytes | None = None) -> Project:

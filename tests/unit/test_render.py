@@ -14,17 +14,7 @@ from devenv.envfile import read_env
 from devenv.errors import ConfigError
 from devenv.project import Project, load_project
 from devenv.render import build_compose, check_compose, render_compose, write_compose
-from tests.fixtures.helpers import GOLDEN, GOLDEN_CASES, PASSWORD, clean_environ, copy_project, golden_project, tree
-
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environ(monkeypatch)
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Project:
-    return load_project(copy_project("example", tmp_path / "quotes"), environ={})
+from tests.fixtures.helpers import GOLDEN, GOLDEN_CASES, PASSWORD, copy_project, golden_project, tree
 
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -12,17 +11,6 @@ from devenv.project import Project, load_project
 from devenv.stack import build_fingerprint, expand_services, port_claims, save_state, up
 from devenv.status import stack_status
 from tests.fakes import FakeRuntime, state
-from tests.fixtures.helpers import clean_environ, copy_project
-
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environ(monkeypatch)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return load_project(copy_project("example", tmp_path / "quotes"), environ={})
 
 
 @pytest.mark.parametrize(
@@ -44,13 +32,13 @@ def test_unknown_service_is_a_usage_error() -> None:
     assert info.value.hint and "postgres" in info.value.hint
 
 
-def test_port_claims_name_the_setting(project: Project) -> None:
-    claims = {c.service: c for c in port_claims(project, ["postgres", "redis", "server"])}
+def test_port_claims_name_the_setting(example: Project) -> None:
+    claims = {c.service: c for c in port_claims(example, ["postgres", "redis", "server"])}
     assert claims["postgres"].port == 5432 and "DEVENV_POSTGRES_PORT" in claims["postgres"].setting
     assert "server.port" in claims["server"].setting
 
 
-def test_second_up_with_nothing_changed_does_no_compose_work(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_up_with_nothing_changed_does_no_compose_work(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import devenv.stack as stack_mod
 
     runtime = FakeRuntime(
@@ -73,29 +61,29 @@ def test_second_up_with_nothing_changed_does_no_compose_work(project: Project, m
         stack_mod._Waiter, "probes", lambda self, services, endpoints, cache: {s: Ready(s) for s in services}
     )
     monkeypatch.setattr(stack_mod._Waiter, "mark_cluster", lambda self: None)
-    monkeypatch.setattr(stack_mod, "is_seeded", lambda project, runtime: True)
+    monkeypatch.setattr(stack_mod, "is_seeded", lambda example, runtime: True)
     from devenv.render import write_compose
 
-    digest = write_compose(project).digest
-    save_state(project, {"fingerprint": {"compose": digest, "build": build_fingerprint(project)}})
-    result = up(project, runtime)
+    digest = write_compose(example).digest
+    save_state(example, {"fingerprint": {"compose": digest, "build": build_fingerprint(example)}})
+    result = up(example, runtime)
     assert result.compose_work is False
     assert not [c for c in runtime.calls if c[0] == "up"]
 
-    (project.server_dir / "src.js").write_text("// a code change\n")
-    changed = up(project, runtime)
+    (example.server_dir / "src.js").write_text("// a code change\n")
+    changed = up(example, runtime)
     assert changed.compose_work is True
     assert [c for c in runtime.calls if c[0] == "up"] == [("up", (("postgres", "redis", "migrate", "server"), True))]
 
 
-def test_up_refuses_a_taken_port_before_starting_anything(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_refuses_a_taken_port_before_starting_anything(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     port = sock.getsockname()[1]
     try:
         monkeypatch.setenv("DEVENV_POSTGRES_PORT", str(port))
-        taken = load_project(project.root)
+        taken = load_project(example.root)
         runtime = FakeRuntime()
         with pytest.raises(PortInUse) as info:
             up(taken, runtime, ["postgres"])
@@ -105,22 +93,22 @@ def test_up_refuses_a_taken_port_before_starting_anything(project: Project, monk
         sock.close()
 
 
-def test_status_of_a_stack_that_is_not_running_is_unhealthy(project: Project) -> None:
+def test_status_of_a_stack_that_is_not_running_is_unhealthy(example: Project) -> None:
     from devenv.envfile import ensure_env
 
-    ensure_env(project)
-    report = stack_status(project, FakeRuntime())
+    ensure_env(example)
+    report = stack_status(example, FakeRuntime())
     assert report.status == "unhealthy"
     assert int(report.exit_code) == 4
     assert {c.status for c in report.checks.values()} == {"down"}
     assert all(c.container == "missing" and not c.live for c in report.checks.values())
 
 
-def test_status_folds_redis_down_into_degraded(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_folds_redis_down_into_degraded(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import devenv.status as status_mod
     from devenv.envfile import ensure_env
 
-    ensure_env(project)
+    ensure_env(example)
 
     class Probe:
         def __init__(self, *args: object, **kwargs: object) -> None:
@@ -133,8 +121,51 @@ def test_status_folds_redis_down_into_degraded(project: Project, monkeypatch: py
     monkeypatch.setattr(status_mod, "HttpProbe", Probe)
     monkeypatch.setattr(status_mod, "_server_status", lambda url: {"status": "degraded"})
     runtime = FakeRuntime(states=[state("postgres"), state("redis", "exited", exit_code=0), state("server")])
-    report = stack_status(project, runtime)
+    report = stack_status(example, runtime)
     assert report.checks["redis"].status == "down" and report.checks["redis"].container == "exited (0)"
     assert report.checks["server"].status == "degraded"
     assert report.status == "degraded" and int(report.exit_code) == 1
     assert report.as_dict()["checks"]["postgres"]["status"] == "up"
+
+
+@pytest.mark.parametrize(
+    ("output", "image", "setting"),
+    [
+        (
+            ' postgres Pulling \n postgres Error Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+            "registry-1.docker.io: no such host\nError response from daemon: Get ...: no such host\n",
+            "postgres:16-alpine",
+            "DEVENV_POSTGRES_IMAGE",
+        ),
+        (
+            " redis Error pull access denied for redis, repository does not exist\n",
+            "redis:7-alpine",
+            "DEVENV_REDIS_IMAGE",
+        ),
+        (
+            "failed to solve: node:20-bookworm-slim: failed to resolve source metadata for "
+            "docker.io/library/node:20-bookworm-slim: dial tcp: lookup registry-1.docker.io: no such host\n",
+            "node:20-bookworm-slim",
+            "DEVENV_BUILD_ARG_NODE_IMAGE",
+        ),
+    ],
+)
+def test_a_failed_pull_names_the_image_and_the_setting(
+    example: Project, monkeypatch: pytest.MonkeyPatch, output: str, image: str, setting: str
+) -> None:
+    from devenv.runtime import ComposeFailed
+    from devenv.stack import _image_error
+
+    monkeypatch.setenv("DEVENV_BUILD_ARG_NODE_IMAGE", "node:20-bookworm-slim")
+    project = load_project(example.root)
+    err = _image_error(project, ComposeFailed(["up"], 1, output))
+    assert err is not None and err.exit_code == 2
+    assert image in err.message and "cannot be pulled" in err.message
+    assert err.hint and setting in err.hint
+
+
+def test_other_compose_failures_are_not_pull_errors(example: Project) -> None:
+    from devenv.runtime import ComposeFailed
+    from devenv.stack import _image_error
+
+    assert _image_error(example, ComposeFailed(["up"], 1, "service migrate didn't complete successfully")) is None

@@ -1,0 +1,32 @@
+"""`devenv doctor` on the real engine, and the unreachable-engine fault."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.integration.conftest import ExampleProject
+
+
+def test_doctor_on_the_example_passes_and_reports_every_check(example: ExampleProject) -> None:
+    done = example.devenv("doctor", "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, done.stdout
+    checks = {f["check"]: f for f in report["findings"]}
+    assert {"engine", "compose", "socket", "disk", "port postgres", "port redis", "port server", ".env"} <= set(checks)
+    assert checks["engine"]["level"] == "ok"
+    assert checks[f"image {example.env['DEVENV_POSTGRES_IMAGE']}"]["level"] == "ok"
+
+
+def test_dead_engine_is_reported_fast_with_exit_3(example: ExampleProject) -> None:
+    example.env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    for command in (["up"], ["status"], ["down"]):
+        started = time.monotonic()
+        done = example.devenv(*command)
+        elapsed = time.monotonic() - started
+        assert done.returncode == 3, (command, done.stderr)
+        assert "Docker Engine not reachable at unix:///nonexistent/docker.sock" in done.stderr
+        assert "Hint:" in done.stderr
+        assert elapsed < 2.0, (command, elapsed)
+    doctor = example.devenv("doctor")
+    assert doctor.returncode == 1 and "fail" in doctor.stdout

@@ -1,0 +1,89 @@
+"""Faults on the real engine: each reported with its cause and a hint, fast, with nothing lost."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.integration.conftest import ExampleProject
+
+
+def test_a_taken_host_port_is_refused_before_anything_starts(example: ExampleProject) -> None:
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", example.port("redis")))
+    holder.listen()
+    try:
+        started = time.monotonic()
+        done = example.devenv("up")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.close()
+    assert done.returncode == 2, done.stderr
+    assert f"host port {example.port('redis')} for redis is already in use" in done.stderr
+    assert "DEVENV_REDIS_PORT" in done.stderr and "Hint:" in done.stderr
+    assert elapsed < 2.0
+    assert example.resources()["containers"] == []  # nothing started
+
+
+def test_an_old_volume_with_other_credentials_gets_the_reset_hard_hint(example: ExampleProject) -> None:
+    example.devenv("up", "postgres", check=True)
+    example.devenv("down", check=True)
+    env_file = example.server_dir / ".env"
+    env_file.write_text(re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=a-new-password", env_file.read_text()))
+    done = example.devenv("up", "postgres")
+    assert done.returncode == 4, done.stderr
+    assert "password authentication failed" in done.stderr
+    assert "devenv reset --hard" in done.stderr
+    assert len(example.resources()["volumes"]) == 2  # the data is still there: nothing dropped without asking
+
+
+def test_an_image_that_cannot_be_pulled_names_the_image_and_the_setting(example: ExampleProject) -> None:
+    example.env["DEVENV_REDIS_IMAGE"] = "devenv-local/no-such-redis:7"
+    started = time.monotonic()
+    done = example.devenv("up", "redis")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert "devenv-local/no-such-redis:7" in done.stderr and "cannot be pulled" in done.stderr
+    assert "DEVENV_REDIS_IMAGE" in done.stderr
+    assert elapsed < 30  # DNS fails at once on a machine with no registry
+
+
+def test_sigint_during_up_aborts_cleanly_and_the_next_up_succeeds(example: ExampleProject) -> None:
+    example.devenv("env", check=True)
+    before = {p: p.read_bytes() for p in (example.server_dir / ".env",)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devenv", "-C", str(example.root), "up", "--json"],
+        env=example.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until devenv is waiting on the services
+            if '"phase": "waiting"' in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Aborting." in err
+    assert {p: p.read_bytes() for p in before} == before  # .env untouched
+    leftovers = [p for p in (example.root / ".devenv").rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
+    assert leftovers == []  # no half-written file
+    example.devenv("up", check=True)
+
+
+def test_two_ups_at_once_serialise_on_the_lock(example: ExampleProject) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: example.devenv("up", "--json"), range(2)))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    work = sorted('"compose_work": true' in r.stdout for r in runs)
+    assert work == [False, True]  # the second waited, then found nothing to do
+    status = example.devenv("status")
+    assert status.returncode == 0, status.stdout
