@@ -98,6 +98,7 @@ class Config:
     """devenv.toml merged with the DEVENV_* environment; `source` is the file it came from (None: defaults)."""
 
     name: str | None = None
+    bind_address: str = "127.0.0.1"  # where host ports are published; anything else only when asked for explicitly
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -107,7 +108,14 @@ class Config:
 
 # The schema: table -> key -> kind. "table" keys nest; the kinds are checked by _convert.
 SCHEMA: dict[str, dict[str, str]] = {
-    "": {"name": "name", "postgres": "table", "redis": "table", "server": "table", "migrate": "table"},
+    "": {
+        "name": "name",
+        "bind_address": "address",
+        "postgres": "table",
+        "redis": "table",
+        "server": "table",
+        "migrate": "table",
+    },
     "postgres": {"image": "image", "port": "port"},
     "redis": {"image": "image", "port": "port"},
     "server": {
@@ -186,6 +194,15 @@ def _fail(where: _Where, dotted: str, problem: str, hint: str) -> ConfigError:
 
 def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
     """Check one value against its kind and return it in the dataclass' type."""
+    if kind == "address":
+        import ipaddress
+
+        try:
+            return str(ipaddress.IPv4Address(str(value)))
+        except ValueError:
+            raise _fail(
+                where, dotted, f"= {value!r} is not an IPv4 address.", "use 127.0.0.1 (default) or 0.0.0.0."
+            ) from None
     if kind == "name":
         if not isinstance(value, str) or not NAME_RE.fullmatch(value) or len(value) > 63:
             suggestion = sanitize_name(str(value))
@@ -438,6 +455,7 @@ def load_config(
     )
     config = Config(
         name=converted.get("name"),
+        bind_address=converted.get("bind_address", "127.0.0.1"),
         postgres=PostgresConfig(**converted.get("postgres", {})),
         redis=RedisConfig(**converted.get("redis", {})),
         server=server,

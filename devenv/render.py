@@ -85,9 +85,9 @@ def _block(name: str) -> dict[str, Any]:
     return copy.deepcopy(block) if isinstance(block, dict) else {}
 
 
-def _port(host_port: int, container_port: int) -> str:
-    """Published on loopback only; host port 0 lets Docker choose a free one."""
-    return f"127.0.0.1:{host_port or ''}:{container_port}"
+def _port(host_port: int, container_port: int, address: str = "127.0.0.1") -> str:
+    """Published on loopback unless bind_address says otherwise; host port 0 lets Docker choose a free one."""
+    return f"{address}:{host_port or ''}:{container_port}"
 
 
 def _check_inputs(project: Project, settings: StackSettings | None) -> None:
@@ -141,14 +141,14 @@ def build_compose(
     postgres = _block("postgres")
     postgres.update(
         image=cfg.postgres.image,
-        ports=[_port(cfg.postgres.port, POSTGRES_PORT)],
+        ports=[_port(cfg.postgres.port, POSTGRES_PORT, cfg.bind_address)],
         env_file=[_rel(state / "postgres.env", base)],
         labels=dict(labels),
     )
     redis = _block("redis")
     redis.update(
         image=cfg.redis.image,
-        ports=[_port(cfg.redis.port, REDIS_PORT)],
+        ports=[_port(cfg.redis.port, REDIS_PORT, cfg.bind_address)],
         env_file=[_rel(state / "redis.env", base)],
         labels=dict(labels),
     )
@@ -162,7 +162,7 @@ def build_compose(
             "labels": dict(labels),
         },
         image=image,
-        ports=[_port(srv.port, srv.container_port)],
+        ports=[_port(srv.port, srv.container_port, cfg.bind_address)],
         env_file=list(app_env),
         depends_on={
             "migrate": {"condition": "service_completed_successfully"},

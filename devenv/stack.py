@@ -415,6 +415,14 @@ def up(
 
     t0 = time.monotonic()
     selected = expand_services(services)
+    remote = runtime.host_address() != "127.0.0.1"
+    if remote and project.config.bind_address == "127.0.0.1":
+        raise UsageError(
+            f"the Docker Engine is remote ({runtime.host_address()}): ports published on its 127.0.0.1 "
+            "cannot be reached from here.",
+            "publish them on the engine host's network with DEVENV_BIND_ADDRESS=0.0.0.0 (or bind_address in "
+            "devenv.toml), or use a local engine.",
+        )
     env_result = ensure_env(project)
     rendered = write_compose(project)
     fingerprint = {"compose": rendered.digest}
@@ -439,7 +447,8 @@ def up(
         for service in selected:
             on_event(Event(service, "unchanged", waiter.elapsed()))
     else:
-        check_ports(port_claims(project, selected), owned=lambda: _owned_ports(runtime, project))
+        if not remote:  # a remote engine's ports are not ours to probe; Docker reports a clash itself
+            check_ports(port_claims(project, selected), owned=lambda: _owned_ports(runtime, project))
         for service in selected:
             on_event(Event(service, "starting", waiter.elapsed()))
         compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)

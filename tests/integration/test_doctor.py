@@ -30,3 +30,27 @@ def test_dead_engine_is_reported_fast_with_exit_3(example: ExampleProject) -> No
         assert elapsed < 2.0, (command, elapsed)
     doctor = example.devenv("doctor")
     assert doctor.returncode == 1 and "fail" in doctor.stdout
+
+
+def test_docker_contexts_are_honoured(example: ExampleProject, tmp_path: object) -> None:
+    import subprocess
+    from pathlib import Path
+
+    config = Path(str(tmp_path)) / "docker-config"
+    config.mkdir()
+    env = {**example.env, "DOCKER_CONFIG": str(config)}
+    env.pop("DOCKER_HOST", None)
+    for name, host in (
+        ("devenv-dead", "unix:///nonexistent/other.sock"),
+        ("devenv-live", "unix:///var/run/docker.sock"),
+    ):
+        subprocess.run(
+            ["docker", "context", "create", name, "--docker", f"host={host}"], env=env, check=True, capture_output=True
+        )
+    example.env = {**env, "DOCKER_CONTEXT": "devenv-dead"}
+    dead = example.devenv("status")
+    assert dead.returncode == 3 and "unix:///nonexistent/other.sock" in dead.stderr
+    example.env = {**env, "DOCKER_CONTEXT": "devenv-live"}
+    example.devenv("up", "redis", check=True)
+    live = example.devenv("status", "--json")
+    assert json.loads(live.stdout)["checks"]["redis"]["status"] == "up"

@@ -86,12 +86,21 @@ def test_empty_environment_values_count_as_unset() -> None:
 
 def test_catalogue_lists_the_fixed_variables() -> None:
     assert env_overrides() == {
+        "DEVENV_BIND_ADDRESS": "bind_address",
         "DEVENV_POSTGRES_IMAGE": "postgres.image",
         "DEVENV_POSTGRES_PORT": "postgres.port",
         "DEVENV_REDIS_IMAGE": "redis.image",
         "DEVENV_REDIS_PORT": "redis.port",
         "DEVENV_SERVER_PORT": "server.port",
     }
+
+
+def test_bind_address_is_loopback_unless_asked(tmp_path: Path) -> None:
+    assert load_config(None, {}).bind_address == "127.0.0.1"
+    assert load_config(None, {"DEVENV_BIND_ADDRESS": "0.0.0.0"}).bind_address == "0.0.0.0"
+    with pytest.raises(ConfigError, match="DEVENV_BIND_ADDRESS") as info:
+        load_config(None, {"DEVENV_BIND_ADDRESS": "everywhere"})
+    assert info.value.hint
 
 
 def test_migrate_command_as_string_is_split(tmp_path: Path) -> None:

@@ -169,3 +169,13 @@ def test_other_compose_failures_are_not_pull_errors(example: Project) -> None:
     from devenv.stack import _image_error
 
     assert _image_error(example, ComposeFailed(["up"], 1, "service migrate didn't complete successfully")) is None
+
+
+def test_a_remote_engine_needs_an_explicit_bind_address(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Remote(FakeRuntime):
+        def host_address(self) -> str:
+            return "build-box"
+
+    with pytest.raises(UsageError, match="remote") as info:
+        up(example, Remote())
+    assert info.value.hint and "DEVENV_BIND_ADDRESS=0.0.0.0" in info.value.hint
