@@ -108,7 +108,7 @@ def print_up(result: UpResult, *, as_json: bool) -> None:
     stdout = _console()
     table = Table(title=f"devenv: {result.project} is up ({result.elapsed:.2f} s)", title_justify="left")
     for col in ("service", "state", "url", "ready after"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # a URL is copied from here: never cut it with an ellipsis
     for row in result.services:
         seconds = f"{row.seconds:.2f} s" if row.seconds is not None else "-"
         table.add_row(row.service, row.state, row.url, seconds)

@@ -241,7 +241,7 @@ def case_pg_redis(runs: int) -> None:
             "floor (compose up -d + poll 20 ms)",
             f,
             "<= 1.15x floor",
-            f"{d / f:.2f}x floor ({'ok' if d <= 1.15 * f else 'MISSED'})",
+            f"{d / f:.3f}x floor ({'ok' if d <= 1.15 * f else 'MISSED'})",
         )
         record("up postgres redis", d, "review compose up -d --wait", r, "faster than review", f"{r / d:.1f}x faster")
     finally:
@@ -313,7 +313,7 @@ def case_reset(runs: int) -> None:
             "reset --hard",
             h,
             "<= 0.3 s and >= 20x faster",
-            f"{h / s:.0f}x faster ({'ok' if s <= 0.3 and h / s >= 20 else 'MISSED'})",
+            f"{h / s:.1f}x faster ({'ok' if s <= 0.3 and h / s >= 20 else 'MISSED'})",
         )
     finally:
         p.cleanup()
