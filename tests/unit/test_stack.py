@@ -41,6 +41,10 @@ def test_port_claims_name_the_setting(example: Project) -> None:
 def test_second_up_with_nothing_changed_does_no_compose_work(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     import devenv.stack as stack_mod
 
+    for var in ("DEVENV_POSTGRES_PORT", "DEVENV_REDIS_PORT", "DEVENV_SERVER_PORT"):
+        monkeypatch.setenv(var, "0")  # Docker-chosen: independent of what else runs on this machine
+    example = load_project(example.root)
+
     runtime = FakeRuntime(
         states=[
             state("postgres", health="healthy"),
