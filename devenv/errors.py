@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+LOG_TAIL = 30  # lines of a container's or command's output shown under an error
+
+
+def tail(text: str, lines: int = LOG_TAIL) -> str:
+    """The last LINES lines of TEXT (what an error shows of a command's output)."""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
 
 class ExitCode(IntEnum):
     """Process exit codes, documented in the README."""

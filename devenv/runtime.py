@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from devenv.errors import CommandFailed, DevenvError, EngineUnreachable
+from devenv.errors import tail as output_tail
 
 PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
@@ -30,7 +31,7 @@ class ComposeFailed(DevenvError):
     """`docker compose` exited non-zero; carries its argv and the tail of its output."""
 
     def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
-        tail = "\n".join(output.strip().splitlines()[-30:])
+        tail = output_tail(output)
         last = tail.splitlines()[-1] if tail else "no output"
         super().__init__(f"`docker compose {' '.join(argv)}` failed (exit {returncode}): {last}", hint, details=tail)
         self.argv = list(argv)
@@ -348,7 +349,7 @@ def run_command(argv: Sequence[str], *, env: dict[str, str] | None = None, timeo
     """Run an external command (docker, psql, ...): capture output, raise CommandFailed with the tail on failure."""
     done = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=False)
     if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
+        tail = output_tail(done.stdout + done.stderr)
         raise CommandFailed(list(argv), done.returncode, tail)
     return done.stdout
 

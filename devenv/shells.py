@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from devenv.errors import MigrationFailed, StackNotRunning
+from devenv.errors import tail as output_tail
 from devenv.project import Project
 from devenv.runtime import Runtime
 
@@ -77,7 +78,7 @@ def migrate(project: Project, runtime: Runtime, *, status: bool = False) -> Migr
     runtime.build(["server"])  # the job runs the server image: rebuild so it carries the current migrations
     code, output = runtime.run_oneoff("migrate", argv)
     if code != 0:
-        tail = "\n".join(output.strip().splitlines()[-30:])
+        tail = output_tail(output)
         if status:
             # prisma migrate status exits 1 when migrations are pending: that is an answer, not a crash.
             return MigrateResult(tuple(argv), output, code)

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from devenv.errors import DevenvError, MigrationFailed, UsageError
+from devenv.errors import tail as output_tail
 from devenv.project import Project
 from devenv.runtime import Runtime
 
@@ -216,7 +217,7 @@ def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
             raise MigrationFailed(
                 f"`{' '.join(argv)}` exited with code {code} while re-creating the database.",
                 "fix the migration or seed, then run `devenv reset` again.",
-                details="\n".join(output.strip().splitlines()[-30:]),
+                details=output_tail(output),
             )
 
 

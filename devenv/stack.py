@@ -16,6 +16,7 @@ from typing import Any
 
 from devenv.endpoints import Endpoints, resolve_endpoints
 from devenv.errors import DevenvError, ImageUnavailable, MigrationFailed, UsageError
+from devenv.errors import tail as output_tail
 from devenv.ports import PortClaim, check_ports
 from devenv.project import Project
 from devenv.runtime import ComposeFailed, Runtime
@@ -326,7 +327,7 @@ def run_seed(project: Project, runtime: Runtime) -> None:
     argv = list(project.config.migrate.seed_command)
     code, output = runtime.run_oneoff("migrate", argv)
     if code != 0:
-        tail = "\n".join(output.strip().splitlines()[-30:])
+        tail = output_tail(output)
         raise MigrationFailed(
             f"the seed (`{' '.join(argv)}`) exited with code {code}.",
             "fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",

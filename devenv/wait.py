@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential_jitter
 
-from devenv.errors import DevenvError, MigrationFailed, ServiceNotReady
+from devenv.errors import LOG_TAIL, DevenvError, MigrationFailed, ServiceNotReady
+from devenv.errors import tail as output_tail
 from devenv.runtime import ContainerState, Runtime
 
 # Backoff: start at 20 ms, grow by 1.5x, cap at 100 ms, plus up to 20 ms of jitter.
 # The bounds are "start <= 50 ms, cap <= 500 ms"; a low cap keeps us within a poll of the real ready time.
 BACKOFF = {"multiplier": 0.02, "exp_base": 1.5, "max": 0.1, "jitter": 0.02}
-LOG_TAIL = 30
 RESET_HARD_HINT = "the volume was created with other credentials; `devenv reset --hard` recreates it (drops its data)."
 
 
@@ -163,7 +163,7 @@ class StateCache:
 
 def _last_logs(runtime: Runtime, service: str) -> str:
     try:
-        return "\n".join(runtime.logs([service], tail=LOG_TAIL).splitlines()[-LOG_TAIL:])
+        return output_tail(runtime.logs([service], tail=LOG_TAIL))
     except DevenvError:
         return ""
 
