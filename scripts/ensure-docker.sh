@@ -70,7 +70,9 @@ fi
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   log "starting dockerd in the background (log: /var/log/devenv-dockerd.log) ..."
   # containerd is started by dockerd itself when no system containerd runs.
-  nohup dockerd --host=unix:///var/run/docker.sock >/var/log/devenv-dockerd.log 2>&1 &
+  # setsid + no stdin: the daemon must not hold the caller's terminal, pipes or process group.
+  setsid nohup dockerd --host=unix:///var/run/docker.sock </dev/null >/var/log/devenv-dockerd.log 2>&1 &
+  echo $! >/var/run/devenv-dockerd.pid  # .ci/run stops the engine it started when it is done
 fi
 for _ in $(seq 1 120); do
   engine_ok && break
