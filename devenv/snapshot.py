@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
-
 from devenv.errors import DevenvError, MigrationFailed, UsageError
 from devenv.errors import tail as output_tail
 from devenv.project import Project
@@ -168,6 +166,7 @@ def _recreate(conn: Any, db: str, owner: str, template: str | None) -> None:
 def take_template(conn: Any, db: str, key: str) -> None:
     """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY."""
     from psycopg import sql
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
     tmpl = template_name(db)
     if _exists(conn, tmpl):
