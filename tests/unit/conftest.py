@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,13 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
 def example(tmp_path: Path) -> Project:
     """The example project copied under tmp_path, loaded with an empty environment."""
     return load_project(copy_project("example", tmp_path / "quotes"), environ={})
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A loopback port with a listener on it for the duration of the test."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield int(sock.getsockname()[1])
+    sock.close()

@@ -55,16 +55,11 @@ def test_images_present_or_to_be_pulled(example: Project) -> None:
     assert "Offline" in found["image redis:7-alpine"].hint
 
 
-def test_diagnose_reports_a_taken_port_and_fails(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    try:
-        monkeypatch.setenv("DEVENV_REDIS_PORT", str(port))
-        report = diagnose(load_project(example.root), FakeRuntime(), lambda: facts())
-    finally:
-        sock.close()
+def test_diagnose_reports_a_taken_port_and_fails(
+    example: Project, monkeypatch: pytest.MonkeyPatch, held_port: int
+) -> None:
+    monkeypatch.setenv("DEVENV_REDIS_PORT", str(held_port))
+    report = diagnose(load_project(example.root), FakeRuntime(), lambda: facts())
     found = {f.check: f for f in report.findings}
     assert found["port redis"].level == "fail" and "DEVENV_REDIS_PORT" in found["port redis"].hint
     assert found[".env"].level == "warn"  # not written yet

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from devenv.errors import PortInUse
 from devenv.ports import PortClaim, check_ports, port_is_free
-
-
-@pytest.fixture
-def held_port() -> object:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 def test_taken_port_is_reported_with_setting(held_port: int) -> None:

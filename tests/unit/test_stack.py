@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from devenv.errors import PortInUse, UsageError
@@ -80,21 +78,16 @@ def test_second_up_with_nothing_changed_does_no_compose_work(example: Project, m
     assert [c for c in runtime.calls if c[0] == "up"] == [("up", (("postgres", "redis", "migrate", "server"), True))]
 
 
-def test_up_refuses_a_taken_port_before_starting_anything(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    port = sock.getsockname()[1]
-    try:
-        monkeypatch.setenv("DEVENV_POSTGRES_PORT", str(port))
-        taken = load_project(example.root)
-        runtime = FakeRuntime()
-        with pytest.raises(PortInUse) as info:
-            up(taken, runtime, ["postgres"])
-        assert str(port) in info.value.message and "DEVENV_POSTGRES_PORT" in (info.value.hint or "")
-        assert not [c for c in runtime.calls if c[0] == "up"]
-    finally:
-        sock.close()
+def test_up_refuses_a_taken_port_before_starting_anything(
+    example: Project, monkeypatch: pytest.MonkeyPatch, held_port: int
+) -> None:
+    monkeypatch.setenv("DEVENV_POSTGRES_PORT", str(held_port))
+    taken = load_project(example.root)
+    runtime = FakeRuntime()
+    with pytest.raises(PortInUse) as info:
+        up(taken, runtime, ["postgres"])
+    assert str(held_port) in info.value.message and "DEVENV_POSTGRES_PORT" in (info.value.hint or "")
+    assert not [c for c in runtime.calls if c[0] == "up"]
 
 
 def test_status_of_a_stack_that_is_not_running_is_unhealthy(example: Project) -> None:
