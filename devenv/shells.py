@@ -6,8 +6,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from devenv.errors import MigrationFailed, StackNotRunning
-from devenv.errors import tail as output_tail
+from devenv.errors import StackNotRunning
+from devenv.jobs import run_job
 from devenv.project import Project
 from devenv.runtime import Runtime
 
@@ -76,15 +76,14 @@ def migrate(project: Project, runtime: Runtime, *, status: bool = False) -> Migr
     cfg = project.config.migrate
     argv = list(cfg.status_command if status else cfg.command)
     runtime.build(["server"])  # the job runs the server image: rebuild so it carries the current migrations
-    code, output = runtime.run_oneoff("migrate", argv)
-    if code != 0:
-        tail = output_tail(output)
-        if status:
-            # prisma migrate status exits 1 when migrations are pending: that is an answer, not a crash.
-            return MigrateResult(tuple(argv), output, code)
-        raise MigrationFailed(
-            f"`{' '.join(argv)}` exited with code {code}.",
-            "fix the migration named below, then run it again.",
-            details=tail,
-        )
+    if status:
+        # prisma migrate status exits 1 when migrations are pending: that is an answer, not a crash.
+        code, output = runtime.run_oneoff("migrate", argv)
+        return MigrateResult(tuple(argv), output, code)
+    output = run_job(
+        runtime,
+        argv,
+        failure="`{argv}` exited with code {code}.",
+        hint="fix the migration named below, then run it again.",
+    )
     return MigrateResult(tuple(argv), output)

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from devenv.errors import DevenvError, MigrationFailed, UsageError
-from devenv.errors import tail as output_tail
+from devenv.errors import DevenvError, UsageError
 from devenv.project import Project
 from devenv.runtime import Runtime
 
@@ -208,15 +207,15 @@ def _flush_redis(project: Project, host: str, port: int) -> None:
 
 def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
     runtime.build(["server"])  # the migrate job runs the server image: it must carry the new migrations
+    from devenv.jobs import run_job
+
     for argv in (project.config.migrate.command, project.config.migrate.seed_command):
-        if not argv:
-            continue
-        code, output = runtime.run_oneoff("migrate", list(argv))
-        if code != 0:
-            raise MigrationFailed(
-                f"`{' '.join(argv)}` exited with code {code} while re-creating the database.",
-                "fix the migration or seed, then run `devenv reset` again.",
-                details=output_tail(output),
+        if argv:
+            run_job(
+                runtime,
+                argv,
+                failure="`{argv}` exited with code {code} while re-creating the database.",
+                hint="fix the migration or seed, then run `devenv reset` again.",
             )
 
 

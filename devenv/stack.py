@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.endpoints import Endpoints, resolve_endpoints
-from devenv.errors import DevenvError, ImageUnavailable, MigrationFailed, UsageError
-from devenv.errors import tail as output_tail
+from devenv.errors import LOG_TAIL, DevenvError, ImageUnavailable, MigrationFailed, UsageError
 from devenv.ports import PortClaim, check_ports
 from devenv.project import Project
 from devenv.runtime import ComposeFailed, Runtime
@@ -324,15 +323,14 @@ def is_seeded(project: Project, runtime: Runtime) -> bool:
 
 def run_seed(project: Project, runtime: Runtime) -> None:
     """Run the seed command in a one-off container of the server image, then mark the database seeded."""
-    argv = list(project.config.migrate.seed_command)
-    code, output = runtime.run_oneoff("migrate", argv)
-    if code != 0:
-        tail = output_tail(output)
-        raise MigrationFailed(
-            f"the seed (`{' '.join(argv)}`) exited with code {code}.",
-            "fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
-            details=tail,
-        )
+    from devenv.jobs import run_job
+
+    run_job(
+        runtime,
+        project.config.migrate.seed_command,
+        failure="the seed (`{argv}`) exited with code {code}.",
+        hint="fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
+    )
     _mark_seeded(project, runtime)
 
 
@@ -393,11 +391,11 @@ def _image_error(project: Project, err: ComposeFailed) -> DevenvError | None:
 
 def _migration_error(project: Project, runtime: Runtime, err: ComposeFailed) -> DevenvError:
     if "migrate" in err.output and ("didn't complete successfully" in err.output or "exited with code" in err.output):
-        logs = runtime.logs(["migrate"], tail=30)
+        logs = runtime.logs(["migrate"], tail=LOG_TAIL)
         return MigrationFailed(
             "the migrate job failed; the stack is left up for inspection.",
             "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`.",
-            details=f"--- last 30 log lines of migrate ---\n{logs}",
+            details=f"--- last {LOG_TAIL} log lines of migrate ---\n{logs}",
         )
     return err
 
@@ -513,6 +511,7 @@ def up(
 def down(project: Project, runtime: Runtime, *, volumes: bool = False) -> DownResult:
     """Stop and remove the stack's containers and network; its volumes only when asked."""
     runtime.down(volumes=volumes)
-    save_state(project, {"project": project.name})  # forget the fingerprint: the next `up` has compose work to do
+    if load_state(project).get("fingerprint"):  # forget it: the next `up` has compose work to do
+        save_state(project, {"project": project.name})
     left = runtime.resources().volumes
     return DownResult(project=project.name, volumes_removed=volumes, remaining_volumes=left)
