@@ -81,20 +81,6 @@ class MigrationFailed(DevenvError):
     exit_code = ExitCode.MIGRATION
 
 
-class CommandFailed(DevenvError):
-    """An external command exited non-zero; carries argv, exit code and the tail of its output."""
-
-    def __init__(self, argv: list[str], returncode: int, output_tail: str, hint: str | None = None) -> None:
-        super().__init__(
-            f"`{' '.join(argv)}` exited with {returncode}.",
-            hint,
-            details=output_tail,
-        )
-        self.argv = argv
-        self.returncode = returncode
-        self.output_tail = output_tail
-
-
 class PortInUse(UsageError):
     """A host port devenv wants to publish is taken."""
 

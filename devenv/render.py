@@ -21,9 +21,8 @@ from devenv.config import display_path
 from devenv.envfile import EnvResult, StackSettings
 from devenv.errors import ConfigError
 from devenv.project import Project
+from devenv.runtime import CI_LABEL, PROJECT_LABEL  # only CI_LABEL stacks are candidates for `devenv gc`
 
-PROJECT_LABEL = "devenv.project"
-CI_LABEL = "devenv.ci"  # only stacks with this label are candidates for `devenv gc`
 SERVICES = ("postgres", "redis", "migrate", "server")
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from devenv.errors import CommandFailed, DevenvError, EngineUnreachable
+from devenv.errors import DevenvError, EngineUnreachable
 from devenv.errors import tail as output_tail
 
 PROJECT_LABEL = "devenv.project"
@@ -219,18 +219,17 @@ class DockerRuntime:
         # The one compose call on `up`'s critical path runs from its argv directly: importing python-on-whales
         # first would delay the containers' start by ~0.3 s (see the pg_redis benchmark).
         args = ["up", "--detach", "--remove-orphans", *(["--build"] if build else []), *services]
-        done = subprocess.run(self.compose_argv(*args), capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            output = done.stdout + done.stderr
-            if _is_connection_error(output):
-                raise _unreachable(output)
-            raise ComposeFailed(args, done.returncode, output)
+        code, output = self._compose_cli(self.compose_argv(*args))
+        if code != 0:
+            raise ComposeFailed(args, code, output)
 
     def down(self, *, volumes: bool) -> None:
         if not self.compose_file.exists():
             # Never rendered here (or .devenv/ was deleted): compose finds the containers by project label.
             args = ["down", "--remove-orphans", "--timeout", "10", *(["--volumes"] if volumes else [])]
-            run_command(["docker", "compose", "--project-name", self.project_name, *args])
+            code, output = self._compose_cli(["docker", "compose", "--project-name", self.project_name, *args])
+            if code != 0:
+                raise ComposeFailed(args, code, output)
             return
         self._compose("down", volumes=volumes, remove_orphans=True, quiet=True, timeout=10)
 
@@ -265,7 +264,12 @@ class DockerRuntime:
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
         cmd += [service, *argv]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return self._compose_cli(cmd)
+
+    @staticmethod
+    def _compose_cli(argv: list[str]) -> tuple[int, str]:
+        """Run a docker compose command line; exit code and combined output (a dead engine raises)."""
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         output = done.stdout + done.stderr
         if done.returncode != 0 and _is_connection_error(output):
             raise _unreachable(output)
@@ -343,15 +347,6 @@ def _strip_globals(argv: list[str]) -> list[str]:
             continue
         out.append(arg)
     return out
-
-
-def run_command(argv: Sequence[str], *, env: dict[str, str] | None = None, timeout: float | None = None) -> str:
-    """Run an external command (docker, psql, ...): capture output, raise CommandFailed with the tail on failure."""
-    done = subprocess.run(list(argv), capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    if done.returncode != 0:
-        tail = output_tail(done.stdout + done.stderr)
-        raise CommandFailed(list(argv), done.returncode, tail)
-    return done.stdout
 
 
 @dataclass(frozen=True)
