@@ -56,6 +56,7 @@ test: prepare lint typecheck ## lint, type check and the whole test suite (unit 
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: prepare ## benchmarks: devenv against its baselines in the same run (prints ratio tables)
+	@$(BIN)/python -m compileall -q devenv  # byte-compiled, as `pip install` leaves an installed tool
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (never touches Docker volumes)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -79,7 +82,7 @@ class Runtime(Protocol):
     def up(self, services: Sequence[str], *, build: bool) -> None: ...
     def down(self, *, volumes: bool) -> None: ...
     def build(self, services: Sequence[str]) -> None: ...
-    def containers(self) -> list[ContainerState]: ...
+    def containers(self, *, detail: bool = True) -> list[ContainerState]: ...
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
     def published_port(self, service: str, container_port: int) -> int | None: ...
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
@@ -249,13 +252,13 @@ class DockerRuntime:
         return stream
 
     def published_port(self, service: str, container_port: int) -> int | None:
-        for c in self._raw_containers():
-            if c.labels.get(COMPOSE_SERVICE_LABEL) != service:
+        for c in self._listed():
+            if (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL) != service:
                 continue
-            bindings = (c.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-            for binding in bindings.get(f"{container_port}/tcp") or []:
-                if binding.get("HostPort"):
-                    return int(binding["HostPort"])
+            for binding in c.get("Ports") or []:
+                wanted = binding.get("PrivatePort") == container_port and binding.get("Type") == "tcp"
+                if wanted and binding.get("PublicPort"):
+                    return int(binding["PublicPort"])
         return None
 
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -276,16 +279,14 @@ class DockerRuntime:
         return done.returncode, output
 
     # -- state --------------------------------------------------------------------------------------------------
-    def _raw_containers(self) -> list[Any]:
+    def _engine_call(self, call: Callable[[], Any]) -> Any:
+        """One engine API call, with the engine's failures mapped to devenv's errors (None: no such container)."""
         import docker
 
         try:
-            result: list[Any] = self.api.containers.list(
-                all=True, filters={"label": f"{COMPOSE_PROJECT_LABEL}={self.project_name}"}
-            )
-            return result
+            return call()
         except docker.errors.NotFound:
-            return []  # a container vanished between list and inspect
+            return None  # e.g. a container vanished between list and inspect
         except docker.errors.DockerException as ex:
             raise _unreachable(str(ex)) from ex
         except DevenvError:
@@ -295,23 +296,47 @@ class DockerRuntime:
                 raise _unreachable(str(ex)) from ex
             raise
 
-    def containers(self) -> list[ContainerState]:
+    def _listed(self) -> list[dict[str, Any]]:
+        """The stack's containers as the engine lists them: one API call, no per-container inspect."""
+        filters = {"label": f"{COMPOSE_PROJECT_LABEL}={self.project_name}"}
+        return list(self._engine_call(lambda: self.api.api.containers(all=True, filters=filters)) or [])
+
+    def containers(self, *, detail: bool = True) -> list[ContainerState]:
+        """The stack's containers. With detail=False (the wait loops' cadence) one list call per poll: a container
+        is inspected only when it may just have restarted (up for under a second, created well before)."""
+        now = time.time()
         states = []
-        for c in self._raw_containers():
-            st = c.attrs.get("State") or {}
+        for c in self._listed():
+            labels = dict(c.get("Labels") or {})
+            text = str(c.get("Status") or "")
+            status = str(c.get("State") or "unknown")
+            exited = re.match(r"Exited \((-?\d+)\)", text)
+            health = re.search(r"\((healthy|unhealthy|health: starting)\)", text)
+            state: dict[str, Any] = {
+                "Status": status,
+                "ExitCode": int(exited.group(1)) if exited else 0,
+                "Health": {"Status": health.group(1).removeprefix("health: ")} if health else None,
+            }
+            restart_count = 0
+            maybe_restarted = status == "running" and "Less than a second" in text and now - c.get("Created", now) > 1.5
+            if detail or maybe_restarted:
+                info = self._engine_call(partial(self.api.api.inspect_container, str(c["Id"])))
+                if info is not None:
+                    state = info.get("State") or state
+                    restart_count = int(info.get("RestartCount") or 0)
             states.append(
                 ContainerState(
-                    service=c.labels.get(COMPOSE_SERVICE_LABEL, ""),
-                    name=c.name,
-                    id=c.id,
-                    status=str(st.get("Status", "unknown")),
-                    health=(st.get("Health") or {}).get("Status"),
-                    exit_code=int(st.get("ExitCode") or 0),
-                    restart_count=int(c.attrs.get("RestartCount") or 0),
-                    oneoff=c.labels.get(COMPOSE_ONEOFF_LABEL) == "True",
-                    image=str((c.attrs.get("Config") or {}).get("Image", "")),
-                    labels=dict(c.labels),
-                    created=str(c.attrs.get("Created", "")),
+                    service=labels.get(COMPOSE_SERVICE_LABEL, ""),
+                    name=str((c.get("Names") or ["?"])[0]).lstrip("/"),
+                    id=str(c.get("Id", "")),
+                    status=str(state.get("Status", "unknown")),
+                    health=(state.get("Health") or {}).get("Status"),
+                    exit_code=int(state.get("ExitCode") or 0),
+                    restart_count=restart_count,
+                    oneoff=labels.get(COMPOSE_ONEOFF_LABEL) == "True",
+                    image=str(c.get("Image", "")),
+                    labels=labels,
+                    created=str(c.get("Created", "")),
                 )
             )
         return sorted(states, key=lambda s: (s.service, s.name))

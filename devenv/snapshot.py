@@ -11,7 +11,6 @@ carries devenv's mark), and only when DATABASE_URL in .env points at that Postgr
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,17 +191,41 @@ def take_template(conn: Any, db: str, key: str) -> None:
     conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(tmpl), sql.Literal(TEMPLATE_MARK + key)))
 
 
-def _flush_redis(project: Project, host: str, port: int) -> None:
-    import redis
+def resp_command(*args: str) -> bytes:
+    """One Redis command in RESP, the protocol's wire format."""
+    out = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
+
+def flush_redis(host: str, port: int, password: str, db: int, *, timeout: float = 5.0) -> None:
+    """AUTH, SELECT and FLUSHDB over one socket, pipelined.
+
+    The one Redis call on reset's hot path speaks RESP itself: importing redis-py (~40-80 ms, it pulls in asyncio)
+    would cost more than the whole Postgres clone. Every other Redis call in devenv goes through redis-py.
+    """
+    import socket
+
+    commands = ([("AUTH", password)] if password else []) + ([("SELECT", str(db))] if db else []) + [("FLUSHDB",)]
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"".join(resp_command(*c) for c in commands))
+        replies = sock.makefile("rb")
+        for command in commands:
+            line = replies.readline().decode(errors="replace").strip()
+            if not line.startswith("+"):
+                raise DevenvError(
+                    f"redis on {host}:{port} answered {command[0]} with {line or 'nothing'!r}.",
+                    "check REDIS_PASSWORD / REDIS_URL in .env and `devenv status`.",
+                )
+
+
+def _flush_redis(project: Project, host: str, port: int) -> None:
     from devenv.envfile import stack_settings
 
     s = stack_settings(project)
-    client = redis.Redis(host=host, port=port, password=s.redis_password or None, db=s.redis_db, socket_timeout=5)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    flush_redis(host, port, s.redis_password, s.redis_db)
 
 
 def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
@@ -236,20 +259,8 @@ def soft_reset(
     key = reset_key(project)
     tmpl = template_name(target.db)
 
-    # Flushing Redis needs redis-py (~80 ms to import): do it beside the Postgres work.
-    redis_error: list[BaseException] = []
-
-    def flush() -> None:
-        try:
-            if redis_port:
-                _flush_redis(project, stack_host, redis_port)
-        except BaseException as ex:
-            redis_error.append(ex)
-
-    flusher = threading.Thread(target=flush, name="flush-redis")
     with _connect(target, "postgres") as conn:
         verify_cluster(conn, project, target)
-        flusher.start()
         tmpl_comment = _comment(conn, tmpl) if _exists(conn, tmpl) else None
         if tmpl_comment == TEMPLATE_MARK + key:
             _recreate(conn, target.db, target.user, tmpl)
@@ -264,10 +275,14 @@ def soft_reset(
         conn.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(target.db), sql.Literal(SEEDED_MARK))
         )
-    flusher.join()
-    if redis_error:
-        err = redis_error[0]
-        raise DevenvError(f"the database was reset, but flushing Redis failed: {err}", "check `devenv status`.")
+    if redis_port:
+        try:
+            _flush_redis(project, stack_host, redis_port)
+        except (OSError, DevenvError) as ex:
+            raise DevenvError(
+                f"the database was reset, but flushing Redis failed: {getattr(ex, 'message', ex)}",
+                "check `devenv status`.",
+            ) from ex
     return ResetResult(
         mode=mode,
         database=target.db,

@@ -152,7 +152,7 @@ class StateCache:
         with self._lock:
             now = time.monotonic()
             if now - self._at >= self.max_age:
-                self._states = self.runtime.containers()
+                self._states = self.runtime.containers(detail=False)
                 self._at = time.monotonic()
             return list(self._states)
 

@@ -46,7 +46,7 @@ class FakeRuntime:
     def build(self, services: Sequence[str]) -> None:
         self.calls.append(("build", (tuple(services),)))
 
-    def containers(self) -> list[ContainerState]:
+    def containers(self, *, detail: bool = True) -> list[ContainerState]:
         self.calls.append(("containers", ()))
         return list(self.states)
 

@@ -59,3 +59,77 @@ def test_engine_errors_are_told_from_registry_errors(text: str, engine: bool) ->
 def test_strip_globals_keeps_the_subcommand() -> None:
     argv = ["--project-name", "p", "--file", "f.yml", "--project-directory", "d", "up", "--detach", "server"]
     assert _strip_globals(argv) == ["up", "--detach", "server"]
+
+
+class _LowLevelApi:
+    """docker-py's low-level client, as far as `DockerRuntime.containers()` uses it."""
+
+    def __init__(self, listed: list[dict[str, object]], inspected: dict[str, dict[str, object]]) -> None:
+        self.listed = listed
+        self.inspected = inspected
+        self.inspect_calls: list[str] = []
+
+    def containers(self, all: bool, filters: dict[str, str]) -> list[dict[str, object]]:
+        assert all and filters == {"label": "com.docker.compose.project=demo"}
+        return self.listed
+
+    def inspect_container(self, cid: str) -> dict[str, object]:
+        self.inspect_calls.append(cid)
+        return self.inspected[cid]
+
+
+def _listed(cid: str, service: str, state: str, status: str, created: float) -> dict[str, object]:
+    return {
+        "Id": cid,
+        "Names": [f"/demo-{service}-1"],
+        "Image": f"{service}:1",
+        "State": state,
+        "Status": status,
+        "Created": int(created),
+        "Labels": {"com.docker.compose.project": "demo", "com.docker.compose.service": service},
+        "Ports": [{"IP": "127.0.0.1", "PrivatePort": 5432, "PublicPort": 49153, "Type": "tcp"}]
+        if service == "postgres"
+        else [],
+    }
+
+
+def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_restarted(tmp_path: Path) -> None:
+    import time
+
+    from devenv.runtime import DockerRuntime
+
+    now = time.time()
+    low = _LowLevelApi(
+        [
+            _listed("a", "postgres", "running", "Up 3 seconds (health: starting)", now - 4),
+            _listed("b", "migrate", "exited", "Exited (1) Less than a second ago", now - 4),
+            _listed("c", "server", "running", "Up Less than a second", now - 10),  # created long ago: restarted?
+            _listed("d", "redis", "running", "Up Less than a second (healthy)", now),  # just created: first start
+        ],
+        {"c": {"State": {"Status": "running"}, "RestartCount": 2}},
+    )
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path)
+    runtime._api = type("Client", (), {"api": low})()
+    states = {s.service: s for s in runtime.containers(detail=False)}
+    assert low.inspect_calls == ["c"]
+    assert (states["postgres"].status, states["postgres"].health) == ("running", "starting")
+    assert (states["migrate"].status, states["migrate"].exit_code) == ("exited", 1)
+    assert states["server"].restart_count == 2
+    assert (states["redis"].health, states["redis"].restart_count) == ("healthy", 0)
+    assert runtime.published_port("postgres", 5432) == 49153
+    assert runtime.published_port("redis", 6379) is None
+
+
+def test_detail_inspects_every_container(tmp_path: Path) -> None:
+    import time
+
+    from devenv.runtime import DockerRuntime
+
+    low = _LowLevelApi(
+        [_listed("a", "postgres", "running", "Up 9 minutes (healthy)", time.time() - 600)],
+        {"a": {"State": {"Status": "running", "Health": {"Status": "healthy"}, "ExitCode": 0}, "RestartCount": 1}},
+    )
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path)
+    runtime._api = type("Client", (), {"api": low})()
+    [state] = runtime.containers()
+    assert low.inspect_calls == ["a"] and state.restart_count == 1 and state.health == "healthy"
