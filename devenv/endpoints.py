@@ -54,11 +54,11 @@ class Endpoints:
 def resolve_endpoints(project: Project, runtime: Runtime) -> Endpoints:
     """Configured host ports, or the ones Docker published when the config says 0 (ephemeral)."""
     cfg = project.config
+    ephemeral = not (cfg.postgres.port and cfg.redis.port and cfg.server.port)
+    published = runtime.published_ports() if ephemeral else {}  # one engine call for all three
 
     def port(service: str, configured: int, container_port: int) -> int | None:
-        if configured:
-            return configured
-        return runtime.published_port(service, container_port)
+        return configured or published.get((service, container_port))
 
     return Endpoints(
         host=runtime.host_address(),

@@ -85,6 +85,7 @@ class Runtime(Protocol):
     def containers(self, *, detail: bool = True) -> list[ContainerState]: ...
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
     def published_port(self, service: str, container_port: int) -> int | None: ...
+    def published_ports(self) -> dict[tuple[str, int], int]: ...
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
     def resources(self, label: str | None = None) -> StackResources: ...
     def compose_argv(self, *args: str) -> list[str]: ...
@@ -252,14 +253,17 @@ class DockerRuntime:
         return stream
 
     def published_port(self, service: str, container_port: int) -> int | None:
+        return self.published_ports().get((service, container_port))
+
+    def published_ports(self) -> dict[tuple[str, int], int]:
+        """(service, container port) -> host port for every published TCP port of the stack: one API call."""
+        found: dict[tuple[str, int], int] = {}
         for c in self._listed():
-            if (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL) != service:
-                continue
+            service = (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, "")
             for binding in c.get("Ports") or []:
-                wanted = binding.get("PrivatePort") == container_port and binding.get("Type") == "tcp"
-                if wanted and binding.get("PublicPort"):
-                    return int(binding["PublicPort"])
-        return None
+                if binding.get("Type") == "tcp" and binding.get("PublicPort") and binding.get("PrivatePort"):
+                    found.setdefault((service, int(binding["PrivatePort"])), int(binding["PublicPort"]))
+        return found
 
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
         """Run a one-off container of SERVICE without its dependencies; returns exit code and combined output."""

@@ -208,7 +208,7 @@ class _Waiter:
         return time.monotonic() - self.t0
 
     def probes(
-        self, services: Sequence[str], endpoints: Callable[[], Endpoints], cache: StateCache
+        self, services: Sequence[str], endpoints: Callable[[str], Endpoints], cache: StateCache
     ) -> dict[str, Probe]:
         from devenv.envfile import stack_settings
 
@@ -217,19 +217,19 @@ class _Waiter:
         probes: dict[str, Probe] = {}
 
         def pg() -> Probe | None:
-            ep = endpoints()
+            ep = endpoints("postgres")
             if ep.postgres_port is None:
                 return None
             return PostgresProbe(ep.host, ep.postgres_port, settings.pg_user, settings.pg_password, settings.pg_db)
 
         def rd() -> Probe | None:
-            ep = endpoints()
+            ep = endpoints("redis")
             if ep.redis_port is None:
                 return None
             return RedisProbe(ep.host, ep.redis_port, settings.redis_password, settings.redis_db)
 
         def srv() -> Probe | None:
-            ep = endpoints()
+            ep = endpoints("server")
             if ep.server_port is None:
                 return None
             return HttpProbe(f"http://{ep.host}:{ep.server_port}{cfg.server.ready_path}")
@@ -453,14 +453,21 @@ def up(
         compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
         compose_thread.start()
 
+    endpoints_lock = threading.Lock()
     endpoints_cache: dict[str, Endpoints] = {}
+    endpoints_read_at = [0.0]
 
-    def endpoints() -> Endpoints:
-        ep = endpoints_cache.get("ep")
-        if ep is None or None in (ep.postgres_port, ep.redis_port, ep.server_port):
-            ep = resolve_endpoints(project, runtime)
-            endpoints_cache["ep"] = ep
-        return ep
+    def endpoints(service: str) -> Endpoints:
+        """Where the services answer; re-read from the engine (at most every 0.1 s, shared by the probes) only
+        while SERVICE has no published port yet."""
+        with endpoints_lock:
+            ep = endpoints_cache.get("ep")
+            missing = ep is None or getattr(ep, f"{service}_port") is None
+            if ep is None or (missing and time.monotonic() - endpoints_read_at[0] >= 0.1):
+                ep = resolve_endpoints(project, runtime)
+                endpoints_cache["ep"] = ep
+                endpoints_read_at[0] = time.monotonic()
+            return ep
 
     probes = waiter.probes(selected, endpoints, cache)
     watch = ContainerWatch(runtime, cache, selected)

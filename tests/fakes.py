@@ -56,6 +56,9 @@ class FakeRuntime:
     def published_port(self, service: str, container_port: int) -> int | None:
         return self.ports.get((service, container_port))
 
+    def published_ports(self) -> dict[tuple[str, int], int]:
+        return dict(self.ports)
+
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
         self.calls.append(("run", (service, tuple(argv))))
         return self.oneoff_result
