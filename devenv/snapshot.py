@@ -10,6 +10,7 @@ carries devenv's mark), and only when DATABASE_URL in .env points at that Postgr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -145,6 +146,32 @@ def verify_cluster(conn: Any, project: Project, t: Target) -> None:
         )
 
 
+def _others_connected(conn: Any, db: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() LIMIT 1", (db,)
+    ).fetchone()
+    return row is not None
+
+
+def end_connections(conn: Any, db: str) -> None:
+    """Terminate every other session on DB and wait (polling every 2 ms, up to 5 s) until they are gone.
+
+    DROP DATABASE ... WITH (FORCE) and pg_terminate_backend(pid, timeout) do this too, but poll in 100 ms steps:
+    a reset while the server holds a pooled connection would spend most of its time asleep.
+    """
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (db,),
+    )
+    if not _others_connected(conn, db):
+        return  # the usual case: importing tenacity would cost more than the wait
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    retrying = Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.002), retry=retry_if_result(bool))
+    with contextlib.suppress(RetryError):  # still there after 5 s: DROP ... WITH (FORCE) reports it
+        retrying(_others_connected, conn, db)
+
+
 def _recreate(conn: Any, db: str, owner: str, template: str | None) -> None:
     from psycopg import sql
 
@@ -152,6 +179,7 @@ def _recreate(conn: Any, db: str, owner: str, template: str | None) -> None:
     if _exists(conn, db):
         # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
         conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+        end_connections(conn, db)
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
     query = sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(owner))
     if template:
@@ -171,11 +199,8 @@ def take_template(conn: Any, db: str, key: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(tmpl)))
     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(db)))
     try:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (db,),
-        )
-        # A terminated backend may take a moment to go: retry while Postgres says the source is in use.
+        end_connections(conn, db)
+        # A backend can still be on its way out: retry while Postgres says the source is in use.
         retrying = Retrying(
             stop=stop_after_delay(5),
             wait=wait_fixed(0.02),

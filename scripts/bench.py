@@ -43,6 +43,15 @@ def sh(argv: list[str], env: dict[str, str] | None = None, check: bool = True) -
     return done
 
 
+def cpu_busy() -> float | None:
+    """CPU-seconds the whole machine has spent busy so far (Linux /proc/stat), or None elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
@@ -352,7 +361,14 @@ def case_ci_parallel(runs: int) -> None:
                 if proc.returncode != 0:
                     sys.exit(f"bench: parallel devenv run failed: {err[-2000:]}")
 
-        one = [timed(single) for _ in range(max(1, runs // 2))]
+        one: list[float] = []
+        cpu: list[float] = []
+        for _ in range(max(1, runs // 2)):
+            before = cpu_busy()
+            one.append(timed(single))
+            after = cpu_busy()
+            if before is not None and after is not None:
+                cpu.append(after - before)
         par = [timed(four) for _ in range(max(1, runs // 2))]
         o, f = median(one), median(par)
         record(
@@ -363,6 +379,19 @@ def case_ci_parallel(runs: int) -> None:
             "<= 2x single",
             f"{f / o:.2f}x ({'ok' if f <= 2 * o else 'MISSED'})",
         )
+        if cpu:
+            # Four runs need at least 4 x (one run's CPU-seconds) of CPU; on N cores that takes 4C/N seconds.
+            c, cores = median(cpu), os.cpu_count() or 1
+            floor = 4 * c / cores / o
+            print(
+                f"  one run keeps the machine busy for {c:.2f} CPU-s in {o:.2f} s ({c / o:.2f} cores); "
+                f"four on {cores} cores cannot finish in less than 4 x {c:.2f} / {cores} = {4 * c / cores:.2f} s "
+                f"= {floor:.2f}x one run",
+                flush=True,
+            )
+            ROWS.append(
+                ("4 x run: CPU-bound floor", 4 * c / cores, f"{cores} cores", o, "(machine limit)", f"{floor:.2f}x")
+            )
     finally:
         p.cleanup()
 
