@@ -29,6 +29,18 @@ def test_fresh_up_data_survives_down_up_and_second_up_is_a_no_op(example: Exampl
     for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET", "SESSION_SECRET"):
         assert env[secret] and env[secret] not in done.stdout + done.stderr
 
+    # The engine's own healthchecks (in-container retry loops) agree: every long-running service turns healthy.
+    def health(service: str) -> str:
+        args = ["docker", "inspect", "-f", "{{.State.Health.Status}}", example.container(service)]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+    deadline = time.monotonic() + 30
+    while {health(s) for s in ("postgres", "redis", "server")} != {"healthy"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {s: health(s) for s in ("postgres", "redis", "server")} == dict.fromkeys(
+        ("postgres", "redis", "server"), "healthy"
+    )
+
     status, quote = example.http("POST", "/v1/quotes", {"author": "Ada", "text": "survives down/up"})
     assert status == 201, quote
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,17 @@ def test_services_dependencies_and_healthchecks(example: Project) -> None:
     for name in ("postgres", "redis", "server"):
         check = svc[name]["healthcheck"]
         assert (check["interval"], check["start_interval"]) == ("10s", "250ms") and check["start_period"]
-    assert svc["redis"]["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"]
+    assert svc["redis"]["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert "redis-cli -h 127.0.0.1 -p 6379 ping" in svc["redis"]["healthcheck"]["test"][1]
     assert "fetch('http://127.0.0.1:3000/health')" in svc["server"]["healthcheck"]["test"][3]
+    # Each check retries inside the container (every 100 ms, for 3 s) and ends before its 5 s timeout.
+    for name in ("postgres", "redis"):
+        script = svc[name]["healthcheck"]["test"][1]
+        assert "sleep 0.1" in script and '[ "$$i" -ge 30 ] && exit 1' in script
+        assert svc[name]["healthcheck"]["timeout"] == "5s"
+        unescaped = script.replace("$$", "$")
+        assert subprocess.run(["sh", "-n", "-c", unescaped], capture_output=True).returncode == 0, unescaped
+    assert "Date.now() + 3000" in svc["server"]["healthcheck"]["test"][3]
     assert "--appendonly yes" in svc["redis"]["command"][2]
 
 
