@@ -334,8 +334,15 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
     try:
         return soft_reset(project, runtime, stack_host=host, postgres_port=pg_port, redis_port=redis_port)
     except psycopg.OperationalError as ex:
+        last = str(ex).strip().splitlines()[-1]
+        if "password authentication failed" in str(ex):
+            from devenv.wait import RESET_HARD_HINT
+
+            raise StackNotRunning(
+                f"postgres at {host}:{pg_port} refused the credentials in .env: {last}", RESET_HARD_HINT
+            ) from ex
         raise StackNotRunning(
-            f"postgres at {host}:{pg_port} is not answering: {str(ex).strip().splitlines()[-1]}",
+            f"postgres at {host}:{pg_port} is not answering: {last}",
             "start the stack with `devenv up` (or check `devenv status`).",
         ) from ex
 

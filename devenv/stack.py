@@ -20,6 +20,7 @@ from devenv.ports import PortClaim, check_ports
 from devenv.project import Project
 from devenv.runtime import ComposeFailed, Runtime
 from devenv.wait import (
+    MIGRATE_HINT,
     Cancelled,
     ContainerWatch,
     HttpProbe,
@@ -28,6 +29,7 @@ from devenv.wait import (
     Probe,
     RedisProbe,
     StateCache,
+    hint_from_logs,
     wait_for,
 )
 
@@ -394,7 +396,7 @@ def _migration_error(project: Project, runtime: Runtime, err: ComposeFailed) -> 
         logs = runtime.logs(["migrate"], tail=LOG_TAIL)
         return MigrationFailed(
             "the migrate job failed; the stack is left up for inspection.",
-            "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`.",
+            hint_from_logs(logs) or MIGRATE_HINT,
             details=f"--- last {LOG_TAIL} log lines of migrate ---\n{logs}",
         )
     return err

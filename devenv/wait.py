@@ -23,6 +23,7 @@ from devenv.runtime import ContainerState, Runtime
 # Backoff: start at 20 ms, grow by 1.5x, cap at 100 ms, plus up to 20 ms of jitter.
 # The issue's bounds are "start <= 50 ms, cap <= 500 ms"; a low cap keeps us within a poll of the real ready time.
 BACKOFF = {"multiplier": 0.02, "exp_base": 1.5, "max": 0.1, "jitter": 0.02}
+MIGRATE_HINT = "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`."
 RESET_HARD_HINT = "the volume was created with other credentials; `devenv reset --hard` recreates it (drops its data)."
 
 
@@ -171,7 +172,8 @@ def _last_logs(runtime: Runtime, service: str) -> str:
 def hint_from_logs(logs: str) -> str | None:
     """A hint for the failures people actually hit, read off a container's last log lines."""
     text = logs.lower()
-    if "password authentication failed" in text:
+    # Postgres' own words, and Prisma's (P1000) for the same refusal seen from the migrate job.
+    if "password authentication failed" in text or "authentication failed against database server" in text:
         return RESET_HARD_HINT
     if "database files are incompatible" in text:
         return "the volume holds another Postgres major version; `devenv reset --hard` recreates it (drops its data)."
@@ -239,7 +241,7 @@ class JobProbe:
         logs = _last_logs(self.runtime, self.service)
         raise MigrationFailed(
             f"the {self.service} job exited with code {state.exit_code}; the stack is left up for inspection.",
-            "fix the migration (see prisma's message below), then `devenv migrate` or `devenv up`.",
+            hint_from_logs(logs) or MIGRATE_HINT,
             details=f"--- last {LOG_TAIL} log lines of {self.service} ---\n{logs}" if logs else None,
         )
 

@@ -316,6 +316,7 @@ def case_reset(runs: int) -> None:
         soft = [timed(lambda: p.devenv("reset", "--yes")) for _ in range(runs)]
         hard = [timed(lambda: p.devenv("reset", "--hard", "--yes")) for _ in range(max(3, runs // 2 + 1))]
         s, h = median(soft), median(hard)
+        print(f"  soft reset samples: {' '.join(f'{t:.3f}' for t in soft)}", flush=True)
         record(
             "reset (soft)",
             s,

@@ -42,6 +42,15 @@ def test_an_old_volume_with_other_credentials_gets_the_reset_hard_hint(example: 
     assert "devenv reset --hard" in done.stderr
     assert len(example.resources()["volumes"]) == 2  # the data is still there: nothing dropped without asking
 
+    # The whole stack: the migrate job may meet the refusal first (Prisma's P1000); the hint is the same.
+    full = example.devenv("up")
+    assert full.returncode in (4, 5), full.stderr
+    assert "devenv reset --hard" in full.stderr and "fix the migration" not in full.stderr
+    soft = example.devenv("reset", "--yes")
+    assert soft.returncode == 4, soft.stderr
+    assert "refused the credentials" in soft.stderr and "devenv reset --hard" in soft.stderr
+    assert len(example.resources()["volumes"]) == 2
+
 
 def test_an_image_that_cannot_be_pulled_names_the_image_and_the_setting(example: ExampleProject) -> None:
     example.env["DEVENV_REDIS_IMAGE"] = "devenv-local/no-such-redis:7"
