@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from devenv.project import Project
-from devenv.runtime import Runtime
+from devenv.runtime import ContainerState, Runtime
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,17 @@ class Endpoints:
         return "-"
 
 
-def resolve_endpoints(project: Project, runtime: Runtime) -> Endpoints:
-    """Configured host ports, or the ones Docker published when the config says 0 (ephemeral)."""
+def resolve_endpoints(project: Project, runtime: Runtime, states: Sequence[ContainerState] | None = None) -> Endpoints:
+    """Configured host ports, or the ones Docker published when the config says 0 (ephemeral): read off STATES
+    when the caller already has them, else with one engine call for all three."""
     cfg = project.config
-    ephemeral = not (cfg.postgres.port and cfg.redis.port and cfg.server.port)
-    published = runtime.published_ports() if ephemeral else {}  # one engine call for all three
+    published: dict[tuple[str, int], int] = {}
+    if states is not None:
+        for state in states:
+            for inside, outside in state.ports.items():
+                published.setdefault((state.service, inside), outside)
+    elif not (cfg.postgres.port and cfg.redis.port and cfg.server.port):
+        published = runtime.published_ports()
 
     def port(service: str, configured: int, container_port: int) -> int | None:
         return configured or published.get((service, container_port))

@@ -57,6 +57,7 @@ class ContainerState:
     image: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    ports: dict[int, int] = field(default_factory=dict)  # container TCP port -> published host port
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,8 @@ class DockerRuntime:
         found: dict[tuple[str, int], int] = {}
         for c in self._listed():
             service = (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, "")
-            for binding in c.get("Ports") or []:
-                if binding.get("Type") == "tcp" and binding.get("PublicPort") and binding.get("PrivatePort"):
-                    found.setdefault((service, int(binding["PrivatePort"])), int(binding["PublicPort"]))
+            for port, host_port in _tcp_ports(c).items():
+                found.setdefault((service, port), host_port)
         return found
 
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -341,6 +341,7 @@ class DockerRuntime:
                     image=str(c.get("Image", "")),
                     labels=labels,
                     created=str(c.get("Created", "")),
+                    ports=_tcp_ports(c),
                 )
             )
         return sorted(states, key=lambda s: (s.service, s.name))
@@ -361,6 +362,15 @@ class DockerRuntime:
             networks=tuple(sorted(n.name for n in networks)),
             volumes=tuple(sorted(v.name for v in volumes)),
         )
+
+
+def _tcp_ports(listed: dict[str, Any]) -> dict[int, int]:
+    """Container TCP port -> published host port, from one entry of the engine's container list."""
+    found: dict[int, int] = {}
+    for binding in listed.get("Ports") or []:
+        if binding.get("Type") == "tcp" and binding.get("PublicPort") and binding.get("PrivatePort"):
+            found.setdefault(int(binding["PrivatePort"]), int(binding["PublicPort"]))
+    return found
 
 
 def _strip_globals(argv: list[str]) -> list[str]:

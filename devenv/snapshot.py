@@ -326,8 +326,9 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
     from devenv.errors import StackNotRunning
 
     cfg = project.config
-    pg_port = cfg.postgres.port or runtime.published_port("postgres", 5432)
-    redis_port = cfg.redis.port or runtime.published_port("redis", 6379)
+    published = {} if cfg.postgres.port and cfg.redis.port else runtime.published_ports()
+    pg_port = cfg.postgres.port or published.get(("postgres", 5432))
+    redis_port = cfg.redis.port or published.get(("redis", 6379))
     host = runtime.host_address()
     if not pg_port:
         raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")

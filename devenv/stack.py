@@ -171,12 +171,9 @@ def _stack_is_up(runtime: Runtime, services: Sequence[str]) -> bool:
 
 
 def _owned_ports(runtime: Runtime, project: Project) -> set[int]:
-    owned = set()
-    for service, port in (("postgres", 5432), ("redis", 6379), ("server", project.config.server.container_port)):
-        published = runtime.published_port(service, port)
-        if published:
-            owned.add(published)
-    return owned
+    published = runtime.published_ports()
+    wanted = (("postgres", 5432), ("redis", 6379), ("server", project.config.server.container_port))
+    return {published[key] for key in wanted if key in published}
 
 
 class _LazyProbe:
@@ -210,7 +207,7 @@ class _Waiter:
         return time.monotonic() - self.t0
 
     def probes(
-        self, services: Sequence[str], endpoints: Callable[[str], Endpoints], cache: StateCache
+        self, services: Sequence[str], endpoints: Callable[[], Endpoints], cache: StateCache
     ) -> dict[str, Probe]:
         from devenv.envfile import stack_settings
 
@@ -219,19 +216,19 @@ class _Waiter:
         probes: dict[str, Probe] = {}
 
         def pg() -> Probe | None:
-            ep = endpoints("postgres")
+            ep = endpoints()
             if ep.postgres_port is None:
                 return None
             return PostgresProbe(ep.host, ep.postgres_port, settings.pg_user, settings.pg_password, settings.pg_db)
 
         def rd() -> Probe | None:
-            ep = endpoints("redis")
+            ep = endpoints()
             if ep.redis_port is None:
                 return None
             return RedisProbe(ep.host, ep.redis_port, settings.redis_password, settings.redis_db)
 
         def srv() -> Probe | None:
-            ep = endpoints("server")
+            ep = endpoints()
             if ep.server_port is None:
                 return None
             return HttpProbe(f"http://{ep.host}:{ep.server_port}{cfg.server.ready_path}")
@@ -455,21 +452,9 @@ def up(
         compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
         compose_thread.start()
 
-    endpoints_lock = threading.Lock()
-    endpoints_cache: dict[str, Endpoints] = {}
-    endpoints_read_at = [0.0]
-
-    def endpoints(service: str) -> Endpoints:
-        """Where the services answer; re-read from the engine (at most every 0.1 s, shared by the probes) only
-        while SERVICE has no published port yet."""
-        with endpoints_lock:
-            ep = endpoints_cache.get("ep")
-            missing = ep is None or getattr(ep, f"{service}_port") is None
-            if ep is None or (missing and time.monotonic() - endpoints_read_at[0] >= 0.1):
-                ep = resolve_endpoints(project, runtime)
-                endpoints_cache["ep"] = ep
-                endpoints_read_at[0] = time.monotonic()
-            return ep
+    def endpoints() -> Endpoints:
+        # Read off the container states the wait loops share (one engine call per 0.1 s for all of them).
+        return resolve_endpoints(project, runtime, states=cache.get())
 
     probes = waiter.probes(selected, endpoints, cache)
     watch = ContainerWatch(runtime, cache, selected)
