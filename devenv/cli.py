@@ -1,6 +1,6 @@
 """The typer app: each command validates options, calls one core function and renders its result.
 
-Heavy libraries (python-on-whales, docker, psycopg, redis) are imported inside the commands that need them,
+Heavy libraries (python-on-whales, docker, redis) are imported inside the commands that need them,
 so `devenv --help` stays fast.
 """
 

@@ -15,16 +15,19 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from devenv.errors import DevenvError, UsageError
+from devenv.pgwire import Connection, PgError, connect, credentials_refused
+from devenv.pgwire import quote_ident as ident
+from devenv.pgwire import quote_literal as lit
 from devenv.project import Project
 from devenv.runtime import Runtime
 
 CLUSTER_MARK = "devenv-project:"
 TEMPLATE_MARK = "devenv-template:"
 SEEDED_MARK = "devenv:seeded"
+OBJECT_IN_USE = "55006"  # SQLSTATE: "source database ... is being accessed by other users"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -102,40 +105,24 @@ def target_from_env(project: Project, stack_host: str, stack_port: int) -> Targe
     return Target(stack_host, stack_port, settings.pg_user, settings.pg_password, settings.pg_db)
 
 
-def _connect(t: Target, dbname: str) -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        host=t.host,
-        port=t.port,
-        user=t.user,
-        password=t.password,
-        dbname=dbname,
-        autocommit=True,
-        connect_timeout=5,
-        application_name="devenv-reset",
-    )
+def _connect(t: Target, dbname: str) -> Connection:
+    return connect(t.host, t.port, t.user, t.password, dbname, application_name="devenv-reset")
 
 
-def _comment(conn: Any, db: str) -> str | None:
-    row = conn.execute(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db,)
-    ).fetchone()
-    return row[0] if row else None
+def _comment(conn: Connection, db: str) -> str | None:
+    return conn.scalar(f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(db)}")
 
 
-def _exists(conn: Any, db: str) -> bool:
-    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is not None
+def _exists(conn: Connection, db: str) -> bool:
+    return bool(conn.execute(f"SELECT 1 FROM pg_database WHERE datname = {lit(db)}"))
 
 
-def mark_cluster(conn: Any, project_name: str) -> None:
+def mark_cluster(conn: Connection, project_name: str) -> None:
     """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
-    from psycopg import sql
-
-    conn.execute(sql.SQL("COMMENT ON DATABASE postgres IS {}").format(sql.Literal(CLUSTER_MARK + project_name)))
+    conn.execute(f"COMMENT ON DATABASE postgres IS {lit(CLUSTER_MARK + project_name)}")
 
 
-def verify_cluster(conn: Any, project: Project, t: Target) -> None:
+def verify_cluster(conn: Connection, project: Project, t: Target) -> None:
     """Refuse unless this Postgres carries this stack's mark."""
     mark = _comment(conn, "postgres")
     if mark != CLUSTER_MARK + project.name:
@@ -146,22 +133,18 @@ def verify_cluster(conn: Any, project: Project, t: Target) -> None:
         )
 
 
-def _others_connected(conn: Any, db: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() LIMIT 1", (db,)
-    ).fetchone()
-    return row is not None
+def _others_connected(conn: Connection, db: str) -> bool:
+    return bool(conn.execute(f"SELECT 1 FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid()"))
 
 
-def end_connections(conn: Any, db: str) -> None:
+def end_connections(conn: Connection, db: str) -> None:
     """Terminate every other session on DB and wait (polling every 2 ms, up to 5 s) until they are gone.
 
     DROP DATABASE ... WITH (FORCE) and pg_terminate_backend(pid, timeout) do this too, but poll in 100 ms steps:
     a reset while the server holds a pooled connection would spend most of its time asleep.
     """
     conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-        (db,),
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid()"
     )
     if not _others_connected(conn, db):
         return  # the usual case: importing tenacity would cost more than the wait
@@ -172,48 +155,38 @@ def end_connections(conn: Any, db: str) -> None:
         retrying(_others_connected, conn, db)
 
 
-def _recreate(conn: Any, db: str, owner: str, template: str | None) -> None:
-    from psycopg import sql
-
-    ident = sql.Identifier(db)
+def _recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
     if _exists(conn, db):
         # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
+        conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
         end_connections(conn, db)
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
-    query = sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, sql.Identifier(owner))
-    if template:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-            ident, sql.Identifier(template), sql.Identifier(owner)
-        )
-    conn.execute(query)
+        conn.execute(f"DROP DATABASE {ident(db)} WITH (FORCE)")
+    source = f" TEMPLATE {ident(template)}" if template else ""
+    conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
 
 
-def take_template(conn: Any, db: str, key: str) -> None:
+def take_template(conn: Connection, db: str, key: str) -> None:
     """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY."""
-    from psycopg import sql
     from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
     tmpl = template_name(db)
     if _exists(conn, tmpl):
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(tmpl)))
-    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(db)))
+        conn.execute(f"DROP DATABASE {ident(tmpl)} WITH (FORCE)")
+    conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
     try:
         end_connections(conn, db)
         # A backend can still be on its way out: retry while Postgres says the source is in use.
         retrying = Retrying(
             stop=stop_after_delay(5),
             wait=wait_fixed(0.02),
-            retry=retry_if_exception(lambda ex: "is being accessed by other users" in str(ex)),
+            retry=retry_if_exception(lambda ex: isinstance(ex, PgError) and ex.sqlstate == OBJECT_IN_USE),
             reraise=True,
         )
-        retrying(
-            conn.execute, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(tmpl), sql.Identifier(db))
-        )
+        retrying(conn.execute, f"CREATE DATABASE {ident(tmpl)} TEMPLATE {ident(db)}")
     finally:
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(db)))
-    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(tmpl)))
-    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(tmpl), sql.Literal(TEMPLATE_MARK + key)))
+        conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
+    conn.execute(f"ALTER DATABASE {ident(tmpl)} WITH ALLOW_CONNECTIONS false")
+    conn.execute(f"COMMENT ON DATABASE {ident(tmpl)} IS {lit(TEMPLATE_MARK + key)}")
 
 
 def resp_command(*args: str) -> bytes:
@@ -277,8 +250,6 @@ def soft_reset(
     on_step: Callable[[str], None] = lambda s: None,
 ) -> ResetResult:
     """Restore the app database from its template (or re-migrate + re-template when the key changed)."""
-    from psycopg import sql
-
     t0 = time.perf_counter()
     target = target_from_env(project, stack_host, postgres_port)
     key = reset_key(project)
@@ -297,9 +268,7 @@ def soft_reset(
             _migrate_and_seed(project, runtime)
             take_template(conn, target.db, key)
             mode = "remigrated"
-        conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(target.db), sql.Literal(SEEDED_MARK))
-        )
+        conn.execute(f"COMMENT ON DATABASE {ident(target.db)} IS {lit(SEEDED_MARK)}")
     if redis_port:
         try:
             _flush_redis(project, stack_host, redis_port)
@@ -321,8 +290,6 @@ def soft_reset(
 
 def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
     """Soft reset of the running stack: find its Postgres and Redis, then `soft_reset`."""
-    import psycopg
-
     from devenv.errors import StackNotRunning
 
     cfg = project.config
@@ -334,16 +301,20 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
         raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
     try:
         return soft_reset(project, runtime, stack_host=host, postgres_port=pg_port, redis_port=redis_port)
-    except psycopg.OperationalError as ex:
-        last = str(ex).strip().splitlines()[-1]
-        if "password authentication failed" in str(ex):
+    except PgError as ex:
+        if credentials_refused(ex):
             from devenv.wait import RESET_HARD_HINT
 
             raise StackNotRunning(
-                f"postgres at {host}:{pg_port} refused the credentials in .env: {last}", RESET_HARD_HINT
+                f"postgres at {host}:{pg_port} refused the credentials in .env: {ex.message}", RESET_HARD_HINT
             ) from ex
+        raise DevenvError(
+            f"postgres at {host}:{pg_port} refused the reset: {ex.message} (SQLSTATE {ex.sqlstate})",
+            ex.hint or "see `devenv logs postgres`; `devenv reset --hard` starts over from new volumes.",
+        ) from ex
+    except OSError as ex:
         raise StackNotRunning(
-            f"postgres at {host}:{pg_port} is not answering: {last}",
+            f"postgres at {host}:{pg_port} is not answering: {ex}",
             "start the stack with `devenv up` (or check `devenv status`).",
         ) from ex
 

@@ -16,9 +16,11 @@ from typing import Any
 
 from devenv.endpoints import Endpoints, resolve_endpoints
 from devenv.errors import LOG_TAIL, DevenvError, ImageUnavailable, MigrationFailed, UsageError
+from devenv.pgwire import Connection, quote_ident, quote_literal
 from devenv.ports import PortClaim, check_ports
 from devenv.project import Project
 from devenv.runtime import ComposeFailed, Runtime
+from devenv.snapshot import SEEDED_MARK
 from devenv.wait import (
     MIGRATE_HINT,
     Cancelled,
@@ -40,7 +42,6 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "migrate": ("postgres",),
     "server": ("postgres", "redis", "migrate"),
 }
-SEED_MARK = "devenv:seeded"
 
 
 @dataclass(frozen=True)
@@ -291,33 +292,32 @@ def conn_db(project: Project) -> str:
     return stack_settings(project).pg_db
 
 
-def _pg_connect(project: Project, runtime: Runtime, dbname: str | None = None) -> Any:
-    import psycopg
-
+def _pg_connect(project: Project, runtime: Runtime, dbname: str | None = None) -> Connection:
+    """A session on the stack's own Postgres for devenv's marks and the reset template (see devenv.pgwire)."""
     from devenv.envfile import stack_settings
+    from devenv.pgwire import connect
 
     settings = stack_settings(project)
     ep = resolve_endpoints(project, runtime)
     if ep.postgres_port is None:
         raise DevenvError("postgres is not running.", "run `devenv up` first.")
-    return psycopg.connect(
-        host=ep.host,
-        port=ep.postgres_port,
-        user=settings.pg_user,
-        password=settings.pg_password,
-        dbname=dbname or settings.pg_db,
-        connect_timeout=5,
-        autocommit=True,
+    return connect(
+        ep.host,
+        ep.postgres_port,
+        settings.pg_user,
+        settings.pg_password,
+        dbname or settings.pg_db,
+        application_name="devenv",
     )
 
 
 def is_seeded(project: Project, runtime: Runtime) -> bool:
     """Whether the app database carries devenv's seed mark."""
     with _pg_connect(project, runtime) as conn:
-        row = conn.execute(
+        mark = conn.scalar(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0] == SEED_MARK)
+        )
+    return mark == SEEDED_MARK
 
 
 def run_seed(project: Project, runtime: Runtime) -> None:
@@ -334,11 +334,8 @@ def run_seed(project: Project, runtime: Runtime) -> None:
 
 
 def _mark_seeded(project: Project, runtime: Runtime) -> None:
-    from psycopg import sql
-
     with _pg_connect(project, runtime) as conn:
-        dbname = conn.info.dbname
-        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(dbname), sql.Literal(SEED_MARK)))
+        conn.execute(f"COMMENT ON DATABASE {quote_ident(conn_db(project))} IS {quote_literal(SEEDED_MARK)}")
 
 
 PULL_FAILURES = (

@@ -97,8 +97,7 @@ def _server_status(url: str) -> dict[str, Any] | None:
 
 def stack_status(project: Project, runtime: Runtime) -> StatusReport:
     """Probe every service in parallel and fold the results into healthy / degraded / unhealthy."""
-    # Import the clients here, in one thread: imports racing in the probe threads take twice as long.
-    import psycopg  # noqa: F401
+    # Import the client here, in one thread: imports racing in the probe threads take twice as long.
     import redis  # noqa: F401
 
     from devenv.envfile import stack_settings

@@ -25,6 +25,7 @@ from devenv.runtime import ContainerState, Runtime
 BACKOFF = {"multiplier": 0.02, "exp_base": 1.5, "max": 0.1, "jitter": 0.02}
 MIGRATE_HINT = "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`."
 RESET_HARD_HINT = "the volume was created with other credentials; `devenv reset --hard` recreates it (drops its data)."
+INVALID_CATALOG_NAME = "3D000"  # SQLSTATE: the database does not exist (the volume was made with another POSTGRES_DB)
 
 
 class Probe(Protocol):
@@ -41,7 +42,7 @@ class Cancelled(Exception):
 
 @dataclass
 class PostgresProbe:
-    """psycopg connects as the app user to the app database and runs SELECT 1."""
+    """Connects as the app user to the app database and runs SELECT 1 (devenv.pgwire: no libpq to load)."""
 
     host: str
     port: int
@@ -51,29 +52,23 @@ class PostgresProbe:
     name: str = "postgres"
 
     def check(self) -> bool:
-        import psycopg
+        from devenv.pgwire import PgError, connect, credentials_refused
 
         try:
-            with psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password,
-                dbname=self.dbname,
-                connect_timeout=2,
-                application_name="devenv",
+            with connect(
+                self.host, self.port, self.user, self.password, self.dbname, timeout=2, application_name="devenv"
             ) as conn:
                 conn.execute("SELECT 1")
             return True
-        except psycopg.OperationalError as ex:
-            text = str(ex)
-            if "password authentication failed" in text or (f'database "{self.dbname}" does not exist' in text):
+        except PgError as ex:
+            if credentials_refused(ex) or ex.sqlstate == INVALID_CATALOG_NAME:
                 raise ServiceNotReady(
-                    f"postgres refused {self.user}@{self.dbname} on {self.host}:{self.port}: "
-                    f"{text.strip().splitlines()[-1]}",
+                    f"postgres refused {self.user}@{self.dbname} on {self.host}:{self.port}: {ex.message}",
                     RESET_HARD_HINT,
                 ) from ex
-            return False
+            return False  # e.g. 57P03 "the database system is starting up"
+        except OSError:
+            return False  # not listening yet, or the connection dropped while it starts
 
 
 @dataclass

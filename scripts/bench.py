@@ -93,6 +93,8 @@ class Project:
 
     def cleanup(self) -> None:
         self.down()
+        # The server image is per project name: drop this run's tag (its layers stay in the build cache).
+        sh(["docker", "image", "rm", f"{self.name}-server:devenv"], check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -8,7 +8,9 @@ import subprocess
 import uuid
 
 import psycopg
+import pytest
 
+from devenv import pgwire
 from tests.integration.conftest import ExampleProject, free_port
 
 
@@ -119,6 +121,26 @@ def test_reset_refuses_a_database_that_is_not_the_stacks_own(example: ExamplePro
         assert "not the" in refused.stderr and "own container" in refused.stderr
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", other], capture_output=True, check=False)
+
+
+def test_pgwire_speaks_to_the_stacks_postgres(example: ExampleProject) -> None:
+    """reset's own client (devenv.pgwire) against the real server: SCRAM login, quoting round trips, errors."""
+    example.devenv("up", "postgres", check=True)
+    env = example.env_values()
+    args = ("127.0.0.1", example.port("postgres"), env["POSTGRES_USER"])
+    with pgwire.connect(*args, env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) as conn:
+        assert conn.scalar("select current_setting('password_encryption')") == "scram-sha-256"
+        for text in ("it's", 'a "quoted" name', "back\\slash", "ünïcødé", "two\nlines", "$$dollar$$"):
+            assert conn.scalar(f"select {pgwire.quote_literal(text)}") == text
+            conn.execute(f"create temp table {pgwire.quote_ident(text)} (x int)")
+            assert conn.scalar(f"select relname from pg_class where relname = {pgwire.quote_literal(text)}") == text
+        assert conn.execute("select 1, null::text union all select 2, 'x'") == [("1", None), ("2", "x")]
+        with pytest.raises(pgwire.PgError) as err:
+            conn.execute("select * from no_such_table")
+        assert err.value.sqlstate == "42P01"
+    with pytest.raises(pgwire.PgError) as refused:
+        pgwire.connect(*args, "not-the-password", env["POSTGRES_DB"])
+    assert refused.value.sqlstate == "28P01"
 
 
 def test_hard_reset_recreates_only_the_stacks_volumes(example: ExampleProject) -> None:

@@ -1,0 +1,218 @@
+"""devenv.pgwire without an engine: SCRAM against RFC 7677's example, quoting, SASLprep, the message flow
+against a scripted server (MD5, TLS, rows with NULLs, an error that leaves the session usable), and how the
+readiness probe reads Postgres' answers."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from devenv.errors import ServiceNotReady
+from devenv.pgwire import PgError, ProtocolError, Scram, connect, quote_ident, quote_literal, saslprep
+from devenv.wait import RESET_HARD_HINT, PostgresProbe
+
+# RFC 7677, section 3: user "user", password "pencil".
+CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"
+SERVER_FIRST = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+CLIENT_FINAL = (
+    b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+)
+SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def test_scram_matches_rfc_7677() -> None:
+    scram = Scram("pencil", nonce=CLIENT_NONCE, user="user")
+    assert scram.first() == b"n,,n=user,r=" + CLIENT_NONCE.encode()
+    assert scram.final(SERVER_FIRST) == CLIENT_FINAL
+    scram.verify(SERVER_FINAL)  # raises when the server's signature is wrong
+
+
+def test_scram_rejects_a_server_that_does_not_know_the_password() -> None:
+    scram = Scram("pencil", nonce=CLIENT_NONCE, user="user")
+    scram.final(SERVER_FIRST)
+    with pytest.raises(ProtocolError, match="signature"):
+        scram.verify(b"v=" + b"A" * 43 + b"=")
+
+
+def test_scram_rejects_a_nonce_that_does_not_extend_ours() -> None:
+    with pytest.raises(ProtocolError, match="nonce"):
+        Scram("pencil", nonce=CLIENT_NONCE).final(b"r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+
+
+def test_quoting() -> None:
+    assert quote_ident('we"ird name') == '"we""ird name"'
+    assert quote_literal("it's a \\ path") == "'it''s a \\ path'"
+    for bad in (quote_ident, quote_literal):
+        with pytest.raises(ValueError, match="NUL"):
+            bad("a\0b")
+
+
+def test_saslprep() -> None:
+    assert saslprep("plain ascii!") == "plain ascii!"
+    assert saslprep("I\u00adX") == "IX"  # mapped to nothing (soft hyphen)
+    assert saslprep("\u2168") == "IX"  # NFKC
+    assert saslprep("a\u00a0b") == "a b"  # non-ASCII space mapped to space
+    assert saslprep("bell\u0007é") == "bell\u0007é"  # prohibited: Postgres then uses the raw password
+
+
+def _msg(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("!i", len(payload) + 4) + payload
+
+
+def _row(*values: str | None) -> bytes:
+    body = struct.pack("!h", len(values))
+    for v in values:
+        body += struct.pack("!i", -1) if v is None else struct.pack("!i", len(v.encode())) + v.encode()
+    return _msg(b"D", body)
+
+
+READY = _msg(b"Z", b"I")
+
+
+class ScriptedServer:
+    """Accepts one connection, checks the startup and the MD5 password, then answers queries from a script."""
+
+    def __init__(
+        self,
+        answers: dict[str, bytes],
+        *,
+        conforming: str = "on",
+        tls: ssl.SSLContext | None = None,
+        startup_error: bytes = b"",
+    ) -> None:
+        self.answers = answers
+        self.conforming = conforming
+        self.tls = tls
+        self.encrypted = False
+        self.startup_error = startup_error
+        self.queries: list[str] = []
+        self.startup: dict[str, str] = {}
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        conn, _ = self.sock.accept()
+        assert struct.unpack("!ii", conn.recv(8)) == (8, 80877103)  # SSLRequest first, as libpq's sslmode=prefer
+        if self.tls:
+            conn.sendall(b"S")
+            conn = self.tls.wrap_socket(conn, server_side=True)
+            self.encrypted = True
+        else:
+            conn.sendall(b"N")
+        with conn, conn.makefile("rb") as r:
+            (length,) = struct.unpack("!i", r.read(4))
+            body = r.read(length - 4)[4:].split(b"\0")
+            self.startup = {k.decode(): v.decode() for k, v in zip(body[::2], body[1::2], strict=False) if k}
+            if self.startup_error:
+                conn.sendall(_msg(b"E", self.startup_error))
+                return
+            conn.sendall(_msg(b"R", struct.pack("!i", 5) + b"salt"))
+            kind, size = r.read(1), struct.unpack("!i", r.read(4))[0]
+            password = r.read(size - 4).rstrip(b"\0")
+            inner = hashlib.md5(b"s3cret" + self.startup["user"].encode()).hexdigest().encode()
+            if kind != b"p" or password != b"md5" + hashlib.md5(inner + b"salt").hexdigest().encode():
+                conn.sendall(_msg(b"E", b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"))
+                return
+            conn.sendall(
+                _msg(b"R", struct.pack("!i", 0))
+                + _msg(b"S", b"standard_conforming_strings\0" + self.conforming.encode() + b"\0")
+                + _msg(b"K", struct.pack("!ii", 1, 2))
+                + READY
+            )
+            while True:
+                kind = r.read(1)
+                if kind in (b"X", b""):
+                    return
+                size = struct.unpack("!i", r.read(4))[0]
+                query = r.read(size - 4).rstrip(b"\0").decode()
+                self.queries.append(query)
+                conn.sendall(self.answers[query] + READY)
+
+
+def test_md5_login_rows_and_errors_against_a_scripted_server() -> None:
+    server = ScriptedServer(
+        {
+            "select rows": _msg(b"T", b"") + _row("1", None, "é") + _row("2", "", "x") + _msg(b"C", b"SELECT 2\0"),
+            "select nope": _msg(b"E", b'SERROR\0C42703\0Mcolumn "nope" does not exist\0\0'),
+            "select none": _msg(b"T", b"") + _msg(b"C", b"SELECT 0\0"),
+        }
+    )
+    with connect("127.0.0.1", server.port, "app", "s3cret", "quotes", application_name="t") as conn:
+        assert conn.execute("select rows") == [("1", None, "é"), ("2", "", "x")]
+        with pytest.raises(PgError) as err:
+            conn.execute("select nope")
+        assert err.value.sqlstate == "42703" and 'column "nope"' in err.value.message
+        assert conn.scalar("select none") is None  # the session is still usable after the error
+    server.thread.join(timeout=5)
+    assert server.startup["database"] == "quotes" and server.startup["application_name"] == "t"
+    assert server.queries == ["select rows", "select nope", "select none"]
+
+
+def test_a_refused_password_is_a_pg_error_with_its_sqlstate() -> None:
+    server = ScriptedServer({})
+    with pytest.raises(PgError) as err:
+        connect("127.0.0.1", server.port, "app", "wrong", "quotes")
+    assert err.value.sqlstate == "28P01"
+
+
+def test_refuses_a_server_without_standard_conforming_strings() -> None:
+    server = ScriptedServer({}, conforming="off")
+    with pytest.raises(ProtocolError, match="standard_conforming_strings"):
+        connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
+
+
+def test_uses_tls_when_the_server_offers_it(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ScriptedServer({"select 1": _row("1") + _msg(b"C", b"SELECT 1\0")}, tls=context)
+    with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn:
+        assert conn.execute("select 1") == [("1",)]
+    server.thread.join(timeout=5)
+    assert server.encrypted
+
+
+def _probe(port: int, password: str = "s3cret") -> PostgresProbe:
+    return PostgresProbe("127.0.0.1", port, "app", password, "quotes")
+
+
+def test_probe_is_ready_after_select_1() -> None:
+    server = ScriptedServer({"SELECT 1": _row("1") + _msg(b"C", b"SELECT 1\0")})
+    assert _probe(server.port).check() is True
+
+
+def test_probe_waits_while_postgres_starts_or_does_not_listen() -> None:
+    starting = ScriptedServer({}, startup_error=b"SFATAL\0C57P03\0Mthe database system is starting up\0\0")
+    assert _probe(starting.port).check() is False
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    assert _probe(port).check() is False  # nothing listens there now: connection refused
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        b'SFATAL\0C28P01\0Mpassword authentication failed for user "app"\0\0',
+        b'SFATAL\0C28000\0Mrole "app" does not exist\0\0',
+        b'SFATAL\0C3D000\0Mdatabase "quotes" does not exist\0\0',
+    ],
+)
+def test_probe_fails_fast_with_the_reset_hard_hint_when_the_volume_has_other_credentials(error: bytes) -> None:
+    server = ScriptedServer({}, startup_error=error)
+    with pytest.raises(ServiceNotReady) as err:
+        _probe(server.port).check()
+    assert err.value.hint == RESET_HARD_HINT and "app@quotes" in err.value.message
