@@ -308,7 +308,7 @@ def reset_command(
         typer.echo(f"Re-migrated and re-seeded {result.database} ({result.reason}); new template taken.")
     action = {"template": "restored from its template", "remigrated": "rebuilt", "hard": "recreated with its volumes"}
     typer.echo(
-        f"{result.database}: {action[result.mode]}"
+        f"{result.database}: {action[result.mode]}{' (its ready copy swapped in)' if result.from_spare else ''}"
         f"{', Redis db flushed' if result.redis_flushed else ''} in {result.seconds:.2f} s."
     )
 

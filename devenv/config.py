@@ -94,6 +94,13 @@ class MigrateConfig:
 
 
 @dataclass(frozen=True)
+class ResetConfig:
+    """[reset]: whether a copy of the template is kept ready, so a soft reset only renames it into place."""
+
+    spare: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """devenv.toml merged with the DEVENV_* environment; `source` is the file it came from (None: defaults)."""
 
@@ -103,6 +110,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
+    reset: ResetConfig = field(default_factory=ResetConfig)
     source: Path | None = None
 
 
@@ -115,6 +123,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "redis": "table",
         "server": "table",
         "migrate": "table",
+        "reset": "table",
     },
     "postgres": {"image": "image", "port": "port"},
     "redis": {"image": "image", "port": "port"},
@@ -132,6 +141,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "mounts": "mounts",
     },
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
+    "reset": {"spare": "bool"},
 }
 
 
@@ -203,6 +213,12 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
             raise _fail(
                 where, dotted, f"= {value!r} is not an IPv4 address.", "use 127.0.0.1 (default) or 0.0.0.0."
             ) from None
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(
+                where, dotted, f"= {value!r} is not true or false.", f"write {dotted.split('.')[-1]} = true or false."
+            )
+        return value
     if kind == "name":
         if not isinstance(value, str) or not NAME_RE.fullmatch(value) or len(value) > 63:
             suggestion = sanitize_name(str(value))
@@ -460,6 +476,7 @@ def load_config(
         redis=RedisConfig(**converted.get("redis", {})),
         server=server,
         migrate=MigrateConfig(**converted.get("migrate", {})),
+        reset=ResetConfig(**converted.get("reset", {})),
         source=path,
     )
     _check_port_clash(config, values)

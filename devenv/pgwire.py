@@ -42,7 +42,11 @@ def credentials_refused(err: PgError) -> bool:
 
 
 class ProtocolError(OSError):
-    """The peer does not speak the protocol as expected (or asks for something this client does not do)."""
+    """The connection broke or carried something that is not the protocol (an OSError: a transport failure)."""
+
+
+class UnsupportedServer(Exception):
+    """The server wants something this client does not do, or failed SCRAM's proof: retrying will not help."""
 
 
 def quote_ident(name: str) -> str:
@@ -81,7 +85,14 @@ def saslprep(password: str) -> str:
         stringprep.in_table_c9,
         stringprep.in_table_a1,
     )
-    if any(check(c) for c in prepared for check in prohibited):
+    if not prepared or any(check(c) for c in prepared for check in prohibited):
+        return password
+    # RFC 3454 section 6: a string with right-to-left characters must not mix in left-to-right ones, and must
+    # start and end with one.
+    if any(stringprep.in_table_d1(c) for c in prepared) and (
+        any(stringprep.in_table_d2(c) for c in prepared)
+        or not (stringprep.in_table_d1(prepared[0]) and stringprep.in_table_d1(prepared[-1]))
+    ):
         return password
     return prepared
 
@@ -104,7 +115,7 @@ class Scram:
     def final(self, server_first: bytes) -> bytes:
         attrs = dict(part.split("=", 1) for part in server_first.decode().split(","))
         if not attrs.get("r", "").startswith(self.nonce):
-            raise ProtocolError("SCRAM: the server's nonce does not extend ours")
+            raise UnsupportedServer("SCRAM: the server's nonce does not extend ours")
         self.salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(attrs["s"]), int(attrs["i"]))
         without_proof = f"c=biws,r={attrs['r']}"
         self.auth_message = f"{self.client_first_bare},{server_first.decode()},{without_proof}".encode()
@@ -118,7 +129,7 @@ class Scram:
         server_key = hmac.digest(self.salted, b"Server Key", "sha256")
         expected = hmac.digest(server_key, self.auth_message, "sha256")
         if not hmac.compare_digest(base64.b64decode(attrs.get("v", "")), expected):
-            raise ProtocolError("SCRAM: the server's signature does not match (not the server we talked to?)")
+            raise UnsupportedServer("SCRAM: the server's signature does not match (not the server we talked to?)")
 
 
 def _message(kind: bytes, payload: bytes) -> bytes:
@@ -160,23 +171,40 @@ class Connection:
         if len(header) < 5:
             raise ProtocolError("the server closed the connection")
         (length,) = struct.unpack("!i", header[1:])
+        if length < 4:
+            raise ProtocolError(f"a message of length {length} (not a Postgres server?)")
         payload = self.stream.read(length - 4)
         if len(payload) < length - 4:
             raise ProtocolError("the server closed the connection")
         return header[:1], payload
 
     def startup(self, user: str, password: str, dbname: str, application_name: str) -> None:
-        params = {"user": user, "database": dbname, "application_name": application_name, "client_encoding": "UTF8"}
+        try:
+            self._startup(user, password, dbname, application_name)
+        except (struct.error, ValueError, KeyError, IndexError) as ex:  # UnicodeDecodeError is a ValueError
+            raise ProtocolError(f"malformed startup reply: {ex}") from ex
+
+    def _startup(self, user: str, password: str, dbname: str, application_name: str) -> None:
+        params = {
+            "user": user,
+            "database": dbname,
+            "application_name": application_name,
+            "client_encoding": "UTF8",
+            "standard_conforming_strings": "on",  # quote_literal relies on it; a startup setting beats ALTER ROLE
+        }
         body = struct.pack("!i", PROTOCOL_3_0) + b"".join(
             k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items()
         )
         self.sock.sendall(struct.pack("!i", len(body) + 5) + body + b"\0")
         scram: Scram | None = None
+        verified = False
         while True:
             kind, payload = self._read()
             if kind == b"R":
                 (code,) = struct.unpack("!i", payload[:4])
                 if code == 0:
+                    if scram and not verified:
+                        raise UnsupportedServer("SCRAM: the server accepted us without proving it knows the password")
                     continue
                 if code == 3:  # cleartext
                     self.sock.sendall(_message(b"p", password.encode() + b"\0"))
@@ -186,7 +214,7 @@ class Connection:
                     self.sock.sendall(_message(b"p", outer.encode() + b"\0"))
                 elif code == 10:  # SASL
                     if b"SCRAM-SHA-256" not in payload[4:].split(b"\0"):
-                        raise ProtocolError(f"unsupported SASL mechanisms {payload[4:]!r}")
+                        raise UnsupportedServer(f"unsupported SASL mechanisms {payload[4:]!r}")
                     scram = Scram(password)
                     first = scram.first()
                     self.sock.sendall(_message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
@@ -194,8 +222,9 @@ class Connection:
                     self.sock.sendall(_message(b"p", scram.final(payload[4:])))
                 elif code == 12 and scram:
                     scram.verify(payload[4:])
+                    verified = True
                 else:
-                    raise ProtocolError(f"unsupported authentication request {code}")
+                    raise UnsupportedServer(f"unsupported authentication request {code} (devenv does password/SCRAM)")
             elif kind == b"S":
                 name, value = payload.split(b"\0")[:2]
                 self.parameters[name.decode()] = value.decode()
@@ -205,17 +234,30 @@ class Connection:
                 break
             # K (backend key), N (notice): nothing to do
         if self.parameters.get("standard_conforming_strings", "on") != "on":
-            raise ProtocolError("standard_conforming_strings is off: devenv's quoting needs it on")
+            raise UnsupportedServer("standard_conforming_strings is off: devenv's quoting needs it on")
 
     def execute(self, query: str) -> list[Row]:
         """Run QUERY (one or more statements) and return the rows it returned; raise PgError when it failed."""
+        try:
+            return self._execute(query)
+        except (struct.error, ValueError) as ex:  # UnicodeDecodeError is a ValueError
+            raise ProtocolError(f"malformed reply: {ex}") from ex
+
+    def _execute(self, query: str) -> list[Row]:
         self.sock.sendall(_message(b"Q", query.encode() + b"\0"))
         rows: list[Row] = []
         error: PgError | None = None
         while True:
-            kind, payload = self._read()
+            try:
+                kind, payload = self._read()
+            except ProtocolError:
+                if error:  # a FATAL (shutdown, terminated) arrives as E and then the server closes: say why
+                    raise error from None
+                raise
             if kind == b"D":
-                (count,) = struct.unpack("!h", payload[:2])
+                count = struct.unpack("!h", payload[:2])[0] if len(payload) >= 2 else -1
+                if count < 0:
+                    raise ProtocolError("a malformed data row")
                 pos = 2
                 row: list[str | None] = []
                 for _ in range(count):
@@ -229,9 +271,12 @@ class Connection:
                 rows.append(tuple(row))
             elif kind == b"E":
                 error = PgError(_error_fields(payload))
+            elif kind == b"G":  # COPY ... FROM STDIN: refuse it, the server then reports an error and is ready
+                self.sock.sendall(_message(b"f", b"devenv.pgwire does not do COPY\0"))
             elif kind == b"Z":
                 break
-            # T (row description), C (complete), I (empty), N (notice), S (parameter), A (notification)
+            # T (row description), C (complete), I (empty), N (notice), S (parameter), A (notification),
+            # H/d/c (COPY TO STDOUT: its data is dropped)
         if error:
             raise error
         return rows
@@ -270,12 +315,17 @@ def connect(
     dbname: str,
     *,
     timeout: float = 5.0,
+    io_timeout: float | None = None,
     application_name: str = "devenv",
 ) -> Connection:
-    """Open a session (plain TCP: the stack's Postgres is on loopback) and authenticate."""
+    """Open a session (TLS when the server offers it) and authenticate, each step within TIMEOUT seconds.
+
+    Statements then wait IO_TIMEOUT seconds for each reply (None: as long as they take, as libpq does: a
+    CREATE DATABASE of a big template takes a while); a probe passes a short one so a stalled server cannot hang it.
+    """
     sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock = _prefer_tls(sock, host)
     except BaseException:
         sock.close()
@@ -286,5 +336,5 @@ def connect(
     except BaseException:
         conn.close()
         raise
-    sock.settimeout(None)  # statements may take as long as they take (CREATE DATABASE of a big template), as in libpq
+    sock.settimeout(io_timeout)
     return conn

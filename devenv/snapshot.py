@@ -1,11 +1,12 @@
 """`devenv reset`: restore the app database from a template copy taken right after migrate + seed.
 
-Postgres clones a database from a template in tens of milliseconds, so a soft reset costs about as much as
-starting the CLI. The template is tagged with a key (hash of the Prisma folder and config); when the key no longer
-matches, reset migrates and seeds a fresh database and takes a new template.
+Postgres clones a database from a template in tens of milliseconds, and a spare copy of the template kept ready
+(devenv.spare) turns even that into a rename, so a soft reset costs about as much as starting the CLI. The template
+is tagged with a key (hash of the Prisma folder and config); when the key no longer matches, reset migrates and
+seeds a fresh database and takes a new template.
 
-Safety: devenv only ever touches the app database and its template, only on the stack's own Postgres (the cluster
-carries devenv's mark), and only when DATABASE_URL in .env points at that Postgres.
+Safety: devenv only ever touches the app database, its template and its spare, only on the stack's own Postgres
+(the cluster carries devenv's mark), and only when DATABASE_URL in .env points at that Postgres.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from devenv.envfile import StackSettings
 from devenv.errors import DevenvError, UsageError
-from devenv.pgwire import Connection, PgError, connect, credentials_refused
+from devenv.pgwire import Connection, PgError, UnsupportedServer, connect, credentials_refused
 from devenv.pgwire import quote_ident as ident
 from devenv.pgwire import quote_literal as lit
 from devenv.project import Project
@@ -46,11 +49,28 @@ class ResetResult:
     seconds: float
     redis_flushed: bool
     reason: str = ""
+    from_spare: bool = False  # the ready copy was renamed into place (no copy on the reset's own time)
+
+
+MAX_NAME_BYTES = 63  # Postgres' identifier limit (NAMEDATALEN - 1), in bytes
+
+
+def _suffixed(db: str, suffix: str) -> str:
+    """DB + SUFFIX; when that exceeds Postgres' 63 bytes, a hash of DB + SUFFIX (never DB itself, never cut)."""
+    name = db + suffix
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    return f"devenv_{hashlib.sha256(db.encode()).hexdigest()[:16]}{suffix}"
 
 
 def template_name(db: str) -> str:
     """The template database's name for app database DB."""
-    return f"{db}__devenv_template"[:63]
+    return _suffixed(db, "__devenv_template")
+
+
+def spare_name(db: str) -> str:
+    """The name of the ready copy of DB's template (see devenv.spare)."""
+    return _suffixed(db, "__devenv_spare")
 
 
 def reset_key(project: Project) -> str:
@@ -78,11 +98,10 @@ class Target:
     db: str
 
 
-def target_from_env(project: Project, stack_host: str, stack_port: int) -> Target:
+def target_from_env(project: Project, settings: StackSettings, stack_host: str, stack_port: int) -> Target:
     """The app's database as DATABASE_URL in .env names it; refuse anything that is not this stack's Postgres."""
-    from devenv.envfile import read_env, stack_settings
+    from devenv.envfile import read_env
 
-    settings = stack_settings(project)
     url = read_env(project).get("DATABASE_URL", "")
     if url:
         parsed = urlparse(url)
@@ -134,7 +153,9 @@ def verify_cluster(conn: Connection, project: Project, t: Target) -> None:
 
 
 def _others_connected(conn: Connection, db: str) -> bool:
-    return bool(conn.execute(f"SELECT 1 FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid()"))
+    return bool(
+        conn.execute(f"SELECT 1 FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid() LIMIT 1")
+    )
 
 
 def end_connections(conn: Connection, db: str) -> None:
@@ -155,21 +176,69 @@ def end_connections(conn: Connection, db: str) -> None:
         retrying(_others_connected, conn, db)
 
 
-def _recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
+def _drop(conn: Connection, db: str) -> None:
     if _exists(conn, db):
         # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
         conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
         end_connections(conn, db)
         conn.execute(f"DROP DATABASE {ident(db)} WITH (FORCE)")
+
+
+def _recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
+    _drop(conn, db)
     source = f" TEMPLATE {ident(template)}" if template else ""
     conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
 
 
-def take_template(conn: Connection, db: str, key: str) -> None:
-    """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY."""
+def _restore(conn: Connection, t: Target, tmpl: str, key: str, state_dir: Path | None) -> bool:
+    """Put a fresh copy of TMPL in place of the app database: the spare when one is ready (True), else a copy."""
+    if state_dir is not None:
+        from devenv import spare
+
+        spare.wait(state_dir)  # one being made now is done sooner than a copy started now
+        name = spare_name(t.db)
+        rows = conn.execute(
+            f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(name)}"
+        )
+        if rows and rows[0][0] == spare.SPARE_MARK + key:
+            _drop(conn, t.db)
+            conn.execute(f"ALTER DATABASE {ident(name)} RENAME TO {ident(t.db)}")
+            conn.execute(f"ALTER DATABASE {ident(t.db)} WITH ALLOW_CONNECTIONS true")
+            return True
+        if rows:  # made from an older template
+            conn.execute(f"DROP DATABASE {ident(name)} WITH (FORCE)")
+    _recreate(conn, t.db, t.user, tmpl)
+    return False
+
+
+def start_spare(project: Project, t: Target, key: str) -> bool:
+    """Make the next reset's spare in the background (when [reset] spare is on); False when none was started."""
+    if not project.config.reset.spare:
+        return False
+    from devenv import spare
+
+    settings = {
+        "host": t.host,
+        "port": t.port,
+        "user": t.user,
+        "password": t.password,
+        "spare": spare_name(t.db),
+        "template": template_name(t.db),
+        "key": key,
+    }
+    return spare.start(project.state_dir, settings)
+
+
+def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
+    """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY; drop the old spare."""
     from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
+    from devenv import spare
+
     tmpl = template_name(db)
+    spare.wait(state_dir)
+    if _exists(conn, spare_name(db)):
+        conn.execute(f"DROP DATABASE {ident(spare_name(db))} WITH (FORCE)")
     if _exists(conn, tmpl):
         conn.execute(f"DROP DATABASE {ident(tmpl)} WITH (FORCE)")
     conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
@@ -219,11 +288,8 @@ def flush_redis(host: str, port: int, password: str, db: int, *, timeout: float 
                 )
 
 
-def _flush_redis(project: Project, host: str, port: int) -> None:
-    from devenv.envfile import stack_settings
-
-    s = stack_settings(project)
-    flush_redis(host, port, s.redis_password, s.redis_db)
+def _flush_redis(settings: StackSettings, host: str, port: int) -> None:
+    flush_redis(host, port, settings.redis_password, settings.redis_db)
 
 
 def _migrate_and_seed(project: Project, runtime: Runtime) -> None:
@@ -251,7 +317,10 @@ def soft_reset(
 ) -> ResetResult:
     """Restore the app database from its template (or re-migrate + re-template when the key changed)."""
     t0 = time.perf_counter()
-    target = target_from_env(project, stack_host, postgres_port)
+    from devenv.envfile import stack_settings
+
+    settings = stack_settings(project)
+    target = target_from_env(project, settings, stack_host, postgres_port)
     key = reset_key(project)
     tmpl = template_name(target.db)
 
@@ -259,19 +328,21 @@ def soft_reset(
         verify_cluster(conn, project, target)
         tmpl_comment = _comment(conn, tmpl) if _exists(conn, tmpl) else None
         if tmpl_comment == TEMPLATE_MARK + key:
-            _recreate(conn, target.db, target.user, tmpl)
+            state_dir = project.state_dir if project.config.reset.spare else None
+            from_spare = _restore(conn, target, tmpl, key, state_dir)
             mode, reason = "template", ""
         else:
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
             on_step(f"re-creating {target.db}: {reason}; running migrations and seed")
             _recreate(conn, target.db, target.user, None)
             _migrate_and_seed(project, runtime)
-            take_template(conn, target.db, key)
-            mode = "remigrated"
+            take_template(conn, target.db, key, project.state_dir)
+            mode, from_spare = "remigrated", False
         conn.execute(f"COMMENT ON DATABASE {ident(target.db)} IS {lit(SEEDED_MARK)}")
+    start_spare(project, target, key)
     if redis_port:
         try:
-            _flush_redis(project, stack_host, redis_port)
+            _flush_redis(settings, stack_host, redis_port)
         except (OSError, DevenvError) as ex:
             raise DevenvError(
                 f"the database was reset, but flushing Redis failed: {getattr(ex, 'message', ex)}",
@@ -285,6 +356,7 @@ def soft_reset(
         seconds=round(time.perf_counter() - t0, 3),
         redis_flushed=bool(redis_port),
         reason=reason,
+        from_spare=from_spare,
     )
 
 
@@ -312,6 +384,11 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
             f"postgres at {host}:{pg_port} refused the reset: {ex.message} (SQLSTATE {ex.sqlstate})",
             ex.hint or "see `devenv logs postgres`; `devenv reset --hard` starts over from new volumes.",
         ) from ex
+    except UnsupportedServer as ex:
+        raise DevenvError(
+            f"postgres at {host}:{pg_port}: {ex}",
+            "devenv needs password or SCRAM-SHA-256 authentication (the official image's default).",
+        ) from ex
     except OSError as ex:
         raise StackNotRunning(
             f"postgres at {host}:{pg_port} is not answering: {ex}",
@@ -321,10 +398,12 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
 
 def hard_reset(project: Project, runtime: Runtime, *, timeout: float = 60.0) -> ResetResult:
     """`down --volumes` + `up`: new volumes, migrations, seed and template."""
+    from devenv import spare
     from devenv.envfile import stack_settings
     from devenv.stack import up
 
     t0 = time.perf_counter()
+    spare.wait(project.state_dir, timeout=60)  # let a spare being made finish rather than break it off
     runtime.down(volumes=True)
     up(project, runtime, timeout=timeout)
     db = stack_settings(project).pg_db

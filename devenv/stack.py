@@ -203,6 +203,7 @@ class _Waiter:
     cancel: threading.Event = field(default_factory=threading.Event)
     ready_at: dict[str, float] = field(default_factory=dict)
     seeded: bool = False
+    templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -275,7 +276,8 @@ class _Waiter:
         else:
             _mark_seeded(self.project, self.runtime)
         with _pg_connect(self.project, self.runtime, "postgres") as conn:
-            take_template(conn, conn_db(self.project), reset_key(self.project))
+            take_template(conn, conn_db(self.project), reset_key(self.project), self.project.state_dir)
+        self.templated = True
 
     def mark_cluster(self) -> None:
         """Tag the stack's own Postgres, so reset can tell it from any other."""
@@ -290,6 +292,18 @@ def conn_db(project: Project) -> str:
     from devenv.envfile import stack_settings
 
     return stack_settings(project).pg_db
+
+
+def start_spare_for(project: Project, runtime: Runtime) -> None:
+    """After a new template: make the first reset's spare in the background (see devenv.spare)."""
+    from devenv.envfile import stack_settings
+    from devenv.snapshot import Target, reset_key, start_spare
+
+    settings = stack_settings(project)
+    ep = resolve_endpoints(project, runtime)
+    if ep.postgres_port is not None:
+        target = Target(ep.host, ep.postgres_port, settings.pg_user, settings.pg_password, settings.pg_db)
+        start_spare(project, target, reset_key(project))
 
 
 def _pg_connect(project: Project, runtime: Runtime, dbname: str | None = None) -> Connection:
@@ -479,6 +493,8 @@ def up(
         raise
 
     save_state(project, {"fingerprint": fingerprint, "project": project.name})
+    if waiter.templated and not project.ci:  # a CI stack is thrown away: a spare would only cost it CPU
+        start_spare_for(project, runtime)  # in the background, once everything is up: the first reset's copy
     ep = resolve_endpoints(project, runtime)
     reports = tuple(
         ServiceReport(
@@ -501,6 +517,9 @@ def up(
 
 def down(project: Project, runtime: Runtime, *, volumes: bool = False) -> DownResult:
     """Stop and remove the stack's containers and network; its volumes only when asked."""
+    from devenv import spare
+
+    spare.wait(project.state_dir, timeout=60)  # let a spare being made finish rather than break it off
     runtime.down(volumes=volumes)
     if load_state(project).get("fingerprint"):  # forget it: the next `up` has compose work to do
         save_state(project, {"project": project.name})

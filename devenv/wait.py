@@ -52,14 +52,26 @@ class PostgresProbe:
     name: str = "postgres"
 
     def check(self) -> bool:
-        from devenv.pgwire import PgError, connect, credentials_refused
+        from devenv.pgwire import PgError, UnsupportedServer, connect, credentials_refused
 
         try:
             with connect(
-                self.host, self.port, self.user, self.password, self.dbname, timeout=2, application_name="devenv"
+                self.host,
+                self.port,
+                self.user,
+                self.password,
+                self.dbname,
+                timeout=2,
+                io_timeout=2,
+                application_name="devenv",
             ) as conn:
                 conn.execute("SELECT 1")
             return True
+        except UnsupportedServer as ex:  # waiting will not change it
+            raise ServiceNotReady(
+                f"postgres on {self.host}:{self.port} cannot be checked: {ex}",
+                "devenv needs password or SCRAM-SHA-256 authentication (the official image's default).",
+            ) from ex
         except PgError as ex:
             if credentials_refused(ex) or ex.sqlstate == INVALID_CATALOG_NAME:
                 raise ServiceNotReady(

@@ -44,6 +44,7 @@ def test_soft_reset_restores_the_template_and_remigrates_on_a_new_migration(exam
         done = example.devenv("reset", "--yes", "--json", check=True)
     result = json.loads(done.stdout)
     assert result["mode"] == "template" and result["redis_flushed"] is True
+    assert result["from_spare"] is True  # `up` made the spare in the background; reset renamed it into place
 
     after = _quotes(example)  # the running server reconnects
     assert "written before reset" not in after
@@ -59,11 +60,64 @@ def test_soft_reset_restores_the_template_and_remigrates_on_a_new_migration(exam
     assert json.loads(remigrated.stdout)["mode"] == "remigrated"
     with _pg(example) as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
-    again = example.devenv("reset", "--yes", "--json", check=True)
-    assert json.loads(again.stdout)["mode"] == "template"  # re-templated with the new key
+    again = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+    assert again["mode"] == "template"  # re-templated with the new key
+    assert again["from_spare"] is True and again["key"] != result["key"]  # a spare of the new template
     with _pg(example) as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
     assert sorted(_quotes(example)) == sorted(seeded)
+
+
+def _databases(example: ExampleProject) -> dict[str, str | None]:
+    with _pg(example, "postgres") as conn:
+        rows = conn.execute("select datname, shobj_description(oid, 'pg_database') from pg_database").fetchall()
+    return {str(name): comment for name, comment in rows}
+
+
+def _wait_for_spare(example: ExampleProject) -> None:
+    """The spare is made in the background: wait for its lock, as reset does."""
+    from devenv.lock import project_lock
+
+    with project_lock(example.root / ".devenv" / "stacks" / example.name, "spare", timeout=60, poll=0.01):
+        pass
+
+
+def test_the_spare_is_the_templates_copy_and_only_devenvs_databases_are_touched(example: ExampleProject) -> None:
+    example.devenv("up", check=True)
+    with _pg(example, "postgres") as conn:
+        conn.execute("create database bystander")
+    try:
+        for _ in range(3):
+            result = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+            assert result["from_spare"] is True
+        dbs = _databases(example)
+        app = example.env_values()["POSTGRES_DB"]
+        assert dbs["bystander"] is None  # untouched
+        assert dbs[app] == "devenv:seeded"
+        assert dbs[f"{app}__devenv_template"] == f"devenv-template:{result['key']}"
+        # The next spare is being made (or made) from the template, marked with the same key once complete.
+        _wait_for_spare(example)
+        assert _databases(example)[f"{app}__devenv_spare"] == f"devenv-spare:{result['key']}"
+        with _pg(example, "postgres") as conn:
+            allow = conn.execute(
+                "select datallowconn from pg_database where datname = %s", (f"{app}__devenv_spare",)
+            ).fetchone()
+        assert allow == (False,)  # nobody can connect to it (and hold up the rename)
+    finally:
+        with _pg(example, "postgres") as conn:
+            conn.execute("drop database if exists bystander")
+
+
+def test_reset_without_a_spare_copies_from_the_template(example: ExampleProject) -> None:
+    (example.root / "devenv.toml").write_text("[reset]\nspare = false\n")
+    example.devenv("up", check=True)
+    status, _ = example.http("POST", "/v1/quotes", {"author": "Test", "text": "gone after reset"})
+    assert status == 201
+    result = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+    assert result["mode"] == "template" and result["from_spare"] is False
+    assert "gone after reset" not in _quotes(example)
+    app = example.env_values()["POSTGRES_DB"]
+    assert f"{app}__devenv_spare" not in _databases(example)
 
 
 def test_reset_needs_yes_without_a_terminal_and_changes_nothing(example: ExampleProject) -> None:

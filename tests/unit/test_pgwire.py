@@ -4,18 +4,30 @@ readiness probe reads Postgres' answers."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import socket
 import ssl
 import struct
 import subprocess
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from devenv.errors import ServiceNotReady
-from devenv.pgwire import PgError, ProtocolError, Scram, connect, quote_ident, quote_literal, saslprep
+from devenv.pgwire import (
+    PgError,
+    ProtocolError,
+    Scram,
+    UnsupportedServer,
+    connect,
+    quote_ident,
+    quote_literal,
+    saslprep,
+)
 from devenv.wait import RESET_HARD_HINT, PostgresProbe
 
 # RFC 7677, section 3: user "user", password "pencil".
@@ -37,12 +49,12 @@ def test_scram_matches_rfc_7677() -> None:
 def test_scram_rejects_a_server_that_does_not_know_the_password() -> None:
     scram = Scram("pencil", nonce=CLIENT_NONCE, user="user")
     scram.final(SERVER_FIRST)
-    with pytest.raises(ProtocolError, match="signature"):
+    with pytest.raises(UnsupportedServer, match="signature"):
         scram.verify(b"v=" + b"A" * 43 + b"=")
 
 
 def test_scram_rejects_a_nonce_that_does_not_extend_ours() -> None:
-    with pytest.raises(ProtocolError, match="nonce"):
+    with pytest.raises(UnsupportedServer, match="nonce"):
         Scram("pencil", nonce=CLIENT_NONCE).final(b"r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
 
 
@@ -59,7 +71,12 @@ def test_saslprep() -> None:
     assert saslprep("I\u00adX") == "IX"  # mapped to nothing (soft hyphen)
     assert saslprep("\u2168") == "IX"  # NFKC
     assert saslprep("a\u00a0b") == "a b"  # non-ASCII space mapped to space
-    assert saslprep("bell\u0007é") == "bell\u0007é"  # prohibited: Postgres then uses the raw password
+    # When SASLprep refuses a password, Postgres uses it as it is: prohibited characters, an empty result, and
+    # right-to-left text mixed with left-to-right (RFC 3454 section 6).
+    assert saslprep("bell\u0007é") == "bell\u0007é"
+    assert saslprep("\u00ad") == "\u00ad"
+    assert saslprep("\ufb01\u05d0") == "\ufb01\u05d0"
+    assert saslprep("\u05d0\u05d1") == "\u05d0\u05d1"  # right-to-left only: fine (and unchanged by NFKC)
 
 
 def _msg(kind: bytes, payload: bytes) -> bytes:
@@ -77,25 +94,31 @@ READY = _msg(b"Z", b"I")
 
 
 class ScriptedServer:
-    """Accepts one connection, checks the startup and the MD5 password, then answers queries from a script."""
+    """Accepts one connection, checks the startup and the password (MD5 or SCRAM-SHA-256, done as Postgres does
+    them), then answers each query from a script. An answer that starts with COPY_IN waits for the client's reply
+    first; a None answer stalls; CLOSE ends the session after the answer (as Postgres after a FATAL)."""
 
     def __init__(
         self,
-        answers: dict[str, bytes],
+        answers: dict[str, bytes | None],
         *,
+        auth: str = "md5",
         conforming: str = "on",
         tls: ssl.SSLContext | None = None,
         startup_error: bytes = b"",
     ) -> None:
         self.answers = answers
+        self.auth = auth
         self.conforming = conforming
         self.tls = tls
         self.encrypted = False
         self.startup_error = startup_error
         self.queries: list[str] = []
+        self.client_messages: list[bytes] = []
         self.startup: dict[str, str] = {}
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -115,11 +138,7 @@ class ScriptedServer:
             if self.startup_error:
                 conn.sendall(_msg(b"E", self.startup_error))
                 return
-            conn.sendall(_msg(b"R", struct.pack("!i", 5) + b"salt"))
-            kind, size = r.read(1), struct.unpack("!i", r.read(4))[0]
-            password = r.read(size - 4).rstrip(b"\0")
-            inner = hashlib.md5(b"s3cret" + self.startup["user"].encode()).hexdigest().encode()
-            if kind != b"p" or password != b"md5" + hashlib.md5(inner + b"salt").hexdigest().encode():
+            if not self.authenticate(conn, r):
                 conn.sendall(_msg(b"E", b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"))
                 return
             conn.sendall(
@@ -135,7 +154,60 @@ class ScriptedServer:
                 size = struct.unpack("!i", r.read(4))[0]
                 query = r.read(size - 4).rstrip(b"\0").decode()
                 self.queries.append(query)
-                conn.sendall(self.answers[query] + READY)
+                answer = self.answers[query]
+                if answer is None:
+                    self.done.wait(10)  # stall until the test is over
+                    return
+                if answer.startswith(COPY_IN):
+                    conn.sendall(COPY_IN)
+                    self.client_messages.append(self._message(r)[0])
+                    answer = answer[len(COPY_IN) :]
+                if answer.endswith(CLOSE):
+                    conn.sendall(answer[: -len(CLOSE)])
+                    return
+                conn.sendall(answer + READY)
+
+    @staticmethod
+    def _message(r: BinaryIO) -> tuple[bytes, bytes]:
+        kind, size = r.read(1), struct.unpack("!i", r.read(4))[0]
+        return kind, r.read(size - 4)
+
+    def authenticate(self, conn: socket.socket, r: BinaryIO) -> bool:
+        if self.auth == "md5":
+            conn.sendall(_msg(b"R", struct.pack("!i", 5) + b"salt"))
+            kind, password = self._message(r)
+            inner = hashlib.md5(b"s3cret" + self.startup["user"].encode()).hexdigest().encode()
+            return kind == b"p" and password.rstrip(b"\0") == b"md5" + hashlib.md5(inner + b"salt").hexdigest().encode()
+        if self.auth == "gss":
+            conn.sendall(_msg(b"R", struct.pack("!i", 7)))
+            return False
+        # SCRAM-SHA-256, the server's side (RFC 5802): salt and iterations of our choosing, password "s3cret".
+        conn.sendall(_msg(b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0"))
+        _, initial = self._message(r)
+        mechanism, rest = initial.split(b"\0", 1)
+        client_first = rest[4:].decode()
+        assert mechanism == b"SCRAM-SHA-256" and client_first.startswith("n,,")
+        client_first_bare = client_first[3:]
+        nonce = dict(a.split("=", 1) for a in client_first_bare.split(","))["r"] + "srv"
+        salt = b"pepper"
+        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i=4096"
+        conn.sendall(_msg(b"R", struct.pack("!i", 11) + server_first.encode()))
+        _, final = self._message(r)
+        without_proof, proof = final.decode().rsplit(",p=", 1)
+        salted = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 4096)
+        auth_message = f"{client_first_bare},{server_first},{without_proof}".encode()
+        client_key = hmac.digest(salted, b"Client Key", "sha256")
+        signature = hmac.digest(hashlib.sha256(client_key).digest(), auth_message, "sha256")
+        if base64.b64decode(proof) != bytes(a ^ b for a, b in zip(client_key, signature, strict=True)):
+            return False
+        if self.auth == "scram":  # "scram-no-final" skips the server's proof
+            server_sig = hmac.digest(hmac.digest(salted, b"Server Key", "sha256"), auth_message, "sha256")
+            conn.sendall(_msg(b"R", struct.pack("!i", 12) + b"v=" + base64.b64encode(server_sig)))
+        return True
+
+
+COPY_IN = _msg(b"G", b"\0\0\0")
+CLOSE = b"<close>"
 
 
 def test_md5_login_rows_and_errors_against_a_scripted_server() -> None:
@@ -154,6 +226,7 @@ def test_md5_login_rows_and_errors_against_a_scripted_server() -> None:
         assert conn.scalar("select none") is None  # the session is still usable after the error
     server.thread.join(timeout=5)
     assert server.startup["database"] == "quotes" and server.startup["application_name"] == "t"
+    assert server.startup["standard_conforming_strings"] == "on"  # asked for, not only checked
     assert server.queries == ["select rows", "select nope", "select none"]
 
 
@@ -166,7 +239,7 @@ def test_a_refused_password_is_a_pg_error_with_its_sqlstate() -> None:
 
 def test_refuses_a_server_without_standard_conforming_strings() -> None:
     server = ScriptedServer({}, conforming="off")
-    with pytest.raises(ProtocolError, match="standard_conforming_strings"):
+    with pytest.raises(UnsupportedServer, match="standard_conforming_strings"):
         connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
 
 
@@ -216,3 +289,67 @@ def test_probe_fails_fast_with_the_reset_hard_hint_when_the_volume_has_other_cre
     with pytest.raises(ServiceNotReady) as err:
         _probe(server.port).check()
     assert err.value.hint == RESET_HARD_HINT and "app@quotes" in err.value.message
+
+
+def test_scram_login_against_a_scripted_server() -> None:
+    server = ScriptedServer({"select 1": _row("1") + _msg(b"C", b"SELECT 1\0")}, auth="scram")
+    with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn:
+        assert conn.scalar("select 1") == "1"
+    wrong = ScriptedServer({}, auth="scram")
+    with pytest.raises(PgError) as err:
+        connect("127.0.0.1", wrong.port, "app", "not-it", "quotes")
+    assert err.value.sqlstate == "28P01"
+
+
+def test_a_server_that_skips_the_scram_proof_is_refused() -> None:
+    server = ScriptedServer({}, auth="scram-no-final")
+    with pytest.raises(UnsupportedServer, match="without proving"):
+        connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
+
+
+def test_a_fatal_error_before_the_server_hangs_up_is_reported() -> None:
+    fatal = _msg(b"E", b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0")
+    server = ScriptedServer({"select pg_sleep(10)": fatal + CLOSE})
+    with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn, pytest.raises(PgError) as err:
+        conn.execute("select pg_sleep(10)")
+    assert err.value.sqlstate == "57P01"
+
+
+def test_copy_from_stdin_is_refused_instead_of_hanging() -> None:
+    error = _msg(b"E", b"SERROR\0C57014\0MCOPY from stdin failed: devenv.pgwire does not do COPY\0\0")
+    server = ScriptedServer({"copy t from stdin": COPY_IN + error})
+    conn = connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
+    with conn, pytest.raises(PgError, match="COPY"):
+        conn.execute("copy t from stdin")
+    server.thread.join(timeout=5)
+    assert server.client_messages == [b"f"]
+
+
+def test_a_stalled_server_times_out_with_io_timeout() -> None:
+    server = ScriptedServer({"select 1": None})
+    try:
+        conn = connect("127.0.0.1", server.port, "app", "s3cret", "quotes", io_timeout=0.2)
+        with conn, pytest.raises(TimeoutError):
+            conn.execute("select 1")
+    finally:
+        server.done.set()
+
+
+def test_junk_instead_of_postgres_is_a_protocol_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as junk:
+
+        def serve() -> None:
+            conn, _ = junk.accept()
+            with conn:
+                conn.recv(8)
+                conn.sendall(b"N" + b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        with pytest.raises(ProtocolError):
+            connect("127.0.0.1", junk.getsockname()[1], "app", "s3cret", "quotes")
+
+
+def test_probe_fails_fast_when_postgres_wants_an_unsupported_login() -> None:
+    server = ScriptedServer({}, auth="gss")
+    with pytest.raises(ServiceNotReady, match="cannot be checked"):
+        _probe(server.port).check()

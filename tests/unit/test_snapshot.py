@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from devenv.errors import DevenvError
-from devenv.snapshot import flush_redis, resp_command, template_name
+from devenv.snapshot import flush_redis, resp_command, spare_name, template_name
 
 
 def test_resp_command_is_the_redis_wire_format() -> None:
@@ -17,9 +17,15 @@ def test_resp_command_is_the_redis_wire_format() -> None:
     assert resp_command("FLUSHDB") == b"*1\r\n$7\r\nFLUSHDB\r\n"
 
 
-def test_template_name_fits_postgres_identifier_limit() -> None:
+def test_template_and_spare_names_fit_postgres_identifier_limit_in_bytes() -> None:
     assert template_name("quotes") == "quotes__devenv_template"
-    assert len(template_name("x" * 63)) == 63
+    assert spare_name("quotes") == "quotes__devenv_spare"
+    for db in ("x" * 46, "x" * 47, "x" * 63, "é" * 30, "数据库" * 7):
+        names = {db, template_name(db), spare_name(db)}
+        assert len(names) == 3  # never the app database itself (a cut name could be), never each other
+        assert all(len(n.encode()) <= 63 for n in names - {db})
+    assert template_name("x" * 46) == "x" * 46 + "__devenv_template"  # 63 bytes: fits as it is
+    assert template_name("x" * 47) != template_name("x" * 48)  # shortened by a hash, not by cutting
 
 
 class FakeRedis:
