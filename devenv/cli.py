@@ -296,7 +296,7 @@ def reset_command(
         if hard:
             result = hard_reset(project, _runtime(project), timeout=timeout)
         else:
-            result = soft_reset_stack(project, _runtime(project))
+            result = soft_reset_stack(project, _runtime(project), on_step=lambda step: typer.echo(step, err=True))
     if as_json:
         from dataclasses import asdict
 

@@ -287,6 +287,14 @@ class Connection:
         return rows[0][0] if rows else None
 
 
+def _keepalive(sock: socket.socket) -> None:
+    """Notice a server that vanished (a killed or paused container) within about a minute, as libpq's keepalives do."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux; macOS has TCP_KEEPALIVE for the first
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 def _prefer_tls(sock: socket.socket, host: str) -> socket.socket:
     """libpq's sslmode=prefer: ask for TLS, use it when the server agrees, go on in plain text when it does not.
 
@@ -326,6 +334,7 @@ def connect(
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keepalive(sock)
         sock = _prefer_tls(sock, host)
     except BaseException:
         sock.close()

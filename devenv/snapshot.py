@@ -180,8 +180,13 @@ def _drop(conn: Connection, db: str) -> None:
     if _exists(conn, db):
         # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
         conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
-        end_connections(conn, db)
-        conn.execute(f"DROP DATABASE {ident(db)} WITH (FORCE)")
+        try:
+            end_connections(conn, db)
+            conn.execute(f"DROP DATABASE {ident(db)} WITH (FORCE)")
+        except PgError:
+            with contextlib.suppress(PgError, OSError):  # leave it as it was: open to the app
+                conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
+            raise
 
 
 def _recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
@@ -190,30 +195,48 @@ def _recreate(conn: Connection, db: str, owner: str, template: str | None) -> No
     conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
 
 
-def _restore(conn: Connection, t: Target, tmpl: str, key: str, state_dir: Path | None) -> bool:
-    """Put a fresh copy of TMPL in place of the app database: the spare when one is ready (True), else a copy."""
-    if state_dir is not None:
+def _restore(
+    conn: Connection,
+    t: Target,
+    template: tuple[str, str],
+    key: str,
+    spares: Path | None,
+    on_step: Callable[[str], None],
+) -> bool:
+    """Put a fresh copy of TEMPLATE (name, oid) in place of the app database, marked seeded: the spare when one
+    of this very template is ready (True), else a copy made now."""
+    tmpl, tmpl_oid = template
+    if spares is not None:
         from devenv import spare
 
-        spare.wait(state_dir)  # one being made now is done sooner than a copy started now
+        # One being made now is done sooner than a copy started now.
+        spare.wait(spares, on_wait=lambda: on_step("waiting for the ready copy the last reset started"))
         name = spare_name(t.db)
         rows = conn.execute(
             f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(name)}"
         )
-        if rows and rows[0][0] == spare.SPARE_MARK + key:
+        if rows and rows[0][0] == spare.spare_mark(key, tmpl_oid):
             _drop(conn, t.db)
-            conn.execute(f"ALTER DATABASE {ident(name)} RENAME TO {ident(t.db)}")
-            conn.execute(f"ALTER DATABASE {ident(t.db)} WITH ALLOW_CONNECTIONS true")
+            # One message, one transaction: the copy is in place, open and marked seeded, or nothing changed.
+            conn.execute(
+                f"ALTER DATABASE {ident(name)} RENAME TO {ident(t.db)}; "
+                f"ALTER DATABASE {ident(t.db)} WITH ALLOW_CONNECTIONS true; "
+                f"COMMENT ON DATABASE {ident(t.db)} IS {lit(SEEDED_MARK)}"
+            )
             return True
-        if rows:  # made from an older template
+        if rows:  # unfinished, or made from an older template
             conn.execute(f"DROP DATABASE {ident(name)} WITH (FORCE)")
     _recreate(conn, t.db, t.user, tmpl)
+    conn.execute(f"COMMENT ON DATABASE {ident(t.db)} IS {lit(SEEDED_MARK)}")
     return False
 
 
 def start_spare(project: Project, t: Target, key: str) -> bool:
-    """Make the next reset's spare in the background (when [reset] spare is on); False when none was started."""
-    if not project.config.reset.spare:
+    """Make the next reset's spare in the background (when [reset] spare is on); False when none was started.
+
+    A CI stack is thrown away after its tests: a spare would only cost it CPU.
+    """
+    if not project.config.reset.spare or project.ci:
         return False
     from devenv import spare
 
@@ -224,6 +247,7 @@ def start_spare(project: Project, t: Target, key: str) -> bool:
         "password": t.password,
         "spare": spare_name(t.db),
         "template": template_name(t.db),
+        "template_mark": TEMPLATE_MARK + key,
         "key": key,
     }
     return spare.start(project.state_dir, settings)
@@ -236,7 +260,11 @@ def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
     from devenv import spare
 
     tmpl = template_name(db)
-    spare.wait(state_dir)
+    spare.wait(state_dir, timeout=60)
+    # One still copying the old template after that: stop it (its CREATE DATABASE then leaves nothing behind).
+    conn.execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = {lit(spare.APPLICATION_NAME)}"
+    )
     if _exists(conn, spare_name(db)):
         conn.execute(f"DROP DATABASE {ident(spare_name(db))} WITH (FORCE)")
     if _exists(conn, tmpl):
@@ -326,10 +354,13 @@ def soft_reset(
 
     with _connect(target, "postgres") as conn:
         verify_cluster(conn, project, target)
-        tmpl_comment = _comment(conn, tmpl) if _exists(conn, tmpl) else None
+        found = conn.execute(
+            f"SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(tmpl)}"
+        )
+        tmpl_oid, tmpl_comment = found[0] if found else ("", None)
         if tmpl_comment == TEMPLATE_MARK + key:
-            state_dir = project.state_dir if project.config.reset.spare else None
-            from_spare = _restore(conn, target, tmpl, key, state_dir)
+            spares = project.state_dir if project.config.reset.spare else None
+            from_spare = _restore(conn, target, (tmpl, str(tmpl_oid)), key, spares, on_step)
             mode, reason = "template", ""
         else:
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
@@ -337,8 +368,8 @@ def soft_reset(
             _recreate(conn, target.db, target.user, None)
             _migrate_and_seed(project, runtime)
             take_template(conn, target.db, key, project.state_dir)
+            conn.execute(f"COMMENT ON DATABASE {ident(target.db)} IS {lit(SEEDED_MARK)}")
             mode, from_spare = "remigrated", False
-        conn.execute(f"COMMENT ON DATABASE {ident(target.db)} IS {lit(SEEDED_MARK)}")
     start_spare(project, target, key)
     if redis_port:
         try:
@@ -360,7 +391,9 @@ def soft_reset(
     )
 
 
-def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
+def soft_reset_stack(
+    project: Project, runtime: Runtime, on_step: Callable[[str], None] = lambda s: None
+) -> ResetResult:
     """Soft reset of the running stack: find its Postgres and Redis, then `soft_reset`."""
     from devenv.errors import StackNotRunning
 
@@ -372,7 +405,9 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
     if not pg_port:
         raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
     try:
-        return soft_reset(project, runtime, stack_host=host, postgres_port=pg_port, redis_port=redis_port)
+        return soft_reset(
+            project, runtime, stack_host=host, postgres_port=pg_port, redis_port=redis_port, on_step=on_step
+        )
     except PgError as ex:
         if credentials_refused(ex):
             from devenv.wait import RESET_HARD_HINT
@@ -398,13 +433,11 @@ def soft_reset_stack(project: Project, runtime: Runtime) -> ResetResult:
 
 def hard_reset(project: Project, runtime: Runtime, *, timeout: float = 60.0) -> ResetResult:
     """`down --volumes` + `up`: new volumes, migrations, seed and template."""
-    from devenv import spare
     from devenv.envfile import stack_settings
     from devenv.stack import up
 
     t0 = time.perf_counter()
-    spare.wait(project.state_dir, timeout=60)  # let a spare being made finish rather than break it off
-    runtime.down(volumes=True)
+    runtime.down(volumes=True)  # a spare being made is cut off: unmarked, it is never used
     up(project, runtime, timeout=timeout)
     db = stack_settings(project).pg_db
     return ResetResult(

@@ -9,7 +9,8 @@ its size); the copy for the next reset is made after this one has returned.
 The copy runs in a process of its own (new session, settings on stdin, nothing on stdout/stderr, so a caller that
 captures devenv's output is not kept waiting). It holds the lock "spare" from before it starts until it exits: a
 reset waits for that lock before it looks at the spare, so it never takes a half-made one, and two copies never
-run at once. A failure is written to `.devenv/spare.log`; the next reset then copies from the template itself.
+run at once. A failure is written to spare.log in the stack's state folder (`.devenv/`); the next reset then copies
+from the template itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,38 +32,63 @@ SPARE_MARK = "devenv-spare:"
 APPLICATION_NAME = "devenv-spare"
 LOG = "spare.log"
 INSUFFICIENT_PRIVILEGE = "42501"
+COPY_TIMEOUT = 600.0  # seconds the copy may wait for a reply from Postgres before it gives up
+
+
+def spare_mark(key: str, template_oid: str) -> str:
+    """The mark of a finished spare: the key it was made for and the very template (its oid) it was copied from."""
+    return f"{SPARE_MARK}{key}:{template_oid}"
+
+
+def log_failure(state_dir: Path, what: str, ex: BaseException) -> None:
+    with contextlib.suppress(OSError), open(state_dir / LOG, "a", encoding="utf-8") as log:
+        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {what} failed: {type(ex).__name__}: {ex}\n")
 
 
 def start(state_dir: Path, settings: dict[str, Any]) -> bool:
-    """Start making the spare in the background; False when a copy is already being made."""
+    """Start making the spare in the background; False when a copy is already being made or it could not start.
+
+    Best effort: the reset that calls this has done its work, so a failure here is logged, not raised.
+    """
     fd = try_lock(state_dir, "spare")
     if fd is None:
         return False
     try:
+        state_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from devenv.spare import main; main()"],
+            # -P: not the user's current folder first on sys.path (a json.py there must not shadow ours).
+            [sys.executable, "-P", "-c", "from devenv.spare import main; main()"],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # a caller capturing devenv's output must not wait for this process
             stderr=subprocess.DEVNULL,
+            cwd=state_dir,
             start_new_session=True,  # Ctrl-C on the terminal is for the command the user runs next, not for this
             pass_fds=(fd,),  # the child holds the lock until it exits
         )
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(json.dumps({**settings, "log": str(state_dir / LOG)}).encode())
+    except OSError as ex:
+        log_failure(state_dir, "starting the spare copy", ex)
+        return False
     finally:
         os.close(fd)
-    assert proc.stdin is not None
-    with proc.stdin:
-        proc.stdin.write(json.dumps({**settings, "log": str(state_dir / LOG)}).encode())
     return True
 
 
-def wait(state_dir: Path, timeout: float = 300.0) -> None:
-    """Wait until no spare is being made (polling every 5 ms); after TIMEOUT go on without it."""
+def wait(state_dir: Path, timeout: float = 120.0, on_wait: Callable[[], None] = lambda: None) -> None:
+    """Wait until no spare is being made (polling every 5 ms; ON_WAIT first when it has to); after TIMEOUT go on."""
+    fd = try_lock(state_dir, "spare")
+    if fd is not None:  # the usual case: nothing running
+        os.close(fd)
+        return
+    on_wait()
     with contextlib.suppress(Busy), project_lock(state_dir, "spare", timeout=timeout, poll=0.005):
         pass
 
 
 def make(settings: dict[str, Any]) -> None:
-    """Copy the template into the spare and mark it with the template's key (the mark is written last)."""
+    """Copy the template into the spare and mark it with the template's key and oid (the mark is written last)."""
     spare, template, owner = (quote_ident(settings[k]) for k in ("spare", "template", "user"))
     name = settings["spare"]
     with connect(
@@ -70,12 +97,21 @@ def make(settings: dict[str, Any]) -> None:
         settings["user"],
         settings["password"],
         "postgres",
+        timeout=settings.get("connect_timeout", 5.0),
+        io_timeout=COPY_TIMEOUT,
         application_name=APPLICATION_NAME,
     ) as conn:
+        found = conn.execute(
+            "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database "
+            f"WHERE datname = {quote_literal(settings['template'])}"
+        )
+        if not found or found[0][1] != settings["template_mark"]:
+            raise RuntimeError(f"the template {settings['template']!r} is gone or was replaced")
+        mark = spare_mark(settings["key"], str(found[0][0]))
         rows = conn.execute(
             f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {quote_literal(name)}"
         )
-        if rows and rows[0][0] == SPARE_MARK + settings["key"]:
+        if rows and rows[0][0] == mark:
             return
         if rows:
             conn.execute(f"DROP DATABASE {spare} WITH (FORCE)")
@@ -86,7 +122,7 @@ def make(settings: dict[str, Any]) -> None:
         except PgError as ex:
             if ex.sqlstate != INSUFFICIENT_PRIVILEGE:
                 raise
-        conn.execute(f"COMMENT ON DATABASE {spare} IS {quote_literal(SPARE_MARK + settings['key'])}")
+        conn.execute(f"COMMENT ON DATABASE {spare} IS {quote_literal(mark)}")
 
 
 def main() -> None:
@@ -95,6 +131,4 @@ def main() -> None:
     try:
         make(settings)
     except Exception as ex:  # nobody is waiting for this process; the next reset copies from the template itself
-        with contextlib.suppress(OSError), open(settings["log"], "a", encoding="utf-8") as log:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-            log.write(f"{stamp} making the spare {settings['spare']!r} failed: {type(ex).__name__}: {ex}\n")
+        log_failure(Path(settings["log"]).parent, f"making the spare {settings['spare']!r}", ex)

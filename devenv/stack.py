@@ -517,10 +517,7 @@ def up(
 
 def down(project: Project, runtime: Runtime, *, volumes: bool = False) -> DownResult:
     """Stop and remove the stack's containers and network; its volumes only when asked."""
-    from devenv import spare
-
-    spare.wait(project.state_dir, timeout=60)  # let a spare being made finish rather than break it off
-    runtime.down(volumes=volumes)
+    runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project).get("fingerprint"):  # forget it: the next `up` has compose work to do
         save_state(project, {"project": project.name})
     left = runtime.resources().volumes

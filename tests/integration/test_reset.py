@@ -95,17 +95,38 @@ def test_the_spare_is_the_templates_copy_and_only_devenvs_databases_are_touched(
         assert dbs["bystander"] is None  # untouched
         assert dbs[app] == "devenv:seeded"
         assert dbs[f"{app}__devenv_template"] == f"devenv-template:{result['key']}"
-        # The next spare is being made (or made) from the template, marked with the same key once complete.
+        # The next spare is being made (or made) from the template, marked with its key and the template's oid.
         _wait_for_spare(example)
-        assert _databases(example)[f"{app}__devenv_spare"] == f"devenv-spare:{result['key']}"
         with _pg(example, "postgres") as conn:
-            allow = conn.execute(
-                "select datallowconn from pg_database where datname = %s", (f"{app}__devenv_spare",)
-            ).fetchone()
-        assert allow == (False,)  # nobody can connect to it (and hold up the rename)
+            rows = conn.execute(
+                "select datname, oid, datallowconn, pg_get_userbyid(datdba) from pg_database where datname = any(%s)",
+                ([app, f"{app}__devenv_template", f"{app}__devenv_spare"],),
+            ).fetchall()
+        info = {name: (oid, allow, owner) for name, oid, allow, owner in rows}
+        template_oid = info[f"{app}__devenv_template"][0]
+        assert _databases(example)[f"{app}__devenv_spare"] == f"devenv-spare:{result['key']}:{template_oid}"
+        assert info[f"{app}__devenv_spare"][1:] == (False, "app")  # nobody can connect to it (and hold up the rename)
+        assert info[app][1:] == (True, "app")  # the swapped-in copy is open and the app user's
     finally:
         with _pg(example, "postgres") as conn:
             conn.execute("drop database if exists bystander")
+
+
+def test_a_spare_that_is_not_the_current_templates_copy_is_never_used(example: ExampleProject) -> None:
+    example.devenv("up", check=True)
+    _wait_for_spare(example)
+    app = example.env_values()["POSTGRES_DB"]
+    with _pg(example, "postgres") as conn:  # as if made from an older template (or left unfinished)
+        conn.execute(f"comment on database {app}__devenv_spare is 'devenv-spare:0123456789abcdef:1'")
+    status, _ = example.http("POST", "/v1/quotes", {"author": "Test", "text": "gone after reset"})
+    assert status == 201
+    result = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+    assert result["mode"] == "template" and result["from_spare"] is False  # copied from the template instead
+    assert "gone after reset" not in _quotes(example)
+    _wait_for_spare(example)
+    assert str(_databases(example)[f"{app}__devenv_spare"]).startswith(f"devenv-spare:{result['key']}:")
+    again = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+    assert again["from_spare"] is True
 
 
 def test_reset_without_a_spare_copies_from_the_template(example: ExampleProject) -> None:

@@ -1,15 +1,38 @@
-"""devenv.spare without an engine: the background process holds the lock until it is done, and reports a failure
-in the project's spare.log (a real child process, pointed at a port where nothing listens)."""
+"""devenv.spare without an engine: the background process holds the lock until it is done, never holds the
+caller's output open, and reports a failure in spare.log (real child processes, pointed at fake servers)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from devenv import spare
 from devenv.lock import project_lock, try_lock
+
+SETTINGS = {
+    "host": "127.0.0.1",
+    "user": "app",
+    "password": "pw",
+    "spare": "s",
+    "template": "t",
+    "template_mark": "devenv-template:k",
+    "key": "k",
+    "connect_timeout": 1.0,
+}
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never answers: the child waits there until its connect timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield int(server.getsockname()[1])
 
 
 def _closed_port() -> int:
@@ -17,20 +40,40 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-SETTINGS = {"host": "127.0.0.1", "user": "app", "password": "pw", "spare": "s", "template": "t", "key": "k"}
-
-
-def test_the_child_holds_the_lock_until_done_and_logs_its_failure(tmp_path: Path) -> None:
-    assert spare.start(tmp_path, {**SETTINGS, "port": _closed_port()})
-    assert try_lock(tmp_path, "spare") is None  # handed to the child before start() returned
-    t0 = time.monotonic()
-    spare.wait(tmp_path, timeout=30)
-    assert time.monotonic() - t0 < 30
+def test_the_child_holds_the_lock_until_done_and_logs_its_failure(tmp_path: Path, silent_server: int) -> None:
+    assert spare.start(tmp_path, {**SETTINGS, "port": silent_server})
+    assert try_lock(tmp_path, "spare") is None  # handed to the child, which is still waiting on the server
+    waited: list[bool] = []
+    spare.wait(tmp_path, timeout=30, on_wait=lambda: waited.append(True))
+    assert waited == [True]
     log = (tmp_path / spare.LOG).read_text()
-    assert "making the spare 's' failed" in log and "Connection refused" in log
+    assert "making the spare 's' failed" in log and "timed out" in log
     fd = try_lock(tmp_path, "spare")  # free again
     assert fd is not None
     os.close(fd)
+
+
+def test_a_failure_is_logged_and_nothing_waits_when_nothing_runs(tmp_path: Path) -> None:
+    assert spare.start(tmp_path, {**SETTINGS, "port": _closed_port()})
+    spare.wait(tmp_path, timeout=30)
+    assert "Connection refused" in (tmp_path / spare.LOG).read_text()
+    waited: list[bool] = []
+    spare.wait(tmp_path, timeout=30, on_wait=lambda: waited.append(True))
+    assert waited == []
+
+
+def test_a_caller_capturing_the_output_is_not_kept_waiting(tmp_path: Path, silent_server: int) -> None:
+    code = (
+        "import sys; from pathlib import Path; from devenv import spare; "
+        f"spare.start(Path({str(tmp_path)!r}), {{**{SETTINGS!r}, 'port': {silent_server}}}); print('started')"
+    )
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    took = time.monotonic() - t0
+    assert done.stdout.strip() == "started"
+    assert took < 3, f"the caller waited {took:.1f} s: the child kept its stdout/stderr open"
+    assert try_lock(tmp_path, "spare") is None  # while the child is still at work
+    spare.wait(tmp_path, timeout=30)
 
 
 def test_no_second_copy_while_one_is_being_made(tmp_path: Path) -> None:
