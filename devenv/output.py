@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -33,10 +34,17 @@ STYLES = {
 }
 
 
+LOG_WIDTH = 200  # columns when writing to a pipe or a file: CI logs are not 80 columns wide
+
+
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Rich assumes 80 columns off a terminal and folds the URLs in the table; a URL is copied from a log.
+        console.width = LOG_WIDTH
+    return console
 
 
 def emit_json(obj: dict[str, Any]) -> None:
