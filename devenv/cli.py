@@ -304,9 +304,11 @@ def reset_command(
 
         emit_json(asdict(result))
         return
-    if result.mode == "remigrated":
-        typer.echo(f"Re-migrated and re-seeded {result.database} ({result.reason}); new template taken.")
-    action = {"template": "restored from its template", "remigrated": "rebuilt", "hard": "recreated with its volumes"}
+    action = {
+        "template": "restored from its template",
+        "remigrated": f"migrated and seeded anew ({result.reason}), new template taken",
+        "hard": "recreated with its volumes",
+    }
     typer.echo(
         f"{result.database}: {action[result.mode]}{' (its ready copy swapped in)' if result.from_spare else ''}"
         f"{', Redis db flushed' if result.redis_flushed else ''} in {result.seconds:.2f} s."

@@ -187,6 +187,28 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
     return out
 
 
+def check_spare(project: Project) -> Finding:
+    """Whether the last background copy for `reset` failed (spare.log holds the failures since the last good one)."""
+    from devenv.config import display_path
+    from devenv.spare import LOG
+
+    if not project.config.reset.spare:
+        return Finding("reset spare", "ok", "off ([reset] spare = false): reset copies from the template")
+    log = project.state_dir / LOG
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return Finding("reset spare", "ok", "no failed copies")
+    last = lines[-1] if lines else "(empty log)"
+    return Finding(
+        "reset spare",
+        "warn",
+        f"the last ready copy for reset failed: {last}",
+        f"reset still works (it copies from the template itself); details in {display_path(log)}, which is "
+        "removed by the next good copy.",
+    )
+
+
 def diagnose(
     project: Project | DevenvError,
     runtime: Runtime | None,
@@ -209,4 +231,5 @@ def diagnose(
     findings += check_ports(project, runtime if isinstance(engine, EngineFacts) else None)
     findings += check_env(project)
     findings += check_images(project, engine)
+    findings.append(check_spare(project))
     return DoctorReport(tuple(findings))

@@ -9,8 +9,8 @@ its size); the copy for the next reset is made after this one has returned.
 The copy runs in a process of its own (new session, settings on stdin, nothing on stdout/stderr, so a caller that
 captures devenv's output is not kept waiting). It holds the lock "spare" from before it starts until it exits: a
 reset waits for that lock before it looks at the spare, so it never takes a half-made one, and two copies never
-run at once. A failure is written to spare.log in the stack's state folder (`.devenv/`); the next reset then copies
-from the template itself.
+run at once. A failure is written to spare.log in the stack's state folder (`.devenv/`; a good copy removes it,
+and `devenv doctor` shows its last line); the next reset then copies from the template itself.
 """
 
 from __future__ import annotations
@@ -130,5 +130,6 @@ def main() -> None:
     settings = json.load(sys.stdin)
     try:
         make(settings)
+        Path(settings["log"]).unlink(missing_ok=True)  # the log holds the failures since the last good copy
     except Exception as ex:  # nobody is waiting for this process; the next reset copies from the template itself
         log_failure(Path(settings["log"]).parent, f"making the spare {settings['spare']!r}", ex)

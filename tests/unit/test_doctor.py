@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.doctor import check_disk, check_engine, check_images, check_socket, diagnose
+from devenv.doctor import check_disk, check_engine, check_images, check_socket, check_spare, diagnose
 from devenv.errors import EngineUnreachable
 from devenv.project import Project, load_project
 from devenv.runtime import EngineFacts
@@ -73,3 +73,12 @@ def test_diagnose_never_raises_when_the_engine_is_down(example: Project) -> None
     report = diagnose(example, None, down)
     assert report.failed
     assert report.findings[0].check == "engine" and report.findings[0].level == "fail"
+
+
+def test_a_failed_spare_copy_is_a_warning_until_a_good_one(example: Project) -> None:
+    assert check_spare(example).level == "ok"
+    example.state_dir.mkdir(parents=True, exist_ok=True)
+    log = example.state_dir / "spare.log"
+    log.write_text("2026-11-26T02:00:00 making the spare 'quotes__devenv_spare' failed: ProtocolError: closed\n")
+    found = check_spare(example)
+    assert found.level == "warn" and "ProtocolError: closed" in found.detail and "spare.log" in found.hint

@@ -4,16 +4,11 @@ readiness probe reads Postgres' answers."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
@@ -29,6 +24,7 @@ from devenv.pgwire import (
     saslprep,
 )
 from devenv.wait import RESET_HARD_HINT, PostgresProbe
+from tests.pgserver import CLOSE, COPY_IN, ScriptedServer, msg, row
 
 # RFC 7677, section 3: user "user", password "pencil".
 CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"
@@ -79,143 +75,12 @@ def test_saslprep() -> None:
     assert saslprep("\u05d0\u05d1") == "\u05d0\u05d1"  # right-to-left only: fine (and unchanged by NFKC)
 
 
-def _msg(kind: bytes, payload: bytes) -> bytes:
-    return kind + struct.pack("!i", len(payload) + 4) + payload
-
-
-def _row(*values: str | None) -> bytes:
-    body = struct.pack("!h", len(values))
-    for v in values:
-        body += struct.pack("!i", -1) if v is None else struct.pack("!i", len(v.encode())) + v.encode()
-    return _msg(b"D", body)
-
-
-READY = _msg(b"Z", b"I")
-
-
-class ScriptedServer:
-    """Accepts one connection, checks the startup and the password (MD5 or SCRAM-SHA-256, done as Postgres does
-    them), then answers each query from a script. An answer that starts with COPY_IN waits for the client's reply
-    first; a None answer stalls; CLOSE ends the session after the answer (as Postgres after a FATAL)."""
-
-    def __init__(
-        self,
-        answers: dict[str, bytes | None],
-        *,
-        auth: str = "md5",
-        conforming: str = "on",
-        tls: ssl.SSLContext | None = None,
-        startup_error: bytes = b"",
-    ) -> None:
-        self.answers = answers
-        self.auth = auth
-        self.conforming = conforming
-        self.tls = tls
-        self.encrypted = False
-        self.startup_error = startup_error
-        self.queries: list[str] = []
-        self.client_messages: list[bytes] = []
-        self.startup: dict[str, str] = {}
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        conn, _ = self.sock.accept()
-        assert struct.unpack("!ii", conn.recv(8)) == (8, 80877103)  # SSLRequest first, as libpq's sslmode=prefer
-        if self.tls:
-            conn.sendall(b"S")
-            conn = self.tls.wrap_socket(conn, server_side=True)
-            self.encrypted = True
-        else:
-            conn.sendall(b"N")
-        with conn, conn.makefile("rb") as r:
-            (length,) = struct.unpack("!i", r.read(4))
-            body = r.read(length - 4)[4:].split(b"\0")
-            self.startup = {k.decode(): v.decode() for k, v in zip(body[::2], body[1::2], strict=False) if k}
-            if self.startup_error:
-                conn.sendall(_msg(b"E", self.startup_error))
-                return
-            if not self.authenticate(conn, r):
-                conn.sendall(_msg(b"E", b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"))
-                return
-            conn.sendall(
-                _msg(b"R", struct.pack("!i", 0))
-                + _msg(b"S", b"standard_conforming_strings\0" + self.conforming.encode() + b"\0")
-                + _msg(b"K", struct.pack("!ii", 1, 2))
-                + READY
-            )
-            while True:
-                kind = r.read(1)
-                if kind in (b"X", b""):
-                    return
-                size = struct.unpack("!i", r.read(4))[0]
-                query = r.read(size - 4).rstrip(b"\0").decode()
-                self.queries.append(query)
-                answer = self.answers[query]
-                if answer is None:
-                    self.done.wait(10)  # stall until the test is over
-                    return
-                if answer.startswith(COPY_IN):
-                    conn.sendall(COPY_IN)
-                    self.client_messages.append(self._message(r)[0])
-                    answer = answer[len(COPY_IN) :]
-                if answer.endswith(CLOSE):
-                    conn.sendall(answer[: -len(CLOSE)])
-                    return
-                conn.sendall(answer + READY)
-
-    @staticmethod
-    def _message(r: BinaryIO) -> tuple[bytes, bytes]:
-        kind, size = r.read(1), struct.unpack("!i", r.read(4))[0]
-        return kind, r.read(size - 4)
-
-    def authenticate(self, conn: socket.socket, r: BinaryIO) -> bool:
-        if self.auth == "md5":
-            conn.sendall(_msg(b"R", struct.pack("!i", 5) + b"salt"))
-            kind, password = self._message(r)
-            inner = hashlib.md5(b"s3cret" + self.startup["user"].encode()).hexdigest().encode()
-            return kind == b"p" and password.rstrip(b"\0") == b"md5" + hashlib.md5(inner + b"salt").hexdigest().encode()
-        if self.auth == "gss":
-            conn.sendall(_msg(b"R", struct.pack("!i", 7)))
-            return False
-        # SCRAM-SHA-256, the server's side (RFC 5802): salt and iterations of our choosing, password "s3cret".
-        conn.sendall(_msg(b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0"))
-        _, initial = self._message(r)
-        mechanism, rest = initial.split(b"\0", 1)
-        client_first = rest[4:].decode()
-        assert mechanism == b"SCRAM-SHA-256" and client_first.startswith("n,,")
-        client_first_bare = client_first[3:]
-        nonce = dict(a.split("=", 1) for a in client_first_bare.split(","))["r"] + "srv"
-        salt = b"pepper"
-        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i=4096"
-        conn.sendall(_msg(b"R", struct.pack("!i", 11) + server_first.encode()))
-        _, final = self._message(r)
-        without_proof, proof = final.decode().rsplit(",p=", 1)
-        salted = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 4096)
-        auth_message = f"{client_first_bare},{server_first},{without_proof}".encode()
-        client_key = hmac.digest(salted, b"Client Key", "sha256")
-        signature = hmac.digest(hashlib.sha256(client_key).digest(), auth_message, "sha256")
-        if base64.b64decode(proof) != bytes(a ^ b for a, b in zip(client_key, signature, strict=True)):
-            return False
-        if self.auth == "scram":  # "scram-no-final" skips the server's proof
-            server_sig = hmac.digest(hmac.digest(salted, b"Server Key", "sha256"), auth_message, "sha256")
-            conn.sendall(_msg(b"R", struct.pack("!i", 12) + b"v=" + base64.b64encode(server_sig)))
-        return True
-
-
-COPY_IN = _msg(b"G", b"\0\0\0")
-CLOSE = b"<close>"
-
-
 def test_md5_login_rows_and_errors_against_a_scripted_server() -> None:
     server = ScriptedServer(
         {
-            "select rows": _msg(b"T", b"") + _row("1", None, "é") + _row("2", "", "x") + _msg(b"C", b"SELECT 2\0"),
-            "select nope": _msg(b"E", b'SERROR\0C42703\0Mcolumn "nope" does not exist\0\0'),
-            "select none": _msg(b"T", b"") + _msg(b"C", b"SELECT 0\0"),
+            "select rows": msg(b"T", b"") + row("1", None, "é") + row("2", "", "x") + msg(b"C", b"SELECT 2\0"),
+            "select nope": msg(b"E", b'SERROR\0C42703\0Mcolumn "nope" does not exist\0\0'),
+            "select none": msg(b"T", b"") + msg(b"C", b"SELECT 0\0"),
         }
     )
     with connect("127.0.0.1", server.port, "app", "s3cret", "quotes", application_name="t") as conn:
@@ -253,7 +118,7 @@ def test_uses_tls_when_the_server_offers_it(tmp_path: Path) -> None:
     )  # fmt: skip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = ScriptedServer({"select 1": _row("1") + _msg(b"C", b"SELECT 1\0")}, tls=context)
+    server = ScriptedServer({"select 1": row("1") + msg(b"C", b"SELECT 1\0")}, tls=context)
     with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn:
         assert conn.execute("select 1") == [("1",)]
     server.thread.join(timeout=5)
@@ -265,7 +130,7 @@ def _probe(port: int, password: str = "s3cret") -> PostgresProbe:
 
 
 def test_probe_is_ready_after_select_1() -> None:
-    server = ScriptedServer({"SELECT 1": _row("1") + _msg(b"C", b"SELECT 1\0")})
+    server = ScriptedServer({"SELECT 1": row("1") + msg(b"C", b"SELECT 1\0")})
     assert _probe(server.port).check() is True
 
 
@@ -293,7 +158,7 @@ def test_probe_fails_fast_with_the_reset_hard_hint_when_the_volume_has_other_cre
 
 
 def test_scram_login_against_a_scripted_server() -> None:
-    server = ScriptedServer({"select 1": _row("1") + _msg(b"C", b"SELECT 1\0")}, auth="scram")
+    server = ScriptedServer({"select 1": row("1") + msg(b"C", b"SELECT 1\0")}, auth="scram")
     with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn:
         assert conn.scalar("select 1") == "1"
 
@@ -305,7 +170,7 @@ def test_a_server_that_skips_the_scram_proof_is_refused() -> None:
 
 
 def test_a_fatal_error_before_the_server_hangs_up_is_reported() -> None:
-    fatal = _msg(b"E", b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0")
+    fatal = msg(b"E", b"SFATAL\0C57P01\0Mterminating connection due to administrator command\0\0")
     server = ScriptedServer({"select pg_sleep(10)": fatal + CLOSE})
     with connect("127.0.0.1", server.port, "app", "s3cret", "quotes") as conn, pytest.raises(PgError) as err:
         conn.execute("select pg_sleep(10)")
@@ -313,7 +178,7 @@ def test_a_fatal_error_before_the_server_hangs_up_is_reported() -> None:
 
 
 def test_copy_from_stdin_is_refused_instead_of_hanging() -> None:
-    error = _msg(b"E", b"SERROR\0C57014\0MCOPY from stdin failed: devenv.pgwire does not do COPY\0\0")
+    error = msg(b"E", b"SERROR\0C57014\0MCOPY from stdin failed: devenv.pgwire does not do COPY\0\0")
     server = ScriptedServer({"copy t from stdin": COPY_IN + error})
     conn = connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
     with conn, pytest.raises(PgError, match="COPY"):

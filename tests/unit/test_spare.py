@@ -3,6 +3,8 @@ caller's output open, and reports a failure in spare.log (real child processes, 
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import pytest
 
 from devenv import spare
 from devenv.lock import project_lock, try_lock
+from tests.pgserver import ScriptedServer, msg, row
 
 SETTINGS = {
     "host": "127.0.0.1",
@@ -80,3 +83,47 @@ def test_no_second_copy_while_one_is_being_made(tmp_path: Path) -> None:
     with project_lock(tmp_path, "spare"):
         assert spare.start(tmp_path, {**SETTINGS, "port": _closed_port()}) is False
     assert not (tmp_path / spare.LOG).exists()  # nothing was started
+
+
+def _scripted_postgres(spare_comment: bytes | None) -> ScriptedServer:
+    """Plays the stack's Postgres for one copy: the template (oid 16400, marked) and the spare's state."""
+    tmpl_row = row("16400", "devenv-template:k")
+    spare_rows = b"" if spare_comment is None else row(spare_comment.decode())
+    done = msg(b"C", b"OK\0")
+    return ScriptedServer(
+        {
+            "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 't'": tmpl_row + done,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 's'": spare_rows + done,
+            'DROP DATABASE "s" WITH (FORCE)': done,
+            'CREATE DATABASE "s" TEMPLATE "t" OWNER "app"': done,
+            'ALTER DATABASE "s" WITH ALLOW_CONNECTIONS false': done,
+            "CHECKPOINT": done,
+            "COMMENT ON DATABASE \"s\" IS 'devenv-spare:k:16400'": done,
+        }
+    )
+
+
+def test_a_good_copy_is_marked_with_key_and_template_oid_and_clears_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _scripted_postgres(spare_comment=b"devenv-spare:k:1")  # left from an older template
+    (tmp_path / spare.LOG).write_text("an old failure\n")
+    settings = {**SETTINGS, "password": "s3cret", "port": server.port, "log": str(tmp_path / spare.LOG)}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(settings)))
+    spare.main()
+    server.thread.join(timeout=5)
+    assert server.queries[2:] == [
+        'DROP DATABASE "s" WITH (FORCE)',
+        'CREATE DATABASE "s" TEMPLATE "t" OWNER "app"',
+        'ALTER DATABASE "s" WITH ALLOW_CONNECTIONS false',
+        "CHECKPOINT",
+        "COMMENT ON DATABASE \"s\" IS 'devenv-spare:k:16400'",  # the mark comes last
+    ]
+    assert not (tmp_path / spare.LOG).exists()
+
+
+def test_a_finished_spare_of_this_template_is_left_alone() -> None:
+    server = _scripted_postgres(spare_comment=b"devenv-spare:k:16400")
+    spare.make({**SETTINGS, "password": "s3cret", "port": server.port})
+    server.thread.join(timeout=5)
+    assert len(server.queries) == 2  # looked, and found nothing to do
