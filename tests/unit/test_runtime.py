@@ -48,7 +48,7 @@ def test_unknown_context_falls_back_to_the_local_socket(monkeypatch: pytest.Monk
     [
         ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", True),
         ("error during connect: Get http://x/v1.45/info: dial tcp: lookup x: no such host", True),
-        ('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host', False),
+        ('Get "https://registry.invalid/v2/": dial tcp: lookup registry.invalid: no such host', False),
         ("pull access denied for devenv-local/nope", False),
     ],
 )

@@ -129,8 +129,8 @@ def test_status_folds_redis_down_into_degraded(example: Project, monkeypatch: py
     ("output", "image", "setting"),
     [
         (
-            ' postgres Pulling \n postgres Error Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
-            "registry-1.docker.io: no such host\nError response from daemon: Get ...: no such host\n",
+            ' postgres Pulling \n postgres Error Get "https://registry.invalid/v2/": dial tcp: lookup '
+            "registry.invalid: no such host\nError response from daemon: Get ...: no such host\n",
             "postgres:16-alpine",
             "DEVENV_POSTGRES_IMAGE",
         ),
@@ -141,7 +141,7 @@ def test_status_folds_redis_down_into_degraded(example: Project, monkeypatch: py
         ),
         (
             "failed to solve: node:20-bookworm-slim: failed to resolve source metadata for "
-            "docker.io/library/node:20-bookworm-slim: dial tcp: lookup registry-1.docker.io: no such host\n",
+            "docker.io/library/node:20-bookworm-slim: dial tcp: lookup registry.invalid: no such host\n",
             "node:20-bookworm-slim",
             "DEVENV_BUILD_ARG_NODE_IMAGE",
         ),
