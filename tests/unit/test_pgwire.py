@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -202,9 +203,11 @@ def test_junk_instead_of_postgres_is_a_protocol_error() -> None:
 
         def serve() -> None:
             conn, _ = junk.accept()
-            with conn:
-                conn.recv(8)
-                conn.sendall(b"N" + b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            with conn, conn.makefile("rb") as r:
+                r.read(8)  # SSLRequest
+                conn.sendall(b"N")
+                r.read(struct.unpack("!i", r.read(4))[0] - 4)  # the startup message: read, so closing sends no RST
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
         threading.Thread(target=serve, daemon=True).start()
         with pytest.raises(ProtocolError):
