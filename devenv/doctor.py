@@ -101,6 +101,7 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
     from devenv.stack import port_claims
 
     out = []
+    published: dict[tuple[str, int], int] | None = None  # looked up once, and only when a port is taken
     for claim in port_claims(project, ["postgres", "redis", "server"]):
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
@@ -108,7 +109,10 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
         container_port = {"postgres": 5432, "redis": 6379}.get(claim.service, project.config.server.container_port)
         if port_is_free(claim.port):
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free"))
-        elif runtime is not None and runtime.published_port(claim.service, container_port) == claim.port:
+            continue
+        if runtime is not None and published is None:
+            published = runtime.published_ports()
+        if published and published.get((claim.service, container_port)) == claim.port:
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is held by this stack"))
         else:
             out.append(

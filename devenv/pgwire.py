@@ -286,6 +286,13 @@ class Connection:
         rows = self.execute(query)
         return rows[0][0] if rows else None
 
+    def database(self, name: str) -> tuple[str, str | None] | None:
+        """The oid and the comment (devenv's marks live there) of database NAME; None when there is none."""
+        rows = self.execute(
+            f"SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {quote_literal(name)}"
+        )
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
 
 def _keepalive(sock: socket.socket) -> None:
     """Notice a server that vanished (a killed or paused container) within about a minute, as libpq's keepalives do."""

@@ -128,14 +128,6 @@ def _connect(t: Target, dbname: str) -> Connection:
     return connect(t.host, t.port, t.user, t.password, dbname, application_name="devenv-reset")
 
 
-def _comment(conn: Connection, db: str) -> str | None:
-    return conn.scalar(f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(db)}")
-
-
-def _exists(conn: Connection, db: str) -> bool:
-    return bool(conn.execute(f"SELECT 1 FROM pg_database WHERE datname = {lit(db)}"))
-
-
 def mark_cluster(conn: Connection, project_name: str) -> None:
     """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
     conn.execute(f"COMMENT ON DATABASE postgres IS {lit(CLUSTER_MARK + project_name)}")
@@ -143,7 +135,7 @@ def mark_cluster(conn: Connection, project_name: str) -> None:
 
 def verify_cluster(conn: Connection, project: Project, t: Target) -> None:
     """Refuse unless this Postgres carries this stack's mark."""
-    mark = _comment(conn, "postgres")
+    _, mark = conn.database("postgres") or ("", None)
     if mark != CLUSTER_MARK + project.name:
         raise NotOurDatabase(
             f"the Postgres at {t.host}:{t.port} is not the {project.name!r} stack's own container "
@@ -177,7 +169,7 @@ def end_connections(conn: Connection, db: str) -> None:
 
 
 def _drop(conn: Connection, db: str) -> None:
-    if _exists(conn, db):
+    if conn.database(db) is not None:
         # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
         conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
         try:
@@ -212,10 +204,8 @@ def _restore(
         # One being made now is done sooner than a copy started now.
         spare.wait(spares, on_wait=lambda: on_step("waiting for the ready copy the last reset started"))
         name = spare_name(t.db)
-        rows = conn.execute(
-            f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(name)}"
-        )
-        if rows and rows[0][0] == spare.spare_mark(key, tmpl_oid):
+        found = conn.database(name)
+        if found and found[1] == spare.spare_mark(key, tmpl_oid):
             _drop(conn, t.db)
             # One message, one transaction: the copy is in place, open and marked seeded, or nothing changed.
             conn.execute(
@@ -224,7 +214,7 @@ def _restore(
                 f"COMMENT ON DATABASE {ident(t.db)} IS {lit(SEEDED_MARK)}"
             )
             return True
-        if rows:  # unfinished, or made from an older template
+        if found:  # unfinished, or made from an older template
             conn.execute(f"DROP DATABASE {ident(name)} WITH (FORCE)")
     _recreate(conn, t.db, t.user, tmpl)
     conn.execute(f"COMMENT ON DATABASE {ident(t.db)} IS {lit(SEEDED_MARK)}")
@@ -265,10 +255,8 @@ def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
     conn.execute(
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = {lit(spare.APPLICATION_NAME)}"
     )
-    if _exists(conn, spare_name(db)):
-        conn.execute(f"DROP DATABASE {ident(spare_name(db))} WITH (FORCE)")
-    if _exists(conn, tmpl):
-        conn.execute(f"DROP DATABASE {ident(tmpl)} WITH (FORCE)")
+    conn.execute(f"DROP DATABASE IF EXISTS {ident(spare_name(db))} WITH (FORCE)")
+    conn.execute(f"DROP DATABASE IF EXISTS {ident(tmpl)} WITH (FORCE)")
     conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
     try:
         end_connections(conn, db)
@@ -354,13 +342,10 @@ def soft_reset(
 
     with _connect(target, "postgres") as conn:
         verify_cluster(conn, project, target)
-        found = conn.execute(
-            f"SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {lit(tmpl)}"
-        )
-        tmpl_oid, tmpl_comment = found[0] if found else ("", None)
+        tmpl_oid, tmpl_comment = conn.database(tmpl) or ("", None)
         if tmpl_comment == TEMPLATE_MARK + key:
             spares = project.state_dir if project.config.reset.spare else None
-            from_spare = _restore(conn, target, (tmpl, str(tmpl_oid)), key, spares, on_step)
+            from_spare = _restore(conn, target, (tmpl, tmpl_oid), key, spares, on_step)
             mode, reason = "template", ""
         else:
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"

@@ -90,7 +90,6 @@ def wait(state_dir: Path, timeout: float = 120.0, on_wait: Callable[[], None] = 
 def make(settings: dict[str, Any]) -> None:
     """Copy the template into the spare and mark it with the template's key and oid (the mark is written last)."""
     spare, template, owner = (quote_ident(settings[k]) for k in ("spare", "template", "user"))
-    name = settings["spare"]
     with connect(
         settings["host"],
         settings["port"],
@@ -101,19 +100,14 @@ def make(settings: dict[str, Any]) -> None:
         io_timeout=COPY_TIMEOUT,
         application_name=APPLICATION_NAME,
     ) as conn:
-        found = conn.execute(
-            "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database "
-            f"WHERE datname = {quote_literal(settings['template'])}"
-        )
-        if not found or found[0][1] != settings["template_mark"]:
+        template_found = conn.database(settings["template"])
+        if not template_found or template_found[1] != settings["template_mark"]:
             raise RuntimeError(f"the template {settings['template']!r} is gone or was replaced")
-        mark = spare_mark(settings["key"], str(found[0][0]))
-        rows = conn.execute(
-            f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {quote_literal(name)}"
-        )
-        if rows and rows[0][0] == mark:
+        mark = spare_mark(settings["key"], template_found[0])
+        found = conn.database(settings["spare"])
+        if found and found[1] == mark:
             return
-        if rows:
+        if found:
             conn.execute(f"DROP DATABASE {spare} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {spare} TEMPLATE {template} OWNER {owner}")
         conn.execute(f"ALTER DATABASE {spare} WITH ALLOW_CONNECTIONS false")

@@ -294,13 +294,12 @@ def conn_db(project: Project) -> str:
     return stack_settings(project).pg_db
 
 
-def start_spare_for(project: Project, runtime: Runtime) -> None:
+def start_spare_for(project: Project, ep: Endpoints) -> None:
     """After a new template: make the first reset's spare in the background (see devenv.spare)."""
     from devenv.envfile import stack_settings
     from devenv.snapshot import Target, reset_key, start_spare
 
     settings = stack_settings(project)
-    ep = resolve_endpoints(project, runtime)
     if ep.postgres_port is not None:
         target = Target(ep.host, ep.postgres_port, settings.pg_user, settings.pg_password, settings.pg_db)
         start_spare(project, target, reset_key(project))
@@ -493,9 +492,9 @@ def up(
         raise
 
     save_state(project, {"fingerprint": fingerprint, "project": project.name})
-    if waiter.templated and not project.ci:  # a CI stack is thrown away: a spare would only cost it CPU
-        start_spare_for(project, runtime)  # in the background, once everything is up: the first reset's copy
     ep = resolve_endpoints(project, runtime)
+    if waiter.templated and not project.ci:  # a CI stack is thrown away: a spare would only cost it CPU
+        start_spare_for(project, ep)  # in the background, once everything is up: the first reset's copy
     reports = tuple(
         ServiceReport(
             service=s,

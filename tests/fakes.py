@@ -53,9 +53,6 @@ class FakeRuntime:
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str:
         return self.log_text
 
-    def published_port(self, service: str, container_port: int) -> int | None:
-        return self.ports.get((service, container_port))
-
     def published_ports(self) -> dict[tuple[str, int], int]:
         return dict(self.ports)
 

@@ -117,8 +117,7 @@ def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_res
     assert states["server"].restart_count == 2
     assert (states["redis"].health, states["redis"].restart_count) == ("healthy", 0)
     assert states["postgres"].ports == {5432: 49153} and states["redis"].ports == {}
-    assert runtime.published_port("postgres", 5432) == 49153
-    assert runtime.published_port("redis", 6379) is None
+    assert runtime.published_ports() == {("postgres", 5432): 49153}  # redis publishes nothing
 
 
 def test_detail_inspects_every_container(tmp_path: Path) -> None:

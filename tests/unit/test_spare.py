@@ -88,12 +88,12 @@ def test_no_second_copy_while_one_is_being_made(tmp_path: Path) -> None:
 def _scripted_postgres(spare_comment: bytes | None) -> ScriptedServer:
     """Plays the stack's Postgres for one copy: the template (oid 16400, marked) and the spare's state."""
     tmpl_row = row("16400", "devenv-template:k")
-    spare_rows = b"" if spare_comment is None else row(spare_comment.decode())
+    spare_rows = b"" if spare_comment is None else row("16500", spare_comment.decode())
     done = msg(b"C", b"OK\0")
     return ScriptedServer(
         {
             "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 't'": tmpl_row + done,
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 's'": spare_rows + done,
+            "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 's'": spare_rows + done,
             'DROP DATABASE "s" WITH (FORCE)': done,
             'CREATE DATABASE "s" TEMPLATE "t" OWNER "app"': done,
             'ALTER DATABASE "s" WITH ALLOW_CONNECTIONS false': done,
