@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
 	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING' || true
-	@$(BIN)/python -c 'import devenv, typer, python_on_whales, psycopg, redis, tenacity, yaml, pytest'
+	@$(BIN)/python -c 'import devenv, dotenv, tenacity, yaml, pytest, psycopg, redis, python_on_whales'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv with devenv installed in editable mode (skipped when up to date)

@@ -6,13 +6,13 @@ import json
 import os
 import re
 import secrets
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devenv.config import sanitize_name as _sanitize
+from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
 from devenv.project import Project
 from devenv.runtime import Runtime
@@ -40,8 +40,7 @@ class CiStack:
 
 def sanitize_name(raw: str) -> str:
     """A compose project name: lowercase letters, digits, '-' and '_', starting with a letter or digit."""
-    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
-    return name[:63] or "ci"
+    return _sanitize(raw, fallback="ci")
 
 
 def ci_name(environ: Mapping[str, str] | None = None) -> str:
@@ -66,23 +65,22 @@ def validate_name(name: str) -> str:
     return name
 
 
-def smoke_test(server_url: str, ready_path: str, status_path: str) -> None:
+def smoke_test(server: Server, ready_path: str, status_path: str) -> None:
     """The server must answer /health/ready with 200 and /health/status with a healthy body."""
     for path in (ready_path, status_path):
-        url = server_url + path
+        url = server.base_url + path
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                body = resp.read()
-                code = int(resp.status)
-        except urllib.error.HTTPError as ex:
-            body, code = ex.read(), ex.code
-        except (urllib.error.URLError, OSError) as ex:
+            response = server.get(path, timeout=5)
+        except (OSError, ValueError) as ex:
             raise ServiceNotReady(f"smoke test: GET {url} failed: {ex}", "see `devenv logs server`.") from ex
-        if code != 200:
-            raise ServiceNotReady(f"smoke test: GET {url} returned {code}: {body[:200]!r}", "see `devenv logs server`.")
+        if response.status != 200:
+            raise ServiceNotReady(
+                f"smoke test: GET {url} returned {response.status}: {response.body[:200]!r}",
+                "see `devenv logs server`.",
+            )
         if path == status_path:
             try:
-                status = json.loads(body).get("status")
+                status = json.loads(response.body).get("status")
             except (ValueError, AttributeError):
                 status = None
             if status != "healthy":
@@ -103,7 +101,7 @@ def dotenv_lines(variables: Mapping[str, str]) -> str:
 
 def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
     """Write the variables atomically, mode 0600."""
-    from devenv.envfile import atomic_write
+    from devenv.state import atomic_write
 
     atomic_write(path, dotenv_lines(variables), 0o600)
 
@@ -117,6 +115,21 @@ def append_github_env(variables: Mapping[str, str], environ: Mapping[str, str] |
     with open(target, "a") as fh:
         fh.write(dotenv_lines(variables))
     return True
+
+
+def mask_for_github(variables: Mapping[str, str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """On GitHub Actions, `::add-mask::` lines for every secret, so the runner hides them in all later logs."""
+    from urllib.parse import urlparse
+
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") != "true":
+        return []
+    secrets_seen = []
+    for value in variables.values():
+        password = urlparse(value).password if "://" in value else None
+        if password:
+            secrets_seen.append(password)
+    return [f"::add-mask::{s}" for s in secrets_seen]
 
 
 @dataclass(frozen=True)
@@ -167,126 +180,99 @@ def ci_project(project: Project, name: str) -> Project:
     return replace(project, name=name, config=config, ci=True)
 
 
-def _runtime_for(project: Project) -> Runtime:
-    from devenv.runtime import DockerRuntime
+def _with_shared_env(ctx: Context) -> Context:
+    """Create/complete .env once, under a lock shared by every stack of this checkout (parallel `ci up`).
 
-    return DockerRuntime(project.name, project.compose_file, project.compose_file.parent)
-
-
-def _shared_env(project: Project) -> None:
-    """Create/complete .env once, under a lock shared by every stack of this checkout (parallel `ci up`)."""
-    from devenv.envfile import ensure_env
+    The files are read again inside the lock: another stack may have written .env since this command started.
+    """
+    from devenv.envfile import ensure_env, read_env_files
     from devenv.lock import project_lock
 
-    with project_lock(project.root / ".devenv", name="env"):
-        ensure_env(project)
+    with project_lock(ctx.project.root / ".devenv", name="env"):
+        return ctx.with_files(ensure_env(ctx.project, ctx.environ, files=read_env_files(ctx.project)).files)
 
 
-def mask_for_github(variables: Mapping[str, str], environ: Mapping[str, str] | None = None) -> list[str]:
-    """On GitHub Actions, `::add-mask::` lines for every secret, so the runner hides them in all later logs."""
-    from urllib.parse import urlparse
-
-    env = os.environ if environ is None else environ
-    if env.get("GITHUB_ACTIONS") != "true":
-        return []
-    secrets_seen = []
-    for value in variables.values():
-        password = urlparse(value).password if "://" in value else None
-        if password:
-            secrets_seen.append(password)
-    return [f"::add-mask::{s}" for s in secrets_seen]
-
-
-def ci_up(project: Project, name: str | None, *, timeout: float = 120.0) -> CiStack:
+def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
     """Start an isolated stack under NAME, wait for it, smoke-test it, and return its connection settings."""
-    from devenv.endpoints import resolve_endpoints
-    from devenv.envfile import stack_settings
-    from devenv.stack import up
+    from devenv.lifecycle import up
 
-    stack_name = validate_name(name) if name else ci_name()
-    ci = ci_project(project, stack_name)
-    _shared_env(ci)
-    runtime = _runtime_for(ci)
-    result = up(ci, runtime, timeout=timeout)
-    ep = resolve_endpoints(ci, runtime)
-    settings = stack_settings(ci)
+    stack_name = validate_name(name) if name else ci_name(ctx.environ)
+    ci = _with_shared_env(ctx.for_project(ci_project(ctx.project, stack_name)))
+    result = up(ci, timeout=timeout)
+    ep, settings = ci.endpoints, ci.settings
+    assert ep.postgres_port and ep.redis_port
     stack = CiStack(
         name=stack_name,
-        database_url=ep.database_url(settings.pg_user, settings.pg_password, settings.pg_db),
-        redis_url=ep.redis_url(settings.redis_password, settings.redis_db),
+        database_url=settings.database_url(ep.host, ep.postgres_port, query=False),
+        redis_url=settings.redis_url(ep.host, ep.redis_port),
         server_url=ep.server_url(),
         seconds=result.elapsed,
     )
-    smoke_test(stack.server_url, ci.config.server.ready_path, ci.config.server.status_path)
+    smoke_test(ci.server, ci.config.server.ready_path, ci.config.server.status_path)
     return stack
 
 
-def export(stack: CiStack, *, env_file: Path | None) -> None:
-    """Write the settings to --env-file and $GITHUB_ENV (masking the secrets on GitHub first)."""
-    for line in mask_for_github(stack.variables()):
-        print(line, flush=True)
+def export(stack: CiStack, *, env_file: Path | None, environ: Mapping[str, str] | None = None) -> None:
+    """Write the settings to --env-file and $GITHUB_ENV."""
     if env_file is not None:
         write_env_file(env_file, stack.variables())
-    append_github_env(stack.variables())
+    append_github_env(stack.variables(), environ)
 
 
-def ci_down(project: Project, name: str | None) -> str:
+def ci_down(runtime: Runtime, name: str | None, environ: Mapping[str, str] | None = None) -> str:
     """Remove the stack NAME's containers, network and volumes; fine when it is already gone."""
-    from devenv.runtime import remove_labelled
-
-    stack_name = validate_name(name) if name else ci_name()
-    remove_labelled(stack_name)
+    stack_name = validate_name(name) if name else ci_name(environ)
+    runtime.remove_labelled(stack_name)
     return stack_name
 
 
-def run_with_stack(project: Project, cmd: list[str], *, name: str | None, keep: bool, timeout: float) -> int:
-    """`ci up`, run CMD with the stack's settings in its environment, always tear down; CMD's exit code."""
-    import signal
-    import subprocess
+def run_with_stack(
+    ctx: Context,
+    cmd: Sequence[str],
+    *,
+    name: str | None,
+    keep: bool,
+    timeout: float,
+    on_ready: Callable[[CiStack], None] = lambda stack: None,
+) -> int:
+    """`ci up`, run CMD with the stack's settings in its environment, always tear down; CMD's exit code.
 
-    stack_name = validate_name(name) if name else ci_name()
+    CMD runs in a process group of its own (devenv.proc.supervised): Ctrl-C, or SIGTERM from a CI runner, reaches
+    it and everything it started; devenv waits for them (bounded), then removes the stack.
+    """
+    import signal
+
+    from devenv import proc
+
+    stack_name = validate_name(name) if name else ci_name(ctx.environ)
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
-    proc: subprocess.Popen[bytes] | None = None
+    previous = signal.signal(signal.SIGTERM, on_term)  # a runner's SIGTERM during `ci up` tears down too
     try:
-        stack = ci_up(project, stack_name, timeout=timeout)
-        for line in mask_for_github(stack.variables()):
-            print(line, flush=True)
-        env = {**os.environ, **stack.variables()}
-        try:
-            proc = subprocess.Popen(cmd, env=env)
-        except OSError as ex:
-            raise UsageError(f"cannot run {cmd[0]!r}: {ex.strerror or ex}.", "check the command after `--`.") from ex
-        return proc.wait()
-    except KeyboardInterrupt:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        raise
+        stack = ci_up(ctx, stack_name, timeout=timeout)
+        on_ready(stack)
+        return proc.supervised(cmd, env={**ctx.environ, **stack.variables()})
     finally:
         signal.signal(signal.SIGTERM, previous)
         if not keep:
             # Teardown must finish even if a second Ctrl-C arrives.
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                ci_down(project, stack_name)
+                ci_down(ctx.runtime, stack_name)
             finally:
                 signal.signal(signal.SIGINT, old_int)
 
 
-def gc(older_than: timedelta, *, dry_run: bool) -> list[StackAge]:
-    """Remove (or list, with dry_run) devenv-labelled stacks older than the limit."""
-    from devenv.runtime import labelled_stacks, remove_labelled
-
-    stacks = [StackAge(s.name, parse_created(s.created), s.containers, s.volumes) for s in labelled_stacks()]
+def gc(runtime: Runtime, older_than: timedelta, *, dry_run: bool) -> list[StackAge]:
+    """Remove (or list, with dry_run) devenv-labelled CI stacks older than the limit."""
+    stacks = [
+        StackAge(s.name, parse_created(s.created), s.containers, s.volumes)
+        for s in runtime.labelled_stacks(ci_only=True)
+    ]
     old = old_stacks(stacks, older_than)
     if not dry_run:
         for stack in old:
-            remove_labelled(stack.name)
+            runtime.remove_labelled(stack.name)
     return old

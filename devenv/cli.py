@@ -1,430 +1,455 @@
-"""The typer app: each command validates options, calls one core function and renders its result.
+"""The command line: each command parses its options, calls one core function and renders its result.
 
-Heavy libraries (python-on-whales, docker, redis) are imported inside the commands that need them,
-so `devenv --help` stays fast.
+Built on argparse, as pipx's is, rather than typer: importing typer costs ~35 ms on this kind of machine, which
+alone put `devenv --help` over its budget (6x `python -c pass`) and every command pays it. Everything else is
+imported inside the command that needs it. `main()` is the one place that turns errors into a message and an exit
+code (README, Exit codes).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from devenv import __version__
-from devenv.errors import DevenvError, ExitCode
+from devenv.errors import DevenvError, ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from devenv.project import Project
-    from devenv.runtime import DockerRuntime
+    from devenv.context import Context
 
-app = typer.Typer(
-    name="devenv",
-    help="From a fresh clone to a migrated, healthy local stack (Postgres, Redis, your server) with one command.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Plain help: rich's help renderer imports markdown-it and costs ~50 ms on every `--help`.
-    rich_markup_mode=None,
-)
+Handler = Callable[[argparse.Namespace], int | None]
+DESCRIPTION = "From a fresh clone to a migrated, healthy local stack (Postgres, Redis, your server) with one command."
 
 
-@dataclass
-class Globals:
-    """Options given before the command."""
+class Parser(argparse.ArgumentParser):
+    """argparse with devenv's errors: one line, a Hint, exit 2 (not argparse's usage block)."""
 
-    project_dir: Path | None = None
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"devenv {__version__}")
-        raise typer.Exit()
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}.", f"see `{self.prog} --help`.")
 
 
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    project_dir: Path | None = typer.Option(
-        None, "-C", "--project-dir", help="Run as if started in DIR (the project root or any folder inside it)."
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-) -> None:
-    ctx.obj = Globals(project_dir=project_dir)
+# -- helpers ------------------------------------------------------------------------------------------------------
+def _context(args: argparse.Namespace) -> Context:
+    """The command's context: project, parsed .env and template, settings, runtime (devenv.context)."""
+    from devenv.context import load
+
+    return load(args.project_dir)
+
+
+@contextmanager
+def _locked(args: argparse.Namespace) -> Iterator[Context]:
+    """The command's context, loaded while holding the project's lock: .env is read under it, so a second devenv
+    waiting for the lock sees what the first one wrote."""
+    from devenv.context import open_project
+    from devenv.lock import project_lock
+    from devenv.project import load_project
+
+    project = load_project(args.project_dir)
+    with project_lock(project.state_dir):
+        yield open_project(project)
+
+
+def _project_name(args: argparse.Namespace) -> str:
+    from devenv.project import load_project
+
+    return load_project(args.project_dir).name
+
+
+def _confirm(question: str, yes: bool, flag: str) -> None:
+    """Ask on a terminal; without one, --yes is required."""
+    from devenv.errors import Aborted
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{flag} destroys data and needs a confirmation.", f"add --yes to confirm ({flag} --yes).")
+    from devenv.output import ask
+
+    if not ask(f"{question} [y/N]: "):
+        raise Aborted("nothing was changed.", "answer y to confirm, or pass --yes.")
+
+
+def _command_args(args: argparse.Namespace, what: str, example: str) -> list[str]:
+    """The command passed through after devenv's own arguments (see `split_passthrough`)."""
+    rest = list(args.command)
+    if not rest:
+        raise UsageError(f"{what} needs a command.", f"e.g. {example}")
+    return rest
+
+
+def _interactive(argv: list[str]) -> int:
+    """Run an interactive docker command on the user's terminal; its exit code is devenv's."""
+    from devenv import proc
+
+    return proc.interactive(argv)
 
 
 # -- env / render ---------------------------------------------------------------------------------------------------
-@app.command("env")
-def env_command(
-    ctx: typer.Context,
-    check: bool = typer.Option(
-        False, "--check", help="Write nothing; exit 1 when .env lacks template keys or has keys the template dropped."
-    ),
-) -> None:
-    """Create or complete .env from .env.template (existing values are never changed; secrets are generated)."""
+def env_command(args: argparse.Namespace) -> None:
     from devenv.envfile import check_env, ensure_env
     from devenv.errors import CheckFailed
-    from devenv.project import load_project
+    from devenv.output import print_drift, print_env
 
-    project = load_project(ctx.obj.project_dir)
-    if check:
-        report = check_env(project)
-        for item in report.missing:
-            typer.echo(f"missing: {item.key} (template {item.where()})")
-        for item in report.extra:
-            typer.echo(f"extra:   {item.key} ({item.where()}; the template no longer has it)")
+    c = _context(args)
+    if args.check:
+        report = check_env(c.project, c.files)
+        print_drift(report)
         if report.drift:
             raise CheckFailed(
                 f"{report.env_file} is out of step with {report.template.name}: "
                 f"{len(report.missing)} missing, {len(report.extra)} extra.",
                 "`devenv env` adds the missing keys; remove the extra ones by hand.",
             )
-        typer.echo(f"{report.env_file}: in step with {report.template.name}.")
         return
-    result = ensure_env(project)
-    for warning in result.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
-    if not result.written:
-        typer.echo(f"{result.path}: up to date.")
-        return
-    generated = f" (generated secrets: {', '.join(result.generated)})" if result.generated else ""
-    typer.echo(f"{result.path}: added {len(result.added)} keys{generated}.")
+    print_env(ensure_env(c.project, c.environ, files=c.files))
 
 
-@app.command("render")
-def render_command(
-    ctx: typer.Context,
-    output: Path | None = typer.Option(
-        None, "-o", "--output", metavar="FILE", help="Write FILE (and the env files it uses) instead of printing."
-    ),
-    check: Path | None = typer.Option(
-        None, "--check", metavar="FILE", help="Write nothing; exit 1 when FILE is stale."
-    ),
-) -> None:
-    """Print the stack's compose definition (paths relative to the current directory)."""
-    from devenv.errors import CheckFailed, UsageError
-    from devenv.project import load_project
-    from devenv.render import check_compose, render_compose, write_compose
+def render_command(args: argparse.Namespace) -> None:
+    from devenv.errors import CheckFailed
+    from devenv.output import echo, print_env, write
+    from devenv.render import check_compose, render_compose, render_to
 
-    if output is not None and check is not None:
+    if args.output is not None and args.check is not None:
         raise UsageError("-o and --check cannot be combined.", "use -o to write a file or --check to verify one.")
-    project = load_project(ctx.obj.project_dir)
-    if check is not None:
-        result = check_compose(project, check)
+    c = _context(args)
+    if args.check is not None:
+        result = check_compose(c, args.check)
         if result.stale:
-            typer.echo(result.diff, nl=False)
-            raise CheckFailed(f"{check} is stale.", f"`devenv render -o {check}` brings it up to date.")
-        typer.echo(f"{check}: up to date.")
-        return
-    if output is not None:
-        written = write_compose(project, output)
-        for warning in written.env.warnings if written.env else ():
-            typer.echo(f"Warning: {warning}", err=True)
-        typer.echo(f"{written.path}: {'written' if written.changed else 'unchanged'}.")
-        return
-    typer.echo(render_compose(project, base_dir=Path.cwd()), nl=False)
-
-
-# -- helpers ------------------------------------------------------------------------------------------------------
-def _project(ctx: typer.Context) -> Project:
-    from devenv.project import load_project
-
-    return load_project(ctx.obj.project_dir)
-
-
-def _runtime(project: Project) -> DockerRuntime:
-    from devenv.runtime import DockerRuntime
-
-    return DockerRuntime(project.name, project.compose_file, project.compose_file.parent)
-
-
-def _confirm(question: str, yes: bool, flag: str) -> None:
-    """Ask on a terminal; without one, --yes is required."""
-    from devenv.errors import Aborted, UsageError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"{flag} destroys data and needs a confirmation.", f"add --yes to confirm ({flag} --yes).")
-    if not typer.confirm(question, default=False, err=True):
-        raise Aborted("nothing was changed.", "answer y to confirm, or pass --yes.")
-
-
-def _run_argv(argv: list[str]) -> None:
-    """Run an interactive docker command with our stdio; exit with its code."""
-    import subprocess
-
-    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+            write(result.diff)
+            raise CheckFailed(f"{args.check} is stale.", f"`devenv render -o {args.check}` brings it up to date.")
+        echo(f"{args.check}: up to date.")
+    elif args.output is not None:
+        written = render_to(c, args.output)
+        if written.env is not None and written.env.written:
+            print_env(written.env)
+        echo(f"{written.path}: {'written' if written.changed else 'unchanged'}.")
+    else:
+        write(render_compose(c, base_dir=Path.cwd()))
 
 
 # -- the stack ----------------------------------------------------------------------------------------------------
-@app.command("up")
-def up_command(
-    ctx: typer.Context,
-    services: list[str] = typer.Argument(
-        None, help="Limit to these services (and what they need): postgres redis migrate server."
-    ),
-    timeout: float = typer.Option(60.0, "--timeout", min=1, help="Deadline per service, in seconds."),
-    as_json: bool = typer.Option(False, "--json", help="NDJSON progress events and a final summary object."),
-) -> None:
-    """Start the stack and wait until every service really answers; migrate, and seed a new database."""
-    from devenv.lock import project_lock
+def up_command(args: argparse.Namespace) -> None:
+    from devenv.lifecycle import up
     from devenv.output import UpDisplay, print_up
-    from devenv.stack import expand_services, up
+    from devenv.services import expand_services
 
-    project = _project(ctx)
-    selected = expand_services(services or [])
-    with project_lock(project.state_dir), UpDisplay(selected, as_json=as_json) as display:
-        result = up(project, _runtime(project), services or [], timeout=timeout, on_event=display.on_event)
-    print_up(result, as_json=as_json)
-
-
-@app.command("down")
-def down_command(
-    ctx: typer.Context,
-    volumes: bool = typer.Option(False, "--volumes", help="Also remove the stack's data volumes (needs --yes)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --volumes without asking."),
-) -> None:
-    """Stop and remove the stack's containers and network; data volumes stay unless --volumes."""
-    from devenv.lock import project_lock
-    from devenv.stack import down
-
-    project = _project(ctx)
-    if volumes:
-        _confirm(f"Remove the data volumes of {project.name!r} (all its data)?", yes, "--volumes")
-    with project_lock(project.state_dir):
-        result = down(project, _runtime(project), volumes=volumes)
-    kept = f"; volumes kept: {', '.join(result.remaining_volumes)}" if result.remaining_volumes else ""
-    typer.echo(f"{result.project}: stopped{' and volumes removed' if result.volumes_removed else ''}{kept}.")
+    selected = expand_services(args.services)
+    with _locked(args) as c, UpDisplay(selected, as_json=args.json) as display:
+        result = up(c, args.services, timeout=args.timeout, on_event=display.on_event)
+    print_up(result, as_json=args.json)
 
 
-@app.command("status")
-def status_command(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="The health report as JSON.")
-) -> None:
-    """Health of the whole stack: exit 0 healthy, 1 degraded, 4 unhealthy or not running."""
+def down_command(args: argparse.Namespace) -> None:
+    from devenv.lifecycle import down
+    from devenv.output import print_down
+
+    if args.volumes:
+        _confirm(f"Remove the data volumes of {_project_name(args)!r} (all its data)?", args.yes, "--volumes")
+    with _locked(args) as c:
+        print_down(down(c, volumes=args.volumes))
+
+
+def status_command(args: argparse.Namespace) -> int:
     from devenv.output import print_status
     from devenv.status import stack_status
 
-    project = _project(ctx)
-    report = stack_status(project, _runtime(project))
-    print_status(report, as_json=as_json)
-    raise typer.Exit(int(report.exit_code))
+    report = stack_status(_context(args))
+    print_status(report, as_json=args.json)
+    return int(report.exit_code)
 
 
-@app.command("logs")
-def logs_command(
-    ctx: typer.Context,
-    services: list[str] = typer.Argument(None, help="Only these services."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming."),
-    tail: int | None = typer.Option(None, "--tail", "-n", min=0, help="Only the last N lines of each service."),
-) -> None:
-    """Show the stack's logs."""
+def logs_command(args: argparse.Namespace) -> int:
+    from devenv.services import expand_services
     from devenv.shells import logs_argv
-    from devenv.stack import expand_services
 
-    project = _project(ctx)
-    expand_services(services or [])  # validates the names
-    _run_argv(logs_argv(_runtime(project), services or [], follow=follow, tail=tail))
+    expand_services(args.services)  # validates the names
+    return _interactive(logs_argv(_context(args).runtime, args.services, follow=args.follow, tail=args.tail))
 
 
-@app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def psql_command(ctx: typer.Context) -> None:
-    """psql in the postgres container, as the app user on the app database (extra arguments go to psql)."""
+def psql_command(args: argparse.Namespace) -> int:
     from devenv.shells import psql_argv
 
-    project = _project(ctx)
-    _run_argv(psql_argv(project, _runtime(project), list(ctx.args)))
+    return _interactive(psql_argv(_context(args), list(args.command)))
 
 
-@app.command("redis-cli", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def redis_cli_command(ctx: typer.Context) -> None:
-    """redis-cli in the redis container, on the app's database index (extra arguments go to redis-cli)."""
+def redis_cli_command(args: argparse.Namespace) -> int:
     from devenv.shells import redis_cli_argv
 
-    project = _project(ctx)
-    _run_argv(redis_cli_argv(project, _runtime(project), list(ctx.args)))
+    return _interactive(redis_cli_argv(_context(args), list(args.command)))
 
 
-@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def exec_command(ctx: typer.Context, service: str = typer.Argument(..., help="postgres, redis or server.")) -> None:
-    """Run a command in a running service: devenv exec SERVICE -- CMD..."""
-    from devenv.errors import UsageError
+def exec_command(args: argparse.Namespace) -> int:
+    from devenv.services import expand_services
     from devenv.shells import exec_argv
-    from devenv.stack import expand_services
 
-    if not ctx.args:
-        raise UsageError("exec needs a command.", f"e.g. devenv exec {service} -- sh")
-    expand_services([service])
-    project = _project(ctx)
-    _run_argv(exec_argv(_runtime(project), service, list(ctx.args)))
+    cmd = _command_args(args, "exec", f"devenv exec {args.service} -- sh")
+    expand_services([args.service])
+    return _interactive(exec_argv(_context(args).runtime, args.service, cmd))
 
 
-@app.command("migrate")
-def migrate_command(
-    ctx: typer.Context, status: bool = typer.Option(False, "--status", help="Show prisma migrate status instead.")
-) -> None:
-    """Run the migrate command (prisma migrate deploy) now, or show the migration status."""
-    from devenv.shells import migrate
+def migrate_command(args: argparse.Namespace) -> int:
+    from devenv.migrate import migrate
+    from devenv.output import print_migrate
 
-    project = _project(ctx)
-    result = migrate(project, _runtime(project), status=status)
-    typer.echo(result.output.rstrip())
-    raise typer.Exit(result.exit_code)
+    c = _context(args)
+    cfg = c.config.migrate
+    result = migrate(c.runtime, cfg.command, cfg.status_command, status=args.status)
+    print_migrate(result)
+    return result.exit_code
 
 
-@app.command("reset")
-def reset_command(
-    ctx: typer.Context,
-    hard: bool = typer.Option(False, "--hard", help="Drop the stack's volumes and bring everything up again."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm without asking."),
-    as_json: bool = typer.Option(False, "--json", help="The result as JSON."),
-    timeout: float = typer.Option(60.0, "--timeout", min=1, help="Deadline per service for --hard, in seconds."),
-) -> None:
-    """Reset to a clean, migrated, seeded database (from a template copy); --hard recreates the volumes."""
-    from devenv.lock import project_lock
-    from devenv.snapshot import hard_reset, soft_reset_stack
+def reset_command(args: argparse.Namespace) -> None:
+    from devenv.output import echo, print_reset
 
-    project = _project(ctx)
-    what = "drop ALL data volumes of" if hard else "reset the database (and Redis db) of"
-    _confirm(f"This will {what} {project.name!r}. Continue?", yes, "--hard" if hard else "reset")
-    with project_lock(project.state_dir):
-        if hard:
-            result = hard_reset(project, _runtime(project), timeout=timeout)
+    what = "drop ALL data volumes of" if args.hard else "reset the database (and Redis db) of"
+    _confirm(f"This will {what} {_project_name(args)!r}. Continue?", args.yes, "--hard" if args.hard else "reset")
+    with _locked(args) as c:
+        if args.hard:
+            from devenv.lifecycle import hard_reset
+
+            result = hard_reset(c, timeout=args.timeout)
         else:
-            result = soft_reset_stack(project, _runtime(project), on_step=lambda step: typer.echo(step, err=True))
-    if as_json:
-        from dataclasses import asdict
+            from devenv.reset import soft_reset
 
-        from devenv.output import emit_json
-
-        emit_json(asdict(result))
-        return
-    action = {
-        "template": "restored from its template",
-        "remigrated": f"migrated and seeded anew ({result.reason}), new template taken",
-        "hard": "recreated with its volumes",
-    }
-    typer.echo(
-        f"{result.database}: {action[result.mode]}{' (its ready copy swapped in)' if result.from_spare else ''}"
-        f"{', Redis db flushed' if result.redis_flushed else ''} in {result.seconds:.2f} s."
-    )
+            result = soft_reset(c, on_step=lambda step: echo(step, err=True))
+    print_reset(result, as_json=args.json)
 
 
 # -- CI -----------------------------------------------------------------------------------------------------------
-ci_app = typer.Typer(help="Isolated, parallel-safe stacks for CI, with Docker-chosen ports and exported URLs.")
-app.add_typer(ci_app, name="ci")
+def ci_up_command(args: argparse.Namespace) -> None:
+    from devenv.ci import ci_up, export, mask_for_github
+    from devenv.output import print_ci_up, print_masks
+
+    stack = ci_up(_context(args), args.name, timeout=args.timeout)
+    print_masks(mask_for_github(stack.variables()))
+    export(stack, env_file=args.env_file)
+    print_ci_up(stack, as_json=args.json)
 
 
-@ci_app.command("up")
-def ci_up_command(
-    ctx: typer.Context,
-    name: str | None = typer.Option(None, "--name", help="Stack name (default: from the CI job, else random)."),
-    env_file: Path | None = typer.Option(None, "--env-file", help="Write the connection settings to FILE (dotenv)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the connection settings as JSON."),
-    timeout: float = typer.Option(120.0, "--timeout", min=1, help="Deadline per service, in seconds."),
-) -> None:
-    """Start an isolated stack, wait for it, smoke-test the server and export its connection settings."""
-    from devenv.ci import ci_up, export
-
-    stack = ci_up(_project(ctx), name, timeout=timeout)
-    export(stack, env_file=env_file)
-    if as_json:
-        from devenv.output import emit_json
-
-        emit_json(stack.variables())
-    else:
-        typer.echo(f"{stack.name}: healthy in {stack.seconds:.1f} s; server at {stack.server_url}")
-
-
-@ci_app.command("down")
-def ci_down_command(
-    ctx: typer.Context,
-    name: str | None = typer.Option(None, "--name", help="The stack's name (default: from the CI job)."),
-) -> None:
-    """Remove a CI stack: containers, network and volumes (success when already gone)."""
+def ci_down_command(args: argparse.Namespace) -> None:
     from devenv.ci import ci_down
+    from devenv.output import echo
 
-    removed = ci_down(_project(ctx), name)
-    typer.echo(f"{removed}: removed.")
-
-
-@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def run_command(
-    ctx: typer.Context,
-    name: str | None = typer.Option(None, "--name", help="Stack name (default: from the CI job, else random)."),
-    keep: bool = typer.Option(False, "--keep", help="Leave the stack up afterwards."),
-    timeout: float = typer.Option(120.0, "--timeout", min=1, help="Deadline per service, in seconds."),
-) -> None:
-    """Start a CI stack, run CMD with its DATABASE_URL/REDIS_URL/SERVER_URL, always tear down: devenv run -- CMD..."""
-    from devenv.ci import run_with_stack
-    from devenv.errors import UsageError
-
-    if not ctx.args:
-        raise UsageError("run needs a command.", "e.g. devenv run -- npm test")
-    raise typer.Exit(run_with_stack(_project(ctx), list(ctx.args), name=name, keep=keep, timeout=timeout))
+    echo(f"{ci_down(_context(args).runtime, args.name)}: removed.")
 
 
-@app.command("gc")
-def gc_command(
-    older_than: str = typer.Option("2h", "--older-than", help="Remove stacks older than this (30m, 2h, 1d)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-) -> None:
-    """Remove devenv stacks (by label) older than a limit: the safety net for killed CI jobs."""
+def run_command(args: argparse.Namespace) -> int:
+    from devenv.ci import mask_for_github, run_with_stack
+    from devenv.output import print_masks
+
+    cmd = _command_args(args, "run", "devenv run -- npm test")
+    return run_with_stack(
+        _context(args),
+        cmd,
+        name=args.name,
+        keep=args.keep,
+        timeout=args.timeout,
+        on_ready=lambda stack: print_masks(mask_for_github(stack.variables())),
+    )
+
+
+def gc_command(args: argparse.Namespace) -> None:
     from devenv.ci import gc, parse_duration
+    from devenv.output import print_gc
+    from devenv.runtime import open_runtime
 
-    stacks = gc(parse_duration(older_than), dry_run=dry_run)
-    verb = "would remove" if dry_run else "removed"
-    for stack in stacks:
-        typer.echo(f"{verb} {stack.name}: {stack.containers} containers, {stack.volumes} volumes")
-    if not stacks:
-        typer.echo(f"nothing older than {older_than}.")
+    stacks = gc(open_runtime(), parse_duration(args.older_than), dry_run=args.dry_run)
+    print_gc(stacks, dry_run=args.dry_run, older_than=args.older_than)
 
 
-@app.command("doctor")
-def doctor_command(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="The findings as JSON.")
-) -> None:
-    """Check the engine, compose, socket, disk, ports, .env and images; exit 1 when a check fails."""
+def doctor_command(args: argparse.Namespace) -> int:
     from devenv.doctor import diagnose
     from devenv.output import print_doctor
-    from devenv.project import load_project
-    from devenv.runtime import engine_facts
+    from devenv.project import Project, load_project
+    from devenv.runtime import open_runtime
 
     try:
-        project: Project | DevenvError = load_project(ctx.obj.project_dir)
+        project: Project | DevenvError = load_project(args.project_dir)
     except DevenvError as ex:
         project = ex
-    runtime = _runtime(project) if not isinstance(project, DevenvError) else None
-    report = diagnose(project, runtime, engine_facts)
-    print_doctor(report, as_json=as_json)
-    raise typer.Exit(1 if report.failed else 0)
+    runtime = open_runtime(project.name, project.compose_file) if isinstance(project, Project) else open_runtime()
+    report = diagnose(project, runtime, runtime.engine_facts)
+    print_doctor(report, as_json=args.json)
+    return 1 if report.failed else 0
 
 
-def main() -> None:
+# -- the parser ---------------------------------------------------------------------------------------------------
+def _add(sub: Any, name: str, handler: Handler, summary: str, details: str = "") -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=summary + (f"\n\n{details}" if details else ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=what)
+
+
+def _timeout(parser: argparse.ArgumentParser, default: float, what: str = "Deadline per service") -> None:
+    parser.add_argument("--timeout", type=_seconds, default=default, metavar="S", help=f"{what}, in seconds.")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1 second")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def build_parser() -> Parser:
+    """devenv's whole command line."""
+    parser = Parser(prog="devenv", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "-C",
+        "--project-dir",
+        type=Path,
+        metavar="DIR",
+        help="Run as if started in DIR (the project root or any folder inside it).",
+    )
+    parser.add_argument("--version", action="version", version=f"devenv {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+
+    p = _add(sub, "env", env_command, "Create or complete .env from the template (values kept, secrets made).")
+    p.add_argument(
+        "--check", action="store_true", help="Write nothing; exit 1 when .env lacks template keys or has stale ones."
+    )
+
+    p = _add(sub, "render", render_command, "Print the stack's compose definition.")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Write FILE (and its env files) instead.")
+    p.add_argument("--check", type=Path, metavar="FILE", help="Write nothing; exit 1 when FILE is stale.")
+
+    p = _add(sub, "up", up_command, "Start the stack, wait until every service answers, migrate, seed once.")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="Only these (and what they need).")
+    _timeout(p, 60.0)
+    _json(p, "NDJSON progress events and a final summary object.")
+
+    p = _add(sub, "down", down_command, "Stop and remove the stack's containers; data volumes stay.")
+    p.add_argument("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes).")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm --volumes without asking.")
+
+    p = _add(sub, "status", status_command, "Health of the stack: exit 0 healthy, 1 degraded, 4 down.")
+    _json(p, "The health report as JSON.")
+
+    p = _add(sub, "logs", logs_command, "Show the stack's logs.")
+    p.add_argument("services", nargs="*", metavar="SERVICE", help="Only these services.")
+    p.add_argument("-f", "--follow", action="store_true", help="Keep streaming.")
+    p.add_argument("-n", "--tail", type=_count, metavar="N", help="Only the last N lines of each service.")
+
+    p = _add(sub, "psql", psql_command, "psql in the postgres container, as the app user on the app database.")
+    p.epilog = "Every argument after `psql` goes to psql, e.g. devenv psql -c 'select 1'."
+    p = _add(sub, "redis-cli", redis_cli_command, "redis-cli in the redis container, on the app's db index.")
+    p.epilog = "Every argument after `redis-cli` goes to redis-cli, e.g. devenv redis-cli keys '*'."
+    p = _add(sub, "exec", exec_command, "Run a command in a running service: devenv exec SERVICE -- CMD...")
+    p.add_argument("service", metavar="SERVICE", help="postgres, redis or server.")
+    p.epilog = "Every argument after SERVICE (and an optional --) is the command."
+
+    p = _add(sub, "migrate", migrate_command, "Run the migrate command now (prisma migrate deploy).")
+    p.add_argument("--status", action="store_true", help="Show prisma migrate status instead.")
+
+    p = _add(sub, "reset", reset_command, "Reset to a clean, migrated, seeded database from its template.")
+    p.add_argument("--hard", action="store_true", help="Drop the stack's volumes and bring everything up again.")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    _timeout(p, 60.0, "Deadline per service for --hard")
+
+    ci = _add(sub, "ci", lambda a: _help(ci), "Isolated, parallel-safe stacks for CI, with exported URLs.")
+    ci_sub = ci.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    p = _add(ci_sub, "up", ci_up_command, "Start an isolated stack, smoke-test it, export its settings.")
+    p.add_argument("--name", help="Stack name (default: from the CI job, else random).")
+    p.add_argument("--env-file", type=Path, metavar="FILE", help="Write the connection settings to FILE (dotenv).")
+    _json(p, "Print the connection settings as JSON.")
+    _timeout(p, 120.0)
+    p = _add(ci_sub, "down", ci_down_command, "Remove a CI stack (success when already gone).")
+    p.add_argument("--name", help="The stack's name (default: from the CI job).")
+
+    p = _add(sub, "run", run_command, "Start a CI stack, run CMD with its URLs, always tear down.")
+    p.add_argument("--name", help="Stack name (default: from the CI job, else random).")
+    p.add_argument("--keep", action="store_true", help="Leave the stack up afterwards.")
+    _timeout(p, 120.0)
+    p.epilog = "The command follows the options, best after --: devenv run -- npm test."
+
+    p = _add(sub, "gc", gc_command, "Remove devenv CI stacks older than a limit (killed CI jobs).")
+    p.add_argument("--older-than", default="2h", metavar="AGE", help="Remove stacks older than this (30m, 2h, 1d).")
+    p.add_argument("--dry-run", action="store_true", help="Only list what would be removed.")
+
+    p = _add(sub, "doctor", doctor_command, "Check engine, compose, socket, disk, ports, .env, images.")
+    _json(p, "The findings as JSON.")
+    return parser
+
+
+GLOBAL_VALUE_OPTIONS = {"-C", "--project-dir"}
+RUN_VALUE_OPTIONS = {"--name", "--timeout"}
+
+
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ARGV into what devenv parses and the command it passes on (psql, redis-cli, exec, run).
+
+    psql and redis-cli pass on everything after their name, exec everything after SERVICE, run everything after
+    its own options; a leading `--` is dropped. argparse alone cannot do this (`devenv psql -c ...` would be an
+    unknown option to it).
+    """
+    argv = list(argv)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # devenv's global options
+        i += 2 if argv[i] in GLOBAL_VALUE_OPTIONS else 1
+    if i >= len(argv):
+        return argv, []
+    command, start = argv[i], i + 1
+    if command in {"psql", "redis-cli"}:
+        cut = start
+    elif command == "exec":
+        cut = start + 1
+    elif command == "run":
+        cut = start
+        while cut < len(argv) and argv[cut].startswith("-") and argv[cut] != "--":
+            cut += 2 if argv[cut] in RUN_VALUE_OPTIONS else 1
+    else:
+        return argv, []
+    rest = argv[cut:]
+    return argv[:cut], rest[1:] if rest[:1] == ["--"] else rest
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return int(ExitCode.USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console entry point: the one place that turns errors into a message and an exit code."""
-    from typer._click.exceptions import ClickException
+    import os
 
+    if os.environ.get("DEVENV_DEBUG"):  # every command devenv runs, on stderr (devenv.proc logs them)
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="devenv: %(message)s", stream=sys.stderr)
+    parser = build_parser()
     try:
-        code = app(standalone_mode=False)
+        own, passed = split_passthrough(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(own)
+        args.command = passed
+        handler: Handler | None = getattr(args, "handler", None)
+        code = _help(parser) if handler is None else handler(args) or 0
     except DevenvError as err:
-        print(err.render(), file=sys.stderr)
-        if err.details:
-            print(err.details.rstrip(), file=sys.stderr)
+        from devenv.output import print_error
+
+        print_error(err)
         sys.exit(int(err.exit_code))
-    except (KeyboardInterrupt, typer.Abort):
+    except KeyboardInterrupt:
         print("Aborting.", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
-    except typer.Exit as ex:
-        sys.exit(ex.exit_code)
-    except ClickException as ex:  # usage errors: unknown option, missing argument, bad value
-        ex.show()
-        sys.exit(int(ExitCode.USAGE))
-    # With standalone_mode=False, `raise typer.Exit(n)` comes back as a return value; typer turns Ctrl-C into 130.
-    if code == ExitCode.INTERRUPTED:
-        print("Aborting.", file=sys.stderr)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

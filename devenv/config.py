@@ -192,10 +192,10 @@ def find_key_line(text: str, dotted: str) -> int | None:
     return None
 
 
-def sanitize_name(raw: str) -> str:
+def sanitize_name(raw: str, fallback: str = "devenv") -> str:
     """A compose project name from any text: lowercase letters, digits, '-' and '_', starting alphanumeric."""
     name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
-    return name[:63] or "devenv"
+    return name[:63] or fallback
 
 
 def _fail(where: _Where, dotted: str, problem: str, hint: str) -> ConfigError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -98,15 +97,17 @@ def check_disk(root_dir: str, host: str) -> Finding:
 
 def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
     """The stack's host ports: free, or held by this stack."""
-    from devenv.stack import port_claims
+    from devenv.endpoints import container_ports
+    from devenv.services import port_claims
 
     out = []
     published: dict[tuple[str, int], int] | None = None  # looked up once, and only when a port is taken
-    for claim in port_claims(project, ["postgres", "redis", "server"]):
+    inside = container_ports(project.config)
+    for claim in port_claims(project.config, ["postgres", "redis", "server"]):
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
             continue
-        container_port = {"postgres": 5432, "redis": 6379}.get(claim.service, project.config.server.container_port)
+        container_port = inside[claim.service]
         if port_is_free(claim.port):
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free"))
             continue
@@ -145,13 +146,9 @@ def check_env(project: Project) -> list[Finding]:
     else:
         out.append(Finding(".env", "ok", "in step with .env.template"))
     if report.env_exists:
-        tracked = subprocess.run(
-            ["git", "ls-files", "--error-unmatch", project.env_file.name],
-            cwd=project.env_file.parent,
-            capture_output=True,
-            check=False,
-        )
-        if tracked.returncode == 0:
+        from devenv.envfile import tracked_by_git
+
+        if tracked_by_git(project.env_file):
             out.append(
                 Finding(
                     ".env in git",

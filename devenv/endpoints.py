@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from devenv.project import Project
+from devenv.config import Config
 from devenv.runtime import ContainerState, Runtime
+from devenv.settings import POSTGRES_PORT, REDIS_PORT
 
 
 @dataclass(frozen=True)
@@ -19,57 +19,48 @@ class Endpoints:
     redis_port: int | None
     server_port: int | None
 
-    def database_url(self, user: str, password: str, db: str, *, masked: bool = False) -> str:
-        """postgresql:// URL with percent-encoded credentials (password as *** when masked)."""
-        secret = "***" if masked else quote(password, safe="")
-        return f"postgresql://{quote(user, safe='')}:{secret}@{self.host}:{self.postgres_port}/{quote(db, safe='')}"
-
-    def redis_url(self, password: str, db: int, *, masked: bool = False) -> str:
-        """redis:// URL with the password percent-encoded (*** when masked)."""
-        auth = ""
-        if password:
-            # `default:` rather than an empty user: redis-cli 7.0 sends AUTH "" <password> for redis://:pw@ URLs.
-            auth = "default:***@" if masked else f"default:{quote(password, safe='')}@"
-        return f"redis://{auth}{self.host}:{self.redis_port}/{db}"
+    def port(self, service: str) -> int | None:
+        """The host port of SERVICE (postgres, redis, server), None when it is not published."""
+        return {"postgres": self.postgres_port, "redis": self.redis_port, "server": self.server_port}.get(service)
 
     def server_url(self) -> str:
         """The server's base URL."""
         return f"http://{self.host}:{self.server_port}"
 
-    def masked_url(self, service: str, project: Project) -> str:
-        """The summary's URL for SERVICE, passwords masked."""
-        from devenv.envfile import stack_settings
 
-        settings = stack_settings(project)
-        if service == "postgres" and self.postgres_port:
-            return self.database_url(settings.pg_user, settings.pg_password, settings.pg_db, masked=True)
-        if service == "redis" and self.redis_port:
-            return self.redis_url(settings.redis_password, settings.redis_db, masked=True)
-        if service == "server" and self.server_port:
-            return self.server_url()
-        if service == "migrate":
-            return "prisma migrate deploy: applied"
-        return "-"
+def container_ports(config: Config) -> dict[str, int]:
+    """The port each published service listens on inside its container."""
+    return {"postgres": POSTGRES_PORT, "redis": REDIS_PORT, "server": config.server.container_port}
 
 
-def resolve_endpoints(project: Project, runtime: Runtime, states: Sequence[ContainerState] | None = None) -> Endpoints:
-    """Configured host ports, or the ones Docker published when the config says 0 (ephemeral): read off STATES
-    when the caller already has them, else with one engine call for all three."""
-    cfg = project.config
+def published_from(states: Iterable[ContainerState]) -> dict[tuple[str, int], int]:
+    """(service, container port) -> host port, read off container states the caller already has."""
     published: dict[tuple[str, int], int] = {}
-    if states is not None:
-        for state in states:
+    for state in states:
+        if not state.oneoff:
             for inside, outside in state.ports.items():
                 published.setdefault((state.service, inside), outside)
-    elif not (cfg.postgres.port and cfg.redis.port and cfg.server.port):
-        published = runtime.published_ports()
+    return published
 
-    def port(service: str, configured: int, container_port: int) -> int | None:
-        return configured or published.get((service, container_port))
+
+def resolve_endpoints(config: Config, runtime: Runtime, states: Iterable[ContainerState] | None = None) -> Endpoints:
+    """Configured host ports, or the ones Docker published when the config says 0 (ephemeral): read off STATES
+    when the caller already has them, else with one engine call (none when every port is configured)."""
+    configured = {"postgres": config.postgres.port, "redis": config.redis.port, "server": config.server.port}
+    if states is not None:
+        published = published_from(states)
+    elif all(configured.values()):
+        published = {}
+    else:
+        published = runtime.published_ports()
+    inside = container_ports(config)
+
+    def port(service: str) -> int | None:
+        return configured[service] or published.get((service, inside[service]))
 
     return Endpoints(
         host=runtime.host_address(),
-        postgres_port=port("postgres", cfg.postgres.port, 5432),
-        redis_port=port("redis", cfg.redis.port, 6379),
-        server_port=port("server", cfg.server.port, cfg.server.container_port),
+        postgres_port=port("postgres"),
+        redis_port=port("redis"),
+        server_port=port("server"),
     )

@@ -1,52 +1,43 @@
-"""`.env` from `.env.template`: parse with python-dotenv, add what is missing, generate secrets, report drift.
+"""`.env` from the server's template: parse with python-dotenv, complete what is missing, report drift.
 
 Rules: an existing value in .env is never changed; missing keys are added with the template's line and comment;
-secret-like keys whose template value is empty or a placeholder get `secrets.token_urlsafe(32)`; the stack keys
-(env/stack.toml) point host tools at 127.0.0.1 and the published ports. The files are read with python-dotenv
-only (never loaded into os.environ); `stack_settings` is the one place that merges .env with the environment.
+secret-like keys whose template value is empty or a placeholder get a fresh secret; the stack keys (env/stack.toml)
+point host tools at 127.0.0.1 and the published ports. The files are read with python-dotenv's parser only (never
+loaded into os.environ), each once per command (`read_env_files`); devenv.settings merges them with the
+environment.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
-import secrets
 import stat
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from devenv.config import display_path
 from devenv.errors import ConfigError
 from devenv.project import Project
+from devenv.settings import (
+    CREDENTIAL_KEYS,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    Settings,
+    is_placeholder,
+    is_secret_key,
+    merge,
+    new_secret,
+    stack_catalogue,
+)
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-PLACEHOLDERS = {"", "changeme", "change-me", "change_me"}
-CREDENTIAL_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_PASSWORD", "REDIS_DB")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:@%?=&+,-]*")
-SECRET_BYTES = 32
 _ASSIGNMENT_RE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=", re.MULTILINE)
 _OPENING_QUOTE_RE = re.compile(r"^\s*(?:export\s+)?[^=\s]+\s*=\s*([\"'])")
-
-
-def is_secret_key(key: str) -> bool:
-    """`*SECRET*`, `*_KEY`, `*PASSWORD*`, `*TOKEN*` (case-insensitive)."""
-    upper = key.upper()
-    return "SECRET" in upper or upper.endswith("_KEY") or "PASSWORD" in upper or "TOKEN" in upper
-
-
-def is_placeholder(value: str | None) -> bool:
-    """Empty, changeme / change-me / change_me, <anything>, or xxx (any run of three or more x)."""
-    text = (value or "").strip()
-    return text.lower() in PLACEHOLDERS or bool(re.fullmatch(r"<[^<>]*>|[xX]{3,}", text))
-
-
-def new_secret() -> str:
-    """A fresh random secret: 32 bytes from `secrets`, URL-safe (43 characters, no quoting needed anywhere)."""
-    return secrets.token_urlsafe(SECRET_BYTES)
 
 
 # -- parsing -------------------------------------------------------------------------------------------------------
@@ -76,6 +67,10 @@ class DotenvFile:
 
     def values(self) -> dict[str, str]:
         """KEY -> value as python-dotenv reads it (quotes removed, ${VAR} interpolated)."""
+        return dict(self._values)
+
+    @functools.cached_property
+    def _values(self) -> dict[str, str]:
         from dotenv import dotenv_values
 
         return {k: v or "" for k, v in dotenv_values(stream=io.StringIO(self.text), interpolate=True).items()}
@@ -85,7 +80,8 @@ class DotenvFile:
         return f"{display_path(self.path)}:{self.bindings[key].line}"
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str) -> str:
+    """The text of dotenv file PATH (UTF-8, BOM and CR line ends accepted); a ConfigError naming it otherwise."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as ex:
@@ -170,7 +166,7 @@ def read_template(project: Project) -> DotenvFile:
             f"create {path.name} in {display_path(project.server_dir)} (one KEY=value per line), "
             "or point server.path in devenv.toml at the folder that has it.",
         )
-    return parse_dotenv(path, _read_text(path, "template"))
+    return parse_dotenv(path, read_text(path, "template"))
 
 
 def read_env_file(project: Project) -> DotenvFile | None:
@@ -178,13 +174,38 @@ def read_env_file(project: Project) -> DotenvFile | None:
     path = project.env_file
     if not path.exists() and not path.is_symlink():
         return None
-    return parse_dotenv(path, _read_text(path, ".env file"))
+    return parse_dotenv(path, read_text(path, ".env file"))
 
 
 def read_env(project: Project) -> dict[str, str]:
     """The values in the project's .env as python-dotenv reads them ({} when there is no .env)."""
     current = read_env_file(project)
     return current.values() if current else {}
+
+
+@dataclass(frozen=True)
+class EnvFiles:
+    """The server's template and its .env, each parsed once per command (None: the file does not exist)."""
+
+    template: DotenvFile | None
+    current: DotenvFile | None
+
+    def settings(self, environ: Mapping[str, str]) -> Settings:
+        """The stack's settings: ENVIRON > .env > template > defaults (see devenv.settings)."""
+        url = self.current.bindings.get("DATABASE_URL") if self.current else None
+        url = url or (self.template.bindings.get("DATABASE_URL") if self.template else None)
+        return merge(
+            (self.template, self.current),
+            environ,
+            env_exists=self.current is not None,
+            database_url=url.value if url else None,
+        )
+
+
+def read_env_files(project: Project) -> EnvFiles:
+    """Parse the template (when it exists) and .env (when it exists), once."""
+    template = read_template(project) if project.env_template.is_file() else None
+    return EnvFiles(template, read_env_file(project))
 
 
 # -- quoting --------------------------------------------------------------------------------------------------------
@@ -197,145 +218,33 @@ def dotenv_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def compose_env_quote(value: str) -> str:
-    """VALUE spelled for a compose env_file: compose expands $ in unquoted and double-quoted values, not in '...'."""
-    if SAFE_VALUE_RE.fullmatch(value):
-        return value
-    if not any(c in value for c in "'\\\n"):
-        return f"'{value}'"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-# -- the stack's settings -------------------------------------------------------------------------------------------
-def stack_catalogue() -> dict[str, dict[str, object]]:
-    """The stack keys devenv manages (env/stack.toml), in order."""
-    from devenv.resources import load_toml
-
-    return load_toml("env", "stack.toml")
-
-
-@dataclass(frozen=True)
-class StackSettings:
-    """What the stack is configured with: credentials from .env (environment wins) and the host ports."""
-
-    pg_user: str
-    pg_password: str
-    pg_db: str
-    redis_password: str  # "" = no auth
-    redis_db: int
-    postgres_port: int = 5432  # host port from the config (0 = chosen by Docker at start)
-    redis_port: int = 6379
-    database_query: str = ""  # the query of the template's DATABASE_URL, e.g. "schema=public"
-
-    def database_url(self, host: str = "127.0.0.1", port: int | None = None, *, query: bool = True) -> str:
-        """postgresql:// URL for HOST:PORT (default: the host side), credentials percent-encoded.
-
-        The template's query (Prisma's `?schema=public`) is kept unless QUERY is False: libpq/psycopg reject it.
-        """
-        port = port or self.postgres_port or 5432
-        auth = f"{quote(self.pg_user, safe='')}:{quote(self.pg_password, safe='')}@"
-        tail = f"?{self.database_query}" if self.database_query and query else ""
-        return f"postgresql://{auth}{host}:{port}/{quote(self.pg_db, safe='')}{tail}"
-
-    def redis_url(self, host: str = "127.0.0.1", port: int | None = None) -> str:
-        """redis:// URL for HOST:PORT (default: the host side), password percent-encoded."""
-        port = port or self.redis_port or 6379
-        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
-        return f"redis://{auth}{host}:{port}/{self.redis_db}"
-
-
-def _redis_db(raw: str, where: str) -> int:
-    text = raw.strip() or "0"
-    if not text.isdigit():
-        raise ConfigError(f"{where}: REDIS_DB={raw!r} is not a database index.", "use a whole number such as 0.")
-    return int(text)
-
-
-def _query_of(url: str | None) -> str:
-    return urlsplit(url or "").query
-
-
-def stack_settings(project: Project, environ: Mapping[str, str] | None = None) -> StackSettings:
-    """The stack's credentials: environment > .env > template > defaults; the one merge of .env and os.environ."""
-    env = os.environ if environ is None else environ
-    catalogue = stack_catalogue()
-    template = read_template(project) if project.env_template.is_file() else None
-    current = read_env_file(project)
-    values: dict[str, str] = {}
-    origin: dict[str, str] = {}
-    for source in (template, current):
-        if source is not None:
-            for key, value in source.values().items():
-                values[key] = value
-                origin[key] = source.where(key)
-    for key in CREDENTIAL_KEYS:
-        if env.get(key):
-            values[key], origin[key] = env[key], f"environment variable {key}"
-
-    def get(key: str) -> str:
-        value = values.get(key, "")
-        if key in {"POSTGRES_PASSWORD", "REDIS_PASSWORD"} and current is None and is_placeholder(value):
-            return ""  # a template placeholder is not a password
-        return value or str(catalogue.get(key, {}).get("default", ""))
-
-    db_url = current.bindings.get("DATABASE_URL") if current else None
-    tpl_url = template.bindings.get("DATABASE_URL") if template else None
-    url_entry = db_url or tpl_url
-    return StackSettings(
-        pg_user=get("POSTGRES_USER"),
-        pg_password=get("POSTGRES_PASSWORD"),
-        pg_db=get("POSTGRES_DB"),
-        redis_password=get("REDIS_PASSWORD"),
-        redis_db=_redis_db(get("REDIS_DB"), origin.get("REDIS_DB", "REDIS_DB")),
-        postgres_port=project.config.postgres.port,
-        redis_port=project.config.redis.port,
-        database_query=_query_of(url_entry.value if url_entry else None),
-    )
-
-
-def service_environment(project: Project, settings: StackSettings) -> dict[str, dict[str, str]]:
-    """The variables each container gets from devenv (in-network URLs for server/migrate), by env file name."""
-    postgres = {
-        "POSTGRES_USER": settings.pg_user,
-        "POSTGRES_PASSWORD": settings.pg_password,
-        "POSTGRES_DB": settings.pg_db,
-    }
-    redis = {"REDIS_PASSWORD": settings.redis_password}
-    if settings.redis_password:
-        redis["REDISCLI_AUTH"] = settings.redis_password  # redis-cli (healthcheck, `devenv redis-cli`) reads it
-    server = {
-        **postgres,
-        "POSTGRES_HOST": "postgres",
-        "POSTGRES_PORT": "5432",
-        "DATABASE_URL": settings.database_url("postgres", 5432),
-        "REDIS_HOST": "redis",
-        "REDIS_PORT": "6379",
-        "REDIS_PASSWORD": settings.redis_password,
-        "REDIS_DB": str(settings.redis_db),
-        "REDIS_URL": settings.redis_url("redis", 6379),
-        "PORT": str(project.config.server.container_port),
-    }
-    return {"postgres.env": postgres, "redis.env": redis, "server.env": server}
-
-
-def format_compose_env(values: Mapping[str, str]) -> str:
-    """An env_file for compose, keys sorted, values quoted so compose takes them literally."""
-    lines = ["# Generated by devenv from .env; do not edit (devenv rewrites it on every run)."]
-    lines += [f"{key}={compose_env_quote(value)}" for key, value in sorted(values.items())]
-    return "\n".join(lines) + "\n"
-
-
 # -- devenv env -----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EnvResult:
-    """What `devenv env` did: the file, the keys it added, which of them got generated secrets, warnings."""
+    """What `devenv env` did: the file, the keys it added, which of them got generated secrets, warnings.
+
+    FILES are the template and .env as they stand afterwards (the text just written, parsed; not read again).
+    """
 
     path: Path
     added: tuple[str, ...]
     generated: tuple[str, ...]  # names only, never values
     warnings: tuple[str, ...]
     written: bool
+    files: EnvFiles
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """Values about to be written, as a merge source."""
+
+    decided: Mapping[str, str]
+
+    def values(self) -> dict[str, str]:
+        return dict(self.decided)
+
+    def where(self, key: str) -> str:
+        return key
 
 
 def _comment_block(template: DotenvFile, key: str) -> list[str]:
@@ -353,35 +262,16 @@ def _comment_block(template: DotenvFile, key: str) -> list[str]:
     return ([""] if current.blank_before else []) + block
 
 
-def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write TEXT to PATH via a temp file in the same folder and os.replace (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # the umask may have narrowed it; O_CREAT never widens an existing file
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def tracked_by_git(path: Path) -> bool:
     """Whether PATH is committed (tracked) in a git repository; False when git is missing or it is no repo."""
+    from devenv import proc
+    from devenv.errors import CommandFailed, UsageError
+
     try:
-        done = subprocess.run(
-            ["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = proc.run(["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name], timeout=10)
+    except (UsageError, CommandFailed):  # no git, or it hung
         return False
-    return done.returncode == 0
+    return done.ok
 
 
 def _host_value(
@@ -394,8 +284,8 @@ def _host_value(
     fixed = {
         "POSTGRES_HOST": "127.0.0.1",
         "REDIS_HOST": "127.0.0.1",
-        "POSTGRES_PORT": str(cfg.postgres.port or 5432),
-        "REDIS_PORT": str(cfg.redis.port or 6379),
+        "POSTGRES_PORT": str(cfg.postgres.port or POSTGRES_PORT),
+        "REDIS_PORT": str(cfg.redis.port or REDIS_PORT),
     }
     if key in fixed:
         return fixed[key], False
@@ -408,11 +298,17 @@ def _host_value(
     return None, False
 
 
-def ensure_env(project: Project, environ: Mapping[str, str] | None = None) -> EnvResult:
-    """Create or complete the .env beside the template; never change a value that is already there."""
+def ensure_env(
+    project: Project, environ: Mapping[str, str] | None = None, *, files: EnvFiles | None = None
+) -> EnvResult:
+    """Create or complete the .env beside the template; never change a value that is already there.
+
+    FILES: the template and .env already parsed by the caller (else they are read here).
+    """
     env = os.environ if environ is None else environ
-    template = read_template(project)
-    current = read_env_file(project)
+    files = files or read_env_files(project)
+    template = files.template or read_template(project)  # a missing template is the error read_template raises
+    current = files.current
     have = current.bindings if current else {}
     tpl = template.bindings
     catalogue = stack_catalogue()
@@ -430,24 +326,15 @@ def ensure_env(project: Project, environ: Mapping[str, str] | None = None) -> En
             generated.append(key)
 
     # URLs use the credentials as they will stand in .env (existing values win over the ones just decided).
-    effective = {k: v for k, v in decided.items() if v is not None}
-    effective.update({k: tpl[k].value or "" for k, v in decided.items() if v is None and k in tpl})
-    if current is not None:
-        effective.update(current.values())
-    effective.update({k: env[k] for k in CREDENTIAL_KEYS if env.get(k)})
-    settings = StackSettings(
-        pg_user=effective.get("POSTGRES_USER") or "app",
-        pg_password=effective.get("POSTGRES_PASSWORD", ""),
-        pg_db=effective.get("POSTGRES_DB") or "app",
-        redis_password=effective.get("REDIS_PASSWORD", ""),
-        redis_db=_redis_db(effective.get("REDIS_DB", "0"), "REDIS_DB"),
-        postgres_port=project.config.postgres.port,
-        redis_port=project.config.redis.port,
-        database_query=_query_of(tpl["DATABASE_URL"].value if "DATABASE_URL" in tpl else None),
-    )
-    for key, build in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)):
-        if key in missing_template_keys or key in extra_stack_keys:
-            decided[key] = build()
+    written_values = {k: v for k, v in decided.items() if v is not None}
+    written_values.update({k: tpl[k].value or "" for k, v in decided.items() if v is None and k in tpl})
+    url = tpl.get("DATABASE_URL")
+    settings = merge((_Decided(written_values), current), env, env_exists=True, database_url=url.value if url else None)
+    cfg = project.config
+    if "DATABASE_URL" in missing_template_keys or "DATABASE_URL" in extra_stack_keys:
+        decided["DATABASE_URL"] = settings.database_url("127.0.0.1", cfg.postgres.port or POSTGRES_PORT)
+    if "REDIS_URL" in missing_template_keys or "REDIS_URL" in extra_stack_keys:
+        decided["REDIS_URL"] = settings.redis_url("127.0.0.1", cfg.redis.port or REDIS_PORT)
 
     def line(key: str) -> str:
         value = decided.get(key)
@@ -476,10 +363,14 @@ def ensure_env(project: Project, environ: Mapping[str, str] | None = None) -> En
 
     added = tuple([*missing_template_keys, *extra_stack_keys])
     written = bool(added) or current is None
+    after = EnvFiles(template, current)
     if written:
+        from devenv.state import atomic_write
+
         atomic_write(project.env_file, text)
+        after = EnvFiles(template, parse_dotenv(project.env_file, text))
     warnings = _warnings(project, current, written)
-    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written)
+    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written, after)
 
 
 def _warnings(project: Project, current: DotenvFile | None, written: bool) -> list[str]:
@@ -554,10 +445,11 @@ class DriftReport:
         return bool(self.missing or self.extra)
 
 
-def check_env(project: Project) -> DriftReport:
+def check_env(project: Project, files: EnvFiles | None = None) -> DriftReport:
     """Compare .env with the template; writes nothing."""
-    template = read_template(project)
-    current = read_env_file(project)
+    files = files or read_env_files(project)
+    template = files.template or read_template(project)
+    current = files.current
     have = current.bindings if current else {}
     managed = {k for k, e in stack_catalogue().items() if e.get("always")}
     missing = tuple(DriftItem(k, template.path, e.line) for k, e in template.bindings.items() if k not in have)

@@ -1,10 +1,19 @@
-"""The one error hierarchy of devenv; the CLI is the only place that catches it."""
+"""The one error hierarchy of devenv and its exit codes; the CLI is the only place that catches it.
+
+Every error is one line (what ran, what was seen) and a `Hint:` (what to do); `details` (a log tail) is printed
+below it. The wire clients (devenv.pgwire, devenv.resp) raise their own protocol errors; devenv.connectors maps
+them into this hierarchy once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 LOG_TAIL = 30  # lines of a container's or command's output shown under an error
+RESET_HARD_HINT = (
+    "the volume was created with other credentials; `devenv reset --hard` recreates it (drops this stack's data)."
+)
 
 
 def tail(text: str, lines: int = LOG_TAIL) -> str:
@@ -21,6 +30,7 @@ class ExitCode(IntEnum):
     ENGINE = 3  # Docker Engine unreachable
     UNHEALTHY = 4  # a service did not become ready, or the stack is not running
     MIGRATION = 5  # prisma migrate / seed failed
+    BUILD = 6  # the server image did not build
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -42,6 +52,10 @@ class DevenvError(Exception):
             line += f" Hint: {self.hint}"
         return line
 
+    def as_dict(self) -> dict[str, str | int | None]:
+        """A JSON-friendly view (for --json output)."""
+        return {"error": self.message, "hint": self.hint, "exit_code": int(self.exit_code)}
+
 
 class UsageError(DevenvError):
     """Bad input from the user: a file, a key, an argument."""
@@ -57,6 +71,34 @@ class ProjectNotFound(UsageError):
     """No devenv project around the current directory."""
 
 
+class PortInUse(UsageError):
+    """A host port devenv wants to publish is taken."""
+
+
+class Aborted(DevenvError):
+    """The user declined a confirmation."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ImageUnavailable(UsageError):
+    """An image is not present locally and cannot be pulled."""
+
+
+class NotOurDatabase(UsageError):
+    """A database operation refused: the database is not the stack's own."""
+
+
+class CheckFailed(DevenvError):
+    """A --check found drift (`devenv env --check`, `devenv render --check`); nothing was changed."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class Busy(DevenvError):
+    """Another devenv holds the project's lock for too long."""
+
+
 class EngineUnreachable(DevenvError):
     """The Docker Engine (or compose v2) cannot be reached."""
 
@@ -69,10 +111,18 @@ class ServiceNotReady(DevenvError):
     exit_code = ExitCode.UNHEALTHY
 
 
+class CredentialsRefused(ServiceNotReady):
+    """Postgres or Redis refused the credentials in .env: waiting will not change it."""
+
+
 class StackNotRunning(DevenvError):
-    """The command needs a running stack and there is none."""
+    """The command needs a running stack (or service) and there is none."""
 
     exit_code = ExitCode.UNHEALTHY
+
+
+class ServiceUnavailable(StackNotRunning):
+    """A service does not answer (yet): not listening, starting up, or the connection dropped."""
 
 
 class MigrationFailed(DevenvError):
@@ -81,21 +131,27 @@ class MigrationFailed(DevenvError):
     exit_code = ExitCode.MIGRATION
 
 
-class PortInUse(UsageError):
-    """A host port devenv wants to publish is taken."""
+class BuildFailed(DevenvError):
+    """The server image did not build."""
+
+    exit_code = ExitCode.BUILD
 
 
-class Aborted(DevenvError):
-    """The user declined a confirmation or interrupted."""
+class CommandFailed(DevenvError):
+    """An external command exited non-zero; carries its argv, its exit code and the tail of its output."""
 
-    exit_code = ExitCode.USAGE
+    def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
+        shown = tail(output)
+        last = shown.splitlines()[-1] if shown else "no output"
+        super().__init__(f"`{' '.join(argv)}` failed (exit {returncode}): {last}", hint, details=shown or None)
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
 
 
-class CheckFailed(DevenvError):
-    """A --check found drift (`devenv env --check`, `devenv render --check`); nothing was changed."""
+class ComposeFailed(CommandFailed):
+    """`docker compose` exited non-zero (argv without compose's global flags)."""
 
-    exit_code = ExitCode.FAILURE
-
-
-class ImageUnavailable(UsageError):
-    """An image is not present locally and cannot be pulled."""
+    def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
+        super().__init__(["docker", "compose", *argv], returncode, output, hint)
+        self.argv = list(argv)

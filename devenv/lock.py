@@ -10,11 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from devenv.errors import DevenvError
-
-
-class Busy(DevenvError):
-    """Another devenv holds the project's lock for too long."""
+from devenv.errors import Busy
 
 
 @contextmanager
@@ -63,14 +59,16 @@ def try_lock(state_dir: Path, name: str) -> int | None:
 
 def _wait_for_lock(fd: int, state_dir: Path, path: Path, timeout: float, poll: float) -> None:
     """flock has no timeout of its own: poll the non-blocking form until TIMEOUT."""
-    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+    from devenv.wait import retry_while
 
-    retrying = Retrying(
-        stop=stop_after_delay(timeout), wait=wait_fixed(poll), retry=retry_if_exception_type(BlockingIOError)
-    )
     try:
-        retrying(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except RetryError:
+        retry_while(
+            lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+            lambda ex: isinstance(ex, BlockingIOError),
+            timeout=timeout,
+            interval=poll,
+        )
+    except BlockingIOError:
         raise Busy(
             f"another devenv is still working on this project ({state_dir} is locked by {path}).",
             "wait for it to finish, or stop it; the lock goes away with its process.",

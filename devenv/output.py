@@ -1,4 +1,9 @@
-"""The CLI's edge: live progress, summary tables and --json output. Core modules never print; this one does."""
+"""The CLI's edge: every line devenv prints, human or JSON. Core modules return results; this module renders them.
+
+Human output is plain text off a terminal (CI logs, pipes: no escape sequences, tables never folded) and coloured
+on one unless NO_COLOR is set (https://no-color.org). `up` on a terminal shows a live line per service on stderr.
+Tables are drawn here rather than with rich: importing rich costs ~50 ms, more than `devenv status` may spend.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,23 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from devenv.stack import Event
-
-if TYPE_CHECKING:  # rich costs ~60 ms to import: only the human output pays for it
-    from rich.console import Console
-    from rich.live import Live
-    from rich.text import Text
-
+if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this module for every command
+    from devenv.ci import CiStack, StackAge
     from devenv.doctor import DoctorReport
-    from devenv.stack import UpResult
+    from devenv.envfile import DriftReport, EnvResult
+    from devenv.errors import DevenvError
+    from devenv.lifecycle import DownResult, Event, UpResult
+    from devenv.migrate import MigrateResult
+    from devenv.reset import ResetResult
     from devenv.status import StatusReport
 
-STYLES = {
+CODES = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "bold red": "1;31"}
+PHASE_STYLES = {
     "starting": "yellow",
     "waiting": "yellow",
     "ready": "green",
@@ -32,19 +38,17 @@ STYLES = {
     "unchanged": "green",
     "failed": "bold red",
 }
+DONE_PHASES = {"ready", "migrated", "seeded", "unchanged", "failed"}
 
 
-LOG_WIDTH = 200  # columns when writing to a pipe or a file: CI logs are not 80 columns wide
+def colour_on(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set (to anything)."""
+    return "NO_COLOR" not in os.environ and stream.isatty()
 
 
-def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        # Rich assumes 80 columns off a terminal and folds the URLs in the table; a URL is copied from a log.
-        console.width = LOG_WIDTH
-    return console
+def paint(text: str, style: str, on: bool) -> str:
+    """TEXT in STYLE when ON, else as it is."""
+    return f"\x1b[{CODES[style]}m{text}\x1b[0m" if on and style in CODES else text
 
 
 def emit_json(obj: dict[str, Any]) -> None:
@@ -53,32 +57,112 @@ def emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-class UpDisplay:
-    """A live status line per service while `up` waits (or NDJSON events with --json)."""
+def echo(text: str = "", *, err: bool = False) -> None:
+    """One line on stdout (or stderr)."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
-    def __init__(self, services: list[str], *, as_json: bool) -> None:
+
+def write(text: str) -> None:
+    """TEXT on stdout as it is (a rendered file, a diff)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def ask(question: str) -> bool:
+    """QUESTION on stderr; True when the answer on stdin starts with y."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower().startswith("y")
+
+
+def warn(text: str) -> None:
+    """`Warning: ...` on stderr."""
+    echo(f"Warning: {text}", err=True)
+
+
+def print_error(err: DevenvError) -> None:
+    """The one-line error with its hint, then its details (a log tail) below it."""
+    echo(err.render(), err=True)
+    if err.details:
+        echo(err.details.rstrip(), err=True)
+
+
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    styles: dict[int, str] | None = None,
+    on: bool = False,
+) -> str:
+    """A plain table: a title line, a header, and one line per row; cells are never cut or folded."""
+    body = [list(r) for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in body)]) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str], style: str | None = None) -> str:
+        out = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip()
+        return paint(out, style, on) if style else out
+
+    lines = [title, line(columns, "bold"), line(["-" * w for w in widths])]
+    for index, row in enumerate(body):
+        lines.append(line(row, (styles or {}).get(index)))
+    return "\n".join(lines)
+
+
+class UpDisplay:
+    """A live status line per service while `up` waits (on a terminal, on stderr), or NDJSON events with --json.
+
+    Off a terminal each service gets one line when it is done, so a CI log shows progress without escape codes.
+    """
+
+    def __init__(self, services: list[str], *, as_json: bool, stream: IO[str] | None = None) -> None:
+        from devenv.lifecycle import Event
+
         self.as_json = as_json
+        self.stream = stream or sys.stderr
         self.rows: dict[str, Event] = {s: Event(s, "starting", 0.0) for s in services}
+        self.live = not as_json and self.stream.isatty()
+        self.colour = colour_on(self.stream)
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
-        self._live: Live | None = None
-        self._console: Console | None = None
+        self._drawn = 0
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> UpDisplay:
-        if not self.as_json:
-            from rich.live import Live
-
-            self._console = _console(stderr=True)
-            if self._console.is_terminal:
-                self._live = Live(self._render(), console=self._console, refresh_per_second=10, transient=True)
-                self._live.__enter__()
+        if self.live:
+            self._draw()
+            self._ticker = threading.Thread(target=self._tick, name="display", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._live is not None:
-            self._live.__exit__(exc_type, exc, tb)
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        if self.live:
+            with self._lock:  # transient: the summary (or the error) replaces the live lines
+                self.stream.write(f"\x1b[{self._drawn}F\x1b[J" if self._drawn else "")
+                self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.1):
+            with self._lock:
+                self._draw()
+
+    def _draw(self) -> None:
+        out = [f"\x1b[{self._drawn}F"] if self._drawn else []
+        for service, event in self.rows.items():
+            seconds = event.elapsed if event.phase in DONE_PHASES else time.monotonic() - self._t0
+            phase = paint(event.phase, PHASE_STYLES.get(event.phase, ""), self.colour)
+            out.append(f"\x1b[2K  {paint(f'{service:<9}', 'bold', self.colour)} {phase}  {seconds:5.1f} s\n")
+        self.stream.write("".join(out))
+        self.stream.flush()
+        self._drawn = len(self.rows)
 
     def on_event(self, event: Event) -> None:
         with self._lock:
@@ -86,47 +170,38 @@ class UpDisplay:
                 emit_json({"event": "progress", **asdict(event), "elapsed": round(event.elapsed, 3)})
                 return
             self.rows[event.service] = event
-            if self._live is not None:
-                self._live.update(self._render())
-            elif self._console is not None and event.phase in {"ready", "migrated", "seeded", "failed"}:
-                self._console.print(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s)")
-
-    def _render(self) -> Text:
-        from rich.text import Text
-
-        text = Text()
-        for service, event in self.rows.items():
-            text.append(f"  {service:<9} ", style="bold")
-            text.append(event.phase, style=STYLES.get(event.phase, ""))
-            if event.phase not in {"ready", "migrated", "seeded", "unchanged", "failed"}:
-                text.append(f"  {time.monotonic() - self._t0:5.1f} s", style="dim")
-            else:
-                text.append(f"  {event.elapsed:5.2f} s", style="dim")
-            text.append("\n")
-        return text
+            if self.live:
+                self._draw()
+            elif event.phase in {"ready", "migrated", "seeded", "failed"}:
+                self.stream.write(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s)\n")
+                self.stream.flush()
 
 
 def print_up(result: UpResult, *, as_json: bool) -> None:
     """The summary after `up`: service, state, host URL (passwords masked), seconds to ready."""
+    for warning in result.env_warnings:
+        warn(warning)
     if as_json:
         emit_json({"event": "summary", **asdict(result)})
         return
-    from rich.table import Table
-
-    stdout = _console()
-    table = Table(title=f"devenv: {result.project} is up ({result.elapsed:.2f} s)", title_justify="left")
-    for col in ("service", "state", "url", "ready after"):
-        table.add_column(col, overflow="fold")  # a URL is copied from here: never cut it with an ellipsis
-    for row in result.services:
-        seconds = f"{row.seconds:.2f} s" if row.seconds is not None else "-"
-        table.add_row(row.service, row.state, row.url, seconds)
-    stdout.print(table)
+    on = colour_on(sys.stdout)
+    rows = [
+        (r.service, r.state, r.url, f"{r.seconds:.2f} s" if r.seconds is not None else "-") for r in result.services
+    ]
+    echo(
+        table(
+            f"devenv: {result.project} is up ({result.elapsed:.2f} s)",
+            ("service", "state", "url", "ready after"),
+            rows,
+            on=on,
+        )
+    )
     if not result.compose_work:
-        stdout.print("Nothing changed: no compose work was needed.")
+        echo("Nothing changed: no compose work was needed.")
     if result.seeded:
-        stdout.print("Seeded the new database.")
+        echo("Seeded the new database.")
     if result.env_added:
-        stdout.print(f".env: added {', '.join(result.env_added)}")
+        echo(f".env: added {', '.join(result.env_added)}")
 
 
 def print_status(report: StatusReport, *, as_json: bool) -> None:
@@ -134,17 +209,15 @@ def print_status(report: StatusReport, *, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_dict())
         return
-    from rich.table import Table
-
-    stdout = _console()
+    on = colour_on(sys.stdout)
     colour = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}[report.status]
-    table = Table(title=f"{report.project}: [{colour}]{report.status}[/]", title_justify="left")
-    for col in ("service", "status", "container", "ready", "response", "error"):
-        table.add_column(col)
+    rows = []
     for name, check in report.checks.items():
         ms = f"{check.responseTime:.0f} ms" if check.responseTime is not None else "-"
-        table.add_row(name, check.status, check.container, "yes" if check.ready else "no", ms, check.error or "")
-    stdout.print(table)
+        rows.append((name, check.status, check.container, "yes" if check.ready else "no", ms, check.error or ""))
+    styles = {i: "green" if r[1] == "up" else "yellow" if r[1] == "degraded" else "red" for i, r in enumerate(rows)}
+    title = f"{report.project}: {paint(report.status, colour, on)}"
+    echo(table(title, ("service", "status", "container", "ready", "response", "error"), rows, styles=styles, on=on))
 
 
 def print_doctor(report: DoctorReport, *, as_json: bool) -> None:
@@ -152,8 +225,79 @@ def print_doctor(report: DoctorReport, *, as_json: bool) -> None:
     if as_json:
         emit_json({"failed": report.failed, "findings": [asdict(f) for f in report.findings]})
         return
-    stdout = _console()
+    on = colour_on(sys.stdout)
     colour = {"ok": "green", "warn": "yellow", "fail": "red"}
     for f in report.findings:
-        hint = f"  [dim]Hint: {f.hint}[/]" if f.hint and f.level != "ok" else ""
-        stdout.print(f"[{colour[f.level]}]{f.level:>4}[/]  {f.check:<22} {f.detail}{hint}")
+        hint = "  " + paint(f"Hint: {f.hint}", "dim", on) if f.hint and f.level != "ok" else ""
+        echo(f"{paint(f'{f.level:>4}', colour[f.level], on)}  {f.check:<22} {f.detail}{hint}")
+
+
+def print_env(result: EnvResult) -> None:
+    """What `devenv env` wrote."""
+    for warning in result.warnings:
+        warn(warning)
+    if not result.written:
+        echo(f"{result.path}: up to date.")
+        return
+    generated = f" (generated secrets: {', '.join(result.generated)})" if result.generated else ""
+    echo(f"{result.path}: added {len(result.added)} keys{generated}.")
+
+
+def print_drift(report: DriftReport) -> None:
+    """`devenv env --check`: each missing and extra key with its file:line."""
+    for item in report.missing:
+        echo(f"missing: {item.key} (template {item.where()})")
+    for item in report.extra:
+        echo(f"extra:   {item.key} ({item.where()}; the template no longer has it)")
+    if not report.drift:
+        echo(f"{report.env_file}: in step with {report.template.name}.")
+
+
+def print_reset(result: ResetResult, *, as_json: bool) -> None:
+    """One line: what the reset did and how long it took (or its JSON)."""
+    if as_json:
+        emit_json(asdict(result))
+        return
+    action = {
+        "template": "restored from its template",
+        "remigrated": f"migrated and seeded anew ({result.reason}), new template taken",
+        "hard": "recreated with its volumes",
+    }
+    echo(
+        f"{result.database}: {action[result.mode]}{' (its ready copy swapped in)' if result.from_spare else ''}"
+        f"{', Redis db flushed' if result.redis_flushed else ''} in {result.seconds:.2f} s."
+    )
+
+
+def print_down(result: DownResult) -> None:
+    """What `devenv down` removed and kept."""
+    kept = f"; volumes kept: {', '.join(result.remaining_volumes)}" if result.remaining_volumes else ""
+    echo(f"{result.project}: stopped{' and volumes removed' if result.volumes_removed else ''}{kept}.")
+
+
+def print_masks(lines: Iterable[str]) -> None:
+    """GitHub Actions' `::add-mask::` lines, before anything could print a secret."""
+    for line in lines:
+        echo(line)
+
+
+def print_ci_up(stack: CiStack, *, as_json: bool) -> None:
+    """The CI stack's connection settings (JSON) or one line."""
+    if as_json:
+        emit_json(stack.variables())
+    else:
+        echo(f"{stack.name}: healthy in {stack.seconds:.1f} s; server at {stack.server_url}")
+
+
+def print_gc(stacks: Sequence[StackAge], *, dry_run: bool, older_than: str) -> None:
+    """What `devenv gc` removed (or would)."""
+    verb = "would remove" if dry_run else "removed"
+    for stack in stacks:
+        echo(f"{verb} {stack.name}: {stack.containers} containers, {stack.volumes} volumes")
+    if not stacks:
+        echo(f"nothing older than {older_than}.")
+
+
+def print_migrate(result: MigrateResult) -> None:
+    """What prisma said."""
+    echo(result.output.rstrip())

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from devenv.config import CONFIG_FILE, DEFAULT_SERVER_PATH, Config, check_name_override, load_config, sanitize_name
 from devenv.errors import ProjectNotFound
+from devenv.state import STATE_DIR
 
 TEMPLATE_NAME = ".env.template"
 ENV_NAME = ".env"
-STATE_DIR = ".devenv"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""The one module that talks to Docker: compose through python-on-whales, container state through the engine API.
+"""The one module that talks to Docker: compose through its CLI (argv as data, run by devenv.proc), state through
+the Engine API (HTTP on the engine's socket, spoken here).
 
 Everything else receives a `Runtime` (the Protocol below), so unit tests pass a fake and integration tests the real
-`DockerRuntime`. python-on-whales and docker are imported lazily: they cost ~300 ms and `--help` must not pay it.
+`DockerRuntime`. Why no docker SDK or python-on-whales: importing them costs 0.15-0.3 s, more than `devenv status`
+may take in all; devenv needs a dozen GET/DELETE calls whose JSON it reads at this edge only.
 """
 
 from __future__ import annotations
@@ -10,36 +12,26 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
-from devenv.errors import DevenvError, EngineUnreachable
-from devenv.errors import tail as output_tail
+from devenv import proc
+from devenv.errors import ComposeFailed, DevenvError, EngineUnreachable
 
 PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
-
-
-class ComposeFailed(DevenvError):
-    """`docker compose` exited non-zero; carries its argv and the tail of its output."""
-
-    def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
-        tail = output_tail(output)
-        last = tail.splitlines()[-1] if tail else "no output"
-        super().__init__(f"`docker compose {' '.join(argv)}` failed (exit {returncode}): {last}", hint, details=tail)
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.output = output
+API_TIMEOUT = 30.0
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -73,24 +65,50 @@ class StackResources:
         return not (self.containers or self.networks or self.volumes)
 
 
+@dataclass(frozen=True)
+class LabelledStack:
+    """A stack found by devenv's label: its name, its oldest resource's creation time, and what it holds."""
+
+    name: str
+    created: str  # RFC 3339, the oldest container's (or volume's) creation time; "" when unknown
+    containers: int
+    volumes: int
+    networks: int
+    labels: dict[str, str] = field(default_factory=dict)  # devenv's labels of its resources (devenv.*)
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What `devenv doctor` needs to know about the engine."""
+
+    host: str
+    server_version: str
+    compose_version: str  # "" when compose v2 is missing
+    root_dir: str  # where Docker keeps its data (DockerRootDir)
+    local_images: frozenset[str]
+
+
 class Runtime(Protocol):
-    """The operations devenv needs from a container engine for one compose project."""
+    """Every operation devenv needs from a container engine, for one compose project."""
 
     project_name: str
 
-    def engine_version(self) -> str: ...
     def host_address(self) -> str: ...
     def up(self, services: Sequence[str], *, build: bool) -> None: ...
+    def build(self, services: Sequence[str], on_line: Callable[[str], None] | None = None) -> None: ...
     def down(self, *, volumes: bool) -> None: ...
-    def build(self, services: Sequence[str]) -> None: ...
     def containers(self, *, detail: bool = True) -> list[ContainerState]: ...
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
     def published_ports(self) -> dict[tuple[str, int], int]: ...
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
     def resources(self, label: str | None = None) -> StackResources: ...
     def compose_argv(self, *args: str) -> list[str]: ...
+    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]: ...
+    def remove_labelled(self, name: str) -> StackResources: ...
+    def engine_facts(self) -> EngineFacts: ...
 
 
+# -- where the engine is ------------------------------------------------------------------------------------------
 def docker_host() -> str:
     """The engine endpoint the docker CLI would use: DOCKER_HOST, else the current context's, else the local socket."""
     if os.environ.get("DOCKER_HOST"):
@@ -140,73 +158,143 @@ def _is_connection_error(text: str) -> bool:
     return any(n.lower() in text.lower() for n in needles)
 
 
-class DockerRuntime:
-    """The real engine: compose via python-on-whales (argv built as data), state via the engine API."""
+# -- the Engine API -----------------------------------------------------------------------------------------------
+class EngineAPI(Protocol):
+    """The engine's HTTP API as devenv uses it: JSON in, JSON out (None: 404, no such object)."""
 
-    def __init__(self, project_name: str, compose_file: Path, project_dir: Path) -> None:
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> Any: ...
+
+
+class ApiError(DevenvError):
+    """The engine answered an API call with an error status."""
+
+
+class HttpEngine:
+    """The Engine API over the engine's socket (unix, tcp, tcp+TLS, or ssh through `docker system dial-stdio`).
+
+    One HTTP/1.0 request per connection: the engine answers with the whole body and closes, so there is no
+    chunked encoding or keep-alive to handle.
+    """
+
+    def __init__(self, host: str | None = None, timeout: float = API_TIMEOUT) -> None:
+        self.host = host or docker_host()
+        self.timeout = timeout
+
+    def _exchange(self, data: bytes) -> bytes:
+        url = urlparse(self.host)
+        if url.scheme == "ssh":
+            return self._over_ssh(url, data)
+        sock: socket.socket
+        if url.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(url.path)
+            except BaseException:
+                sock.close()
+                raise
+        elif url.scheme in {"tcp", "http", "https"}:
+            tls = url.scheme == "https" or bool(
+                os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")
+            )
+            default_port = 2376 if tls else 2375
+            sock = socket.create_connection((url.hostname or "localhost", url.port or default_port), self.timeout)
+            if tls:
+                sock = self._tls(sock, url.hostname or "localhost")
+        else:
+            raise _unreachable(f"unsupported DOCKER_HOST scheme {url.scheme!r}")
+        with sock:
+            sock.sendall(data)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _tls(sock: socket.socket, hostname: str) -> socket.socket:
+        import ssl
+
+        certs = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+        context = ssl.create_default_context(cafile=str(certs / "ca.pem") if (certs / "ca.pem").exists() else None)
+        if (certs / "cert.pem").exists():
+            context.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
+        if not os.environ.get("DOCKER_TLS_VERIFY"):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context.wrap_socket(sock, server_hostname=hostname)
+
+    def _over_ssh(self, url: Any, data: bytes) -> bytes:
+        target = f"{url.username}@{url.hostname}" if url.username else str(url.hostname)
+        argv = ["ssh", "-o", "ConnectTimeout=10", *(["-p", str(url.port)] if url.port else []), "--", target]
+        try:
+            done = subprocess.run(
+                [*argv, "docker", "system", "dial-stdio"], input=data, capture_output=True, timeout=self.timeout
+            )
+        except (OSError, subprocess.TimeoutExpired) as ex:
+            raise _unreachable(str(ex)) from ex
+        if not done.stdout:
+            raise _unreachable(done.stderr.decode(errors="replace"))
+        return done.stdout
+
+    def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> Any:
+        target = quote(path) + (f"?{urlencode(query)}" if query else "")
+        data = f"{method} {target} HTTP/1.0\r\nHost: docker\r\nUser-Agent: devenv\r\n\r\n".encode()
+        try:
+            raw = self._exchange(data)
+        except OSError as ex:
+            raise _unreachable(f"{type(ex).__name__}: {ex}") from ex
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        match = re.match(r"HTTP/\d\.\d (\d{3})", status_line)
+        if not match:
+            raise _unreachable(f"not an Engine API answer: {status_line[:80]!r}")
+        status = int(match.group(1))
+        if status == 404:
+            return None
+        if status >= 400:
+            try:
+                message = json.loads(body).get("message", "")
+            except (ValueError, AttributeError):
+                message = body.decode(errors="replace")[:200]
+            raise ApiError(f"the Docker Engine refused {method} {path}: {message} (HTTP {status})")
+        if not body.strip():
+            return None
+        return json.loads(body)
+
+
+def _filters(**labels: Sequence[str] | str) -> dict[str, str]:
+    return {"filters": json.dumps({k: [v] if isinstance(v, str) else list(v) for k, v in labels.items()})}
+
+
+# -- the runtime ----------------------------------------------------------------------------------------------------
+class DockerRuntime:
+    """The real engine: compose via its CLI (argv built as data, run by devenv.proc), state via the Engine API."""
+
+    def __init__(
+        self, project_name: str, compose_file: Path, project_dir: Path, engine: EngineAPI | None = None
+    ) -> None:
         self.project_name = project_name
         self.compose_file = compose_file
         self.project_dir = project_dir
+        self._engine = engine
         self._lock = threading.Lock()
-        self._whales: Any = None
-        self._api: Any = None
-
-    # -- clients ------------------------------------------------------------------------------------------------
-    @property
-    def whales(self) -> Any:
-        with self._lock:
-            if self._whales is None:
-                from python_on_whales import DockerClient
-
-                self._whales = DockerClient(
-                    compose_files=[self.compose_file],
-                    compose_project_name=self.project_name,
-                    compose_project_directory=self.project_dir,
-                )
-            return self._whales
 
     @property
-    def api(self) -> Any:
+    def engine(self) -> EngineAPI:
         with self._lock:
-            if self._api is None:
-                import docker
+            if self._engine is None:
+                self._engine = HttpEngine()
+            return self._engine
 
-                try:
-                    self._api = docker.DockerClient(base_url=docker_host(), timeout=30)
-                except docker.errors.DockerException as ex:
-                    raise _unreachable(str(ex)) from ex
-            return self._api
-
-    def _compose(self, call: str, *args: Any, **kwargs: Any) -> Any:
-        from python_on_whales.exceptions import DockerException
-
-        try:
-            return getattr(self.whales.compose, call)(*args, **kwargs)
-        except DockerException as ex:
-            output = (ex.stdout or "") + (ex.stderr or "")
-            if _is_connection_error(output):
-                raise _unreachable(output) from ex
-            argv = [str(a) for a in ex.docker_command]
-            sub = argv[argv.index("compose") + 1 :] if "compose" in argv else argv
-            raise ComposeFailed(_strip_globals(sub), ex.return_code, output) from ex
-
-    # -- engine -------------------------------------------------------------------------------------------------
-    def engine_version(self) -> str:
-        import docker
-
-        try:
-            return str(self.api.version()["Version"])
-        except docker.errors.DockerException as ex:
-            raise _unreachable(str(ex)) from ex
-        except Exception as ex:  # requests' connection errors
-            raise _unreachable(str(ex)) from ex
+    def _call(self, method: str, path: str, query: dict[str, Any] | None = None) -> Any:
+        return self.engine.request(method, path, query)
 
     def host_address(self) -> str:
         return engine_host_address()
 
     # -- compose ------------------------------------------------------------------------------------------------
     def compose_argv(self, *args: str) -> list[str]:
-        """The docker compose command line for this project (for interactive commands run with exec)."""
+        """The docker compose command line for this project."""
         return [
             "docker",
             "compose",
@@ -219,87 +307,54 @@ class DockerRuntime:
             *args,
         ]
 
+    def _compose(self, *args: str, on_line: Callable[[str], None] | None = None, by_name: bool = False) -> str:
+        """Run a compose subcommand; its output, or ComposeFailed (EngineUnreachable for a dead engine)."""
+        argv = (
+            ["docker", "compose", "--project-name", self.project_name, *args] if by_name else self.compose_argv(*args)
+        )
+        done = proc.stream(argv, on_line) if on_line is not None else proc.run(argv)
+        if not done.ok:
+            if _is_connection_error(done.output):
+                raise _unreachable(done.output)
+            raise ComposeFailed(list(args), done.returncode, done.output)
+        return done.output
+
     def up(self, services: Sequence[str], *, build: bool) -> None:
-        # The one compose call on `up`'s critical path runs from its argv directly: importing python-on-whales
-        # first would delay the containers' start by ~0.3 s (see the pg_redis benchmark).
-        args = ["up", "--detach", "--remove-orphans", *(["--build"] if build else []), *services]
-        code, output = self._compose_cli(self.compose_argv(*args))
-        if code != 0:
-            raise ComposeFailed(args, code, output)
+        self._compose("up", "--detach", "--remove-orphans", *(["--build"] if build else []), *services)
+
+    def build(self, services: Sequence[str], on_line: Callable[[str], None] | None = None) -> None:
+        """(Re)build images, e.g. the server's, so one-off jobs see new migrations (BuildKit's cache keeps it fast)."""
+        self._compose(
+            "build", *(["--quiet"] if on_line is None else ["--progress", "plain"]), *services, on_line=on_line
+        )
 
     def down(self, *, volumes: bool) -> None:
-        if not self.compose_file.exists():
-            # Never rendered here (or .devenv/ was deleted): compose finds the containers by project label.
-            args = ["down", "--remove-orphans", "--timeout", "10", *(["--volumes"] if volumes else [])]
-            code, output = self._compose_cli(["docker", "compose", "--project-name", self.project_name, *args])
-            if code != 0:
-                raise ComposeFailed(args, code, output)
-            return
-        self._compose("down", volumes=volumes, remove_orphans=True, quiet=True, timeout=10)
-
-    def build(self, services: Sequence[str]) -> None:
-        """(Re)build images, e.g. the server's, so one-off jobs see new migrations (BuildKit's cache keeps it fast)."""
-        self._compose("build", list(services), quiet=True)
+        # Never rendered here (or .devenv/ was deleted): compose finds the containers by project label.
+        args = ["down", "--remove-orphans", "--timeout", "10", *(["--volumes"] if volumes else [])]
+        self._compose(*args, by_name=not self.compose_file.exists())
 
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str:
-        out = self._compose("logs", list(services), tail=str(tail) if tail is not None else None, no_log_prefix=False)
-        return str(out)
-
-    def stream_logs(self, services: Sequence[str], *, tail: int | None, follow: bool) -> Iterator[tuple[str, bytes]]:
-        """Log lines as they come (for `devenv logs -f`)."""
-        stream: Iterator[tuple[str, bytes]] = self._compose(
-            "logs", list(services), tail=str(tail) if tail is not None else None, follow=follow, stream=True
-        )
-        return stream
-
-    def published_ports(self) -> dict[tuple[str, int], int]:
-        """(service, container port) -> host port for every published TCP port of the stack: one API call."""
-        found: dict[tuple[str, int], int] = {}
-        for c in self._listed():
-            service = (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, "")
-            for port, host_port in _tcp_ports(c).items():
-                found.setdefault((service, port), host_port)
-        return found
+        """The services' log lines, as plain text (compose writes terminal codes even with --no-color)."""
+        text = self._compose("logs", "--no-color", *(["--tail", str(tail)] if tail is not None else []), *services)
+        return ANSI_RE.sub("", text)
 
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
         """Run a one-off container of SERVICE without its dependencies; returns exit code and combined output."""
         cmd = self.compose_argv("run", "--rm", "--no-deps", "-T")
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
-        cmd += [service, *argv]
-        return self._compose_cli(cmd)
-
-    @staticmethod
-    def _compose_cli(argv: list[str]) -> tuple[int, str]:
-        """Run a docker compose command line; exit code and combined output (a dead engine raises)."""
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        output = done.stdout + done.stderr
-        if done.returncode != 0 and _is_connection_error(output):
-            raise _unreachable(output)
-        return done.returncode, output
+        done = proc.run([*cmd, service, *argv])
+        if not done.ok and _is_connection_error(done.output):
+            raise _unreachable(done.output)
+        return done.returncode, done.output
 
     # -- state --------------------------------------------------------------------------------------------------
-    def _engine_call(self, call: Callable[[], Any]) -> Any:
-        """One engine API call, with the engine's failures mapped to devenv's errors (None: no such container)."""
-        import docker
-
-        try:
-            return call()
-        except docker.errors.NotFound:
-            return None  # e.g. a container vanished between list and inspect
-        except docker.errors.DockerException as ex:
-            raise _unreachable(str(ex)) from ex
-        except DevenvError:
-            raise
-        except Exception as ex:
-            if _is_connection_error(str(ex)) or "Connection aborted" in str(ex):
-                raise _unreachable(str(ex)) from ex
-            raise
-
     def _listed(self) -> list[dict[str, Any]]:
         """The stack's containers as the engine lists them: one API call, no per-container inspect."""
-        filters = {"label": f"{COMPOSE_PROJECT_LABEL}={self.project_name}"}
-        return list(self._engine_call(lambda: self.api.api.containers(all=True, filters=filters)) or [])
+        found = self._call(
+            "GET", "/containers/json", {"all": "1", **_filters(label=f"{COMPOSE_PROJECT_LABEL}={self.project_name}")}
+        )
+        return list(found or [])
 
     def containers(self, *, detail: bool = True) -> list[ContainerState]:
         """The stack's containers. With detail=False (the wait loops' cadence) one list call per poll: a container
@@ -320,8 +375,8 @@ class DockerRuntime:
             restart_count = 0
             maybe_restarted = status == "running" and "Less than a second" in text and now - c.get("Created", now) > 1.5
             if detail or maybe_restarted:
-                info = self._engine_call(partial(self.api.api.inspect_container, str(c["Id"])))
-                if info is not None:
+                info = self._call("GET", f"/containers/{c['Id']}/json")
+                if info is not None:  # None: it vanished between list and inspect
                     state = info.get("State") or state
                     restart_count = int(info.get("RestartCount") or 0)
             states.append(
@@ -342,22 +397,120 @@ class DockerRuntime:
             )
         return sorted(states, key=lambda s: (s.service, s.name))
 
+    def published_ports(self) -> dict[tuple[str, int], int]:
+        """(service, container port) -> host port for every published TCP port of the stack: one API call."""
+        found: dict[tuple[str, int], int] = {}
+        for c in self._listed():
+            service = (c.get("Labels") or {}).get(COMPOSE_SERVICE_LABEL, "")
+            for port, host_port in _tcp_ports(c).items():
+                found.setdefault((service, port), host_port)
+        return found
+
     def resources(self, label: str | None = None) -> StackResources:
         """Containers, networks and volumes carrying LABEL (default: this stack's devenv.project label)."""
-        import docker
-
-        selector = label or f"{PROJECT_LABEL}={self.project_name}"
-        try:
-            containers = self.api.containers.list(all=True, filters={"label": selector})
-            networks = self.api.networks.list(filters={"label": selector})
-            volumes = self.api.volumes.list(filters={"label": selector})
-        except docker.errors.DockerException as ex:
-            raise _unreachable(str(ex)) from ex
+        selector = _filters(label=label or f"{PROJECT_LABEL}={self.project_name}")
+        containers = self._call("GET", "/containers/json", {"all": "1", **selector}) or []
+        networks = self._call("GET", "/networks", selector) or []
+        volumes = (self._call("GET", "/volumes", selector) or {}).get("Volumes") or []
         return StackResources(
-            containers=tuple(sorted(c.name for c in containers)),
-            networks=tuple(sorted(n.name for n in networks)),
-            volumes=tuple(sorted(v.name for v in volumes)),
+            containers=tuple(sorted(str(c["Names"][0]).lstrip("/") for c in containers)),
+            networks=tuple(sorted(str(n["Name"]) for n in networks)),
+            volumes=tuple(sorted(str(v["Name"]) for v in volumes)),
         )
+
+    # -- across projects ------------------------------------------------------------------------------------------
+    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]:
+        """Every devenv stack on the engine (CI_ONLY: only CI stacks, label devenv.ci=true), across projects."""
+        wanted = [PROJECT_LABEL, *([f"{CI_LABEL}=true"] if ci_only else [])]
+        selector = _filters(label=wanted)
+        found: dict[str, dict[str, Any]] = {}
+
+        def entry(labels: dict[str, str]) -> dict[str, Any]:
+            e = found.setdefault(
+                labels[PROJECT_LABEL], {"created": [], "containers": 0, "volumes": 0, "networks": 0, "labels": {}}
+            )
+            e["labels"].update({k: v for k, v in labels.items() if k.startswith("devenv.")})
+            return e
+
+        for c in self._call("GET", "/containers/json", {"all": "1", **selector}) or []:
+            e = entry(c.get("Labels") or {})
+            e["containers"] += 1
+            e["created"].append(_rfc3339(c.get("Created")))
+        for v in (self._call("GET", "/volumes", selector) or {}).get("Volumes") or []:
+            e = entry(v.get("Labels") or {})
+            e["volumes"] += 1
+            e["created"].append(str(v.get("CreatedAt", "")))
+        for n in self._call("GET", "/networks", selector) or []:
+            e = entry(n.get("Labels") or {})
+            e["networks"] += 1
+            e["created"].append(str(n.get("Created", "")))
+        return [
+            LabelledStack(
+                name,
+                min((t for t in e["created"] if t), default=""),
+                e["containers"],
+                e["volumes"],
+                e["networks"],
+                e["labels"],
+            )
+            for name, e in sorted(found.items())
+        ]
+
+    def remove_labelled(self, name: str) -> StackResources:
+        """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        selector = _filters(label=f"{PROJECT_LABEL}={name}")
+        containers = self._call("GET", "/containers/json", {"all": "1", **selector}) or []
+        if containers:  # killing and removing a container is mostly waiting on the engine: all of them at once
+            with ThreadPoolExecutor(max_workers=min(8, len(containers)), thread_name_prefix="remove") as pool:
+                list(
+                    pool.map(
+                        lambda c: self._call("DELETE", f"/containers/{c['Id']}", {"force": "1", "v": "1"}), containers
+                    )
+                )
+        networks = self._call("GET", "/networks", selector) or []
+        for n in networks:
+            self._call("DELETE", f"/networks/{n['Id']}")
+        volumes = (self._call("GET", "/volumes", selector) or {}).get("Volumes") or []
+        for v in volumes:
+            self._call("DELETE", f"/volumes/{v['Name']}", {"force": "1"})
+        return StackResources(
+            tuple(str(c["Names"][0]).lstrip("/") for c in containers),
+            tuple(str(n["Name"]) for n in networks),
+            tuple(str(v["Name"]) for v in volumes),
+        )
+
+    def engine_facts(self) -> EngineFacts:
+        """Ask the engine (and the compose plugin) about itself; raises EngineUnreachable."""
+        info = self._call("GET", "/info") or {}
+        tags = frozenset(
+            tag for image in self._call("GET", "/images/json") or [] for tag in image.get("RepoTags") or []
+        )
+        done = proc.run(["docker", "compose", "version", "--short"])
+        return EngineFacts(
+            host=docker_host(),
+            server_version=str(info.get("ServerVersion", "")),
+            compose_version=done.stdout.strip() if done.ok else "",
+            root_dir=str(info.get("DockerRootDir", "")),
+            local_images=tags,
+        )
+
+
+def open_runtime(project_name: str = "", compose_file: Path | None = None) -> DockerRuntime:
+    """The one factory of the real runtime: compose project PROJECT_NAME rendered at COMPOSE_FILE.
+
+    Without a project (gc, doctor outside one) only the engine-wide calls make sense.
+    """
+    compose_file = compose_file or Path.cwd() / "compose.yml"
+    return DockerRuntime(project_name, compose_file, compose_file.parent)
+
+
+def _rfc3339(created: Any) -> str:
+    """The container list's Created (seconds since the epoch) in the RFC 3339 form volumes and networks use."""
+    if isinstance(created, int | float) and created > 0:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
+    return str(created or "")
 
 
 def _tcp_ports(listed: dict[str, Any]) -> dict[int, int]:
@@ -367,123 +520,3 @@ def _tcp_ports(listed: dict[str, Any]) -> dict[int, int]:
         if binding.get("Type") == "tcp" and binding.get("PublicPort") and binding.get("PrivatePort"):
             found.setdefault(int(binding["PrivatePort"]), int(binding["PublicPort"]))
     return found
-
-
-def _strip_globals(argv: list[str]) -> list[str]:
-    """Drop compose's global flags (--file, --project-name, ...) from an argv, for shorter messages."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in {"--file", "-f", "--project-name", "-p", "--project-directory", "--env-file"}:
-            skip = True
-            continue
-        out.append(arg)
-    return out
-
-
-@dataclass(frozen=True)
-class LabelledStack:
-    """A stack found by devenv's label: its name, its oldest resource's creation time, and what it holds."""
-
-    name: str
-    created: str  # RFC 3339, the oldest container's (or volume's) creation time; "" when unknown
-    containers: int
-    volumes: int
-    networks: int
-
-
-def _engine_api() -> Any:
-    import docker
-
-    try:
-        return docker.DockerClient(base_url=docker_host(), timeout=30)
-    except docker.errors.DockerException as ex:
-        raise _unreachable(str(ex)) from ex
-
-
-def labelled_stacks() -> list[LabelledStack]:
-    """Every CI stack (label devenv.ci=true), across projects; developers' own stacks are never listed."""
-    api = _engine_api()
-    ci = f"{CI_LABEL}=true"
-    found: dict[str, dict[str, Any]] = {}
-
-    def entry(name: str) -> dict[str, Any]:
-        return found.setdefault(name, {"created": [], "containers": 0, "volumes": 0, "networks": 0})
-
-    for c in api.containers.list(all=True, filters={"label": [PROJECT_LABEL, ci]}):
-        e = entry(c.labels[PROJECT_LABEL])
-        e["containers"] += 1
-        e["created"].append(str(c.attrs.get("Created", "")))
-    for v in api.volumes.list(filters={"label": [PROJECT_LABEL, ci]}):
-        e = entry((v.attrs.get("Labels") or {})[PROJECT_LABEL])
-        e["volumes"] += 1
-        e["created"].append(str(v.attrs.get("CreatedAt", "")))
-    for n in api.networks.list(filters={"label": [PROJECT_LABEL, ci]}):
-        e = entry((n.attrs.get("Labels") or {})[PROJECT_LABEL])
-        e["networks"] += 1
-        e["created"].append(str(n.attrs.get("Created", "")))
-    return [
-        LabelledStack(
-            name, min((t for t in e["created"] if t), default=""), e["containers"], e["volumes"], e["networks"]
-        )
-        for name, e in sorted(found.items())
-    ]
-
-
-def remove_labelled(name: str) -> StackResources:
-    """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    api = _engine_api()
-    selector = {"label": f"{PROJECT_LABEL}={name}"}
-    containers = api.containers.list(all=True, sparse=True, filters=selector)
-    if containers:  # killing and removing a container is mostly waiting on the engine: all of them at once
-        with ThreadPoolExecutor(max_workers=min(8, len(containers)), thread_name_prefix="remove") as pool:
-            list(pool.map(lambda c: api.api.remove_container(c.id, force=True, v=True), containers))
-    networks = api.networks.list(filters=selector)
-    for n in networks:
-        n.remove()
-    volumes = api.volumes.list(filters=selector)
-    for v in volumes:
-        v.remove(force=True)
-    return StackResources(
-        tuple(str(c.attrs["Names"][0]).lstrip("/") for c in containers),
-        tuple(n.name for n in networks),
-        tuple(v.name for v in volumes),
-    )
-
-
-@dataclass(frozen=True)
-class EngineFacts:
-    """What `devenv doctor` needs to know about the engine."""
-
-    host: str
-    server_version: str
-    compose_version: str  # "" when compose v2 is missing
-    root_dir: str  # where Docker keeps its data (DockerRootDir)
-    local_images: frozenset[str]
-
-
-def engine_facts() -> EngineFacts:
-    """Ask the engine (and the compose plugin) about itself; raises EngineUnreachable."""
-    import docker
-
-    api = _engine_api()
-    try:
-        info = api.info()
-        tags = frozenset(tag for image in api.images.list() for tag in image.tags)
-    except docker.errors.DockerException as ex:
-        raise _unreachable(str(ex)) from ex
-    except Exception as ex:  # requests' connection errors
-        raise _unreachable(str(ex)) from ex
-    done = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False)
-    return EngineFacts(
-        host=docker_host(),
-        server_version=str(info.get("ServerVersion", "")),
-        compose_version=done.stdout.strip() if done.returncode == 0 else "",
-        root_dir=str(info.get("DockerRootDir", "")),
-        local_images=tags,
-    )

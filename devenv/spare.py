@@ -18,26 +18,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv.lock import Busy, project_lock, try_lock
+from devenv.errors import Busy
+from devenv.lock import project_lock, try_lock
+from devenv.marks import spare_mark
 from devenv.pgwire import PgError, connect, quote_ident, quote_literal
 
-SPARE_MARK = "devenv-spare:"
 APPLICATION_NAME = "devenv-spare"
 LOG = "spare.log"
 INSUFFICIENT_PRIVILEGE = "42501"
 COPY_TIMEOUT = 600.0  # seconds the copy may wait for a reply from Postgres before it gives up
-
-
-def spare_mark(key: str, template_oid: str) -> str:
-    """The mark of a finished spare: the key it was made for and the very template (its oid) it was copied from."""
-    return f"{SPARE_MARK}{key}:{template_oid}"
 
 
 def log_failure(state_dir: Path, what: str, ex: BaseException) -> None:
@@ -53,21 +48,17 @@ def start(state_dir: Path, settings: dict[str, Any]) -> bool:
     fd = try_lock(state_dir, "spare")
     if fd is None:
         return False
+    from devenv import proc
+
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen(
+        proc.detached(
             # -P: not the user's current folder first on sys.path (a json.py there must not shadow ours).
             [sys.executable, "-P", "-c", "from devenv.spare import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,  # a caller capturing devenv's output must not wait for this process
-            stderr=subprocess.DEVNULL,
+            stdin_data=json.dumps({**settings, "log": str(state_dir / LOG)}).encode(),
             cwd=state_dir,
-            start_new_session=True,  # Ctrl-C on the terminal is for the command the user runs next, not for this
             pass_fds=(fd,),  # the child holds the lock until it exits
         )
-        assert proc.stdin is not None
-        with proc.stdin:
-            proc.stdin.write(json.dumps({**settings, "log": str(state_dir / LOG)}).encode())
     except OSError as ex:
         log_failure(state_dir, "starting the spare copy", ex)
         return False

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from devenv.endpoints import resolve_endpoints
+from devenv.context import Context, Server
 from devenv.errors import DevenvError, ExitCode
-from devenv.project import Project
-from devenv.runtime import ContainerState, Runtime
-from devenv.wait import HttpProbe, PostgresProbe, Probe, RedisProbe
+from devenv.probes import ConnectorProbe, HttpProbe
+from devenv.runtime import ContainerState
+from devenv.wait import Probe
 
 CHECKED = ("postgres", "redis", "server")
 
@@ -70,23 +68,21 @@ def _container_text(state: ContainerState | None) -> str:
     return state.status
 
 
-def _timed(probe: Probe) -> tuple[bool, float, str | None]:
+def _timed(make: Callable[[], Probe]) -> tuple[bool, float, str | None]:
     start = time.perf_counter()
     try:
-        ok = probe.check()
+        ok = make().check()
         error = None if ok else "not answering"
     except DevenvError as ex:
         ok, error = False, ex.message
     return ok, round((time.perf_counter() - start) * 1000, 1), error
 
 
-def _server_status(url: str) -> dict[str, Any] | None:
+def server_status(server: Server, path: str) -> dict[str, Any] | None:
+    """The server's detailed status (its JSON object, whatever the HTTP status); None when there is none."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            body = resp.read()
-    except urllib.error.HTTPError as ex:
-        body = ex.read()
-    except (urllib.error.URLError, OSError, ValueError):
+        body = server.get(path).body
+    except (OSError, ValueError):
         return None
     try:
         data = json.loads(body)
@@ -95,23 +91,16 @@ def _server_status(url: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def stack_status(project: Project, runtime: Runtime) -> StatusReport:
+def stack_status(ctx: Context) -> StatusReport:
     """Probe every service in parallel and fold the results into healthy / degraded / unhealthy."""
-    # Import the client here, in one thread: imports racing in the probe threads take twice as long.
-    import redis  # noqa: F401
-
-    from devenv.envfile import stack_settings
-
-    settings = stack_settings(project)
-    cfg = project.config
-    states = {c.service: c for c in runtime.containers() if not c.oneoff}
-    ep = resolve_endpoints(project, runtime)
+    listed = ctx.runtime.containers(detail=False)
+    states = {c.service: c for c in listed if not c.oneoff}
+    ctx = ctx.with_states(listed)  # the published ports, off the same engine call
+    cfg = ctx.config
     probes: dict[str, Callable[[], Probe]] = {
-        "postgres": lambda: PostgresProbe(
-            ep.host, ep.postgres_port or 0, settings.pg_user, settings.pg_password, settings.pg_db
-        ),
-        "redis": lambda: RedisProbe(ep.host, ep.redis_port or 0, settings.redis_password, settings.redis_db),
-        "server": lambda: HttpProbe(f"http://{ep.host}:{ep.server_port}{cfg.server.ready_path}"),
+        "postgres": lambda: ConnectorProbe("postgres", ctx.postgres),
+        "redis": lambda: ConnectorProbe("redis", ctx.redis),
+        "server": lambda: HttpProbe(ctx.server, cfg.server.ready_path),
     }
 
     def check(service: str) -> Check:
@@ -119,10 +108,10 @@ def stack_status(project: Project, runtime: Runtime) -> StatusReport:
         live = state is not None and state.status == "running"
         if not live:
             return Check("down", False, False, _container_text(state), None, "container not running")
-        ok, ms, error = _timed(probes[service]())
+        ok, ms, error = _timed(probes[service])
         details = None
         if service == "server":
-            details = _server_status(f"http://{ep.host}:{ep.server_port}{cfg.server.status_path}")
+            details = server_status(ctx.server, cfg.server.status_path)
         status = "up" if ok else "down"
         if service == "server" and details is not None and (not ok or details.get("status") != "healthy"):
             status = "degraded"  # the process answers, but reports a dependency down
@@ -140,6 +129,6 @@ def stack_status(project: Project, runtime: Runtime) -> StatusReport:
     return StatusReport(
         status=overall,
         timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        project=project.name,
+        project=ctx.project.name,
         checks=checks,
     )

@@ -175,8 +175,9 @@ def compose(project: Project, *args: str) -> list[str]:
 def case_help(runs: int) -> None:
     samples = [timed(lambda: sh([*DEVENV, "--help"])) for _ in range(runs)]
     bare = [timed(lambda: sh([sys.executable, "-c", "pass"])) for _ in range(runs)]
-    value = median(samples)
-    record("devenv --help", value, "python -c pass", median(bare), "<= 0.150 s", "ok" if value <= 0.15 else "MISSED")
+    value, base = median(samples), median(bare)
+    ratio = value / base
+    record("devenv --help", value, "python -c pass", base, "<= 6x", f"{ratio:.2f}x ({'ok' if ratio <= 6 else 'MISSED'})")
 
 
 REVIEW_COMPOSE = """
@@ -294,17 +295,29 @@ def case_full_up(runs: int) -> None:
         p.cleanup()
 
 
+LONG_RUNNING = ("postgres", "redis", "server")
+
+
 def case_warm(runs: int) -> None:
     """Warm `devenv up` (nothing changed) and `devenv status` on a running stack."""
     p = Project()
     try:
         p.devenv("up")
         warm = [timed(lambda: p.devenv("up")) for _ in range(runs)]
+        # compose's own no-op: the long-running services of the same running stack, nothing to recreate.
+        noop = [timed(lambda: sh(compose(p, "up", "-d", "--no-deps", *LONG_RUNNING), env=p.env)) for _ in range(runs)]
         status = [timed(lambda: p.devenv("status")) for _ in range(runs)]
         ps = [timed(lambda: sh(compose(p, "ps"), env=p.env)) for _ in range(runs)]
-        w, s, b = median(warm), median(status), median(ps)
-        record("warm up", w, "docker compose ps", b, "<= 0.5 s", "ok" if w <= 0.5 else "MISSED")
-        record("status", s, "docker compose ps", b, "<= 0.4 s", "ok" if s <= 0.4 else "MISSED")
+        w, n, s, b = median(warm), median(noop), median(status), median(ps)
+        record(
+            "warm up",
+            w,
+            "compose up -d --no-deps (no-op)",
+            n,
+            "faster than compose",
+            f"{n / w:.2f}x faster ({'ok' if w < n else 'MISSED'})",
+        )
+        record("status", s, "docker compose ps", b, "<= 3x", f"{s / b:.2f}x ({'ok' if s <= 3 * b else 'MISSED'})")
     finally:
         p.cleanup()
 

@@ -1,15 +1,25 @@
-"""A fake Runtime for unit tests: containers are data, compose calls are recorded."""
+"""Fakes for unit tests: a Runtime whose containers are data and whose compose calls are recorded, and connectors
+to a Postgres, a Redis and a server that exist only in memory (devenv.context.Connectors)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from devenv.runtime import ContainerState, StackResources
+from devenv.httpget import Response
+from devenv.runtime import ContainerState, EngineFacts, LabelledStack, StackResources
+from devenv.settings import Settings
 
 
 def state(
-    service: str, status: str = "running", health: str | None = None, exit_code: int = 0, restarts: int = 0
+    service: str,
+    status: str = "running",
+    health: str | None = None,
+    exit_code: int = 0,
+    restarts: int = 0,
+    ports: dict[int, int] | None = None,
 ) -> ContainerState:
     return ContainerState(
         service=service,
@@ -19,6 +29,7 @@ def state(
         health=health,
         exit_code=exit_code,
         restart_count=restarts,
+        ports=dict(ports or {}),
     )
 
 
@@ -30,9 +41,7 @@ class FakeRuntime:
     log_text: str = ""
     calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
     oneoff_result: tuple[int, str] = (0, "")
-
-    def engine_version(self) -> str:
-        return "26.1.5"
+    stacks: list[LabelledStack] = field(default_factory=list)
 
     def host_address(self) -> str:
         return "127.0.0.1"
@@ -43,7 +52,7 @@ class FakeRuntime:
     def down(self, *, volumes: bool) -> None:
         self.calls.append(("down", (volumes,)))
 
-    def build(self, services: Sequence[str]) -> None:
+    def build(self, services: Sequence[str], on_line: Callable[[str], None] | None = None) -> None:
         self.calls.append(("build", (tuple(services),)))
 
     def containers(self, *, detail: bool = True) -> list[ContainerState]:
@@ -65,3 +74,113 @@ class FakeRuntime:
 
     def compose_argv(self, *args: str) -> list[str]:
         return ["docker", "compose", "-p", self.project_name, *args]
+
+    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]:
+        return list(self.stacks)
+
+    def remove_labelled(self, name: str) -> StackResources:
+        self.calls.append(("remove", (name,)))
+        return StackResources((), (), ())
+
+    def engine_facts(self) -> EngineFacts:
+        return EngineFacts("unix:///var/run/docker.sock", "26.1.5", "2.26.1", "/var/lib/docker", frozenset())
+
+
+@dataclass
+class FakeCluster:
+    """The databases of an in-memory Postgres: name -> comment (devenv's marks), and every statement it ran."""
+
+    databases: dict[str, str | None] = field(default_factory=lambda: {"postgres": None})
+    statements: list[str] = field(default_factory=list)
+    up: bool = True
+
+
+class FakeSession:
+    """A session on FakeCluster: the statements devenv's marks and templates issue, read with a few regexes."""
+
+    def __init__(self, cluster: FakeCluster, dbname: str) -> None:
+        self.cluster = cluster
+        self.dbname = dbname
+
+    def execute(self, query: str) -> list[tuple[str | None, ...]]:
+        self.cluster.statements.append(query)
+        dbs = self.cluster.databases
+        if m := re.fullmatch(r'COMMENT ON DATABASE "?([^"]+)"? IS \'(.*)\'', query):
+            dbs[m.group(1)] = m.group(2)
+        elif m := re.fullmatch(r'CREATE DATABASE "([^"]+)".*', query):
+            dbs[m.group(1)] = None
+        elif m := re.fullmatch(r'DROP DATABASE (?:IF EXISTS )?"([^"]+)".*', query):
+            dbs.pop(m.group(1), None)
+        elif "current_database()" in query:
+            return [(dbs.get(self.dbname),)]
+        return []
+
+    def scalar(self, query: str) -> str | None:
+        rows = self.execute(query)
+        return rows[0][0] if rows else None
+
+    def database(self, name: str) -> tuple[str, str | None] | None:
+        dbs = self.cluster.databases
+        return (str(list(dbs).index(name) + 16384), dbs[name]) if name in dbs else None
+
+
+@dataclass
+class FakePostgres:
+    cluster: FakeCluster
+    db: str
+
+    @contextmanager
+    def session(self, dbname: str | None = None, **options: object) -> Iterator[FakeSession]:
+        yield FakeSession(self.cluster, dbname or self.db)
+
+    def probe(self) -> bool:
+        return self.cluster.up
+
+
+@dataclass
+class FakeRedis:
+    flushes: list[int] = field(default_factory=list)
+    db: int = 0
+    up: bool = True
+
+    def probe(self) -> bool:
+        return self.up
+
+    def flush(self) -> None:
+        self.flushes.append(self.db)
+
+
+@dataclass
+class FakeServer:
+    base_url: str
+    answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # path -> (status, body); default 200 ok
+
+    def get(self, path: str, *, timeout: float = 2.0) -> Response:
+        status, body = self.answers.get(path, (200, b'{"status":"healthy"}'))
+        return Response(status, body)
+
+    def probe(self, path: str) -> bool:
+        return self.get(path).status == 200
+
+
+@dataclass
+class FakeConnectors:
+    """devenv.context.Connectors over in-memory services; `seen` records where devenv connected."""
+
+    cluster: FakeCluster = field(default_factory=FakeCluster)
+    redis_service: FakeRedis = field(default_factory=FakeRedis)
+    answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    seen: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def postgres(self, host: str, port: int, settings: Settings) -> FakePostgres:
+        self.seen.append(("postgres", host, port))
+        return FakePostgres(self.cluster, settings.pg_db)
+
+    def redis(self, host: str, port: int, settings: Settings) -> FakeRedis:
+        self.seen.append(("redis", host, port))
+        self.redis_service.db = settings.redis_db
+        return self.redis_service
+
+    def server(self, base_url: str) -> FakeServer:
+        self.seen.append(("server", base_url, 0))
+        return FakeServer(base_url, self.answers)

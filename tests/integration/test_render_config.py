@@ -12,8 +12,15 @@ import pytest
 
 from devenv.envfile import read_env
 from devenv.project import load_project
-from devenv.render import write_compose
-from tests.fixtures.helpers import GOLDEN, GOLDEN_CASES, PASSWORD, clean_environ, copy_project, golden_project
+from tests.fixtures.helpers import (
+    GOLDEN,
+    GOLDEN_CASES,
+    PASSWORD,
+    clean_environ,
+    copy_project,
+    golden_project,
+    write_of,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +40,7 @@ def compose(file: Path, *args: str, check: bool = True, timeout: float = 120) ->
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_compose_accepts_every_golden_file(case: str, tmp_path: Path) -> None:
     project, environ = golden_project(case, tmp_path)
-    result = write_compose(project, environ=environ)
+    result = write_of(project, environ=environ)
     golden = (GOLDEN / f"{case}.compose.yml").read_text()
     assert result.path.read_text() == golden  # the file devenv runs is the golden file, byte for byte
     compose(result.path, "config", "-q")
@@ -41,7 +48,7 @@ def test_compose_accepts_every_golden_file(case: str, tmp_path: Path) -> None:
 
 def test_compose_accepts_the_examples_rendered_file(tmp_path: Path) -> None:
     project = load_project(copy_project("example", tmp_path / "monorepo"), environ={})
-    result = write_compose(project, environ={})
+    result = write_of(project, environ={})
     compose(result.path, "config", "-q")
     services = json.loads(compose(result.path, "config", "--format", "json").stdout)["services"]
     assert sorted(services) == ["migrate", "postgres", "redis", "server"]
@@ -52,7 +59,7 @@ def test_compose_accepts_the_examples_rendered_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_no_generated_secret_in_rendered_files(case: str, tmp_path: Path) -> None:
     project, environ = golden_project(case, tmp_path)
-    result = write_compose(project, environ=environ)
+    result = write_of(project, environ=environ)
     assert result.env is not None and result.env.generated
     values = read_env(project)
     rendered = result.path.read_text()
@@ -74,7 +81,7 @@ def test_dollar_password_reaches_the_containers(tmp_path: Path, images: dict[str
         "DEVENV_SERVER_PORT": "0",
     }
     project = load_project(root, environ=environ)
-    file = write_compose(project, environ={}).path
+    file = write_of(project, environ={}).path
     assert PASSWORD not in file.read_text()
 
     # What the server container gets (compose re-escapes `$` as `$$` in its output).
@@ -92,7 +99,7 @@ def test_dollar_password_reaches_the_containers(tmp_path: Path, images: dict[str
         import psycopg
         import redis
 
-        from devenv.envfile import stack_settings
+        from tests.fixtures.helpers import settings_of as stack_settings
 
         settings = stack_settings(project, {})
         with psycopg.connect(settings.database_url("127.0.0.1", pg_port, query=False), connect_timeout=5) as conn:

@@ -141,3 +141,23 @@ def test_missing_template_and_no_project(tmp_path: Path, cli) -> None:  # type: 
     empty.mkdir()
     code, _, err = cli(["env"], empty)
     assert code == 2 and "no devenv project" in err and "Hint:" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "own", "passed"),
+    [
+        (["psql", "-c", "select 1"], ["psql"], ["-c", "select 1"]),
+        (["-C", "app", "redis-cli", "--", "keys", "*"], ["-C", "app", "redis-cli"], ["keys", "*"]),
+        (["exec", "server", "--", "sh", "-c", "id"], ["exec", "server"], ["sh", "-c", "id"]),
+        (["exec", "server", "ls", "-la"], ["exec", "server"], ["ls", "-la"]),
+        (["run", "--name", "x", "--keep", "--", "npm", "test"], ["run", "--name", "x", "--keep"], ["npm", "test"]),
+        (["run", "npx", "jest", "--ci"], ["run"], ["npx", "jest", "--ci"]),
+        (["up", "--json", "postgres"], ["up", "--json", "postgres"], []),
+    ],
+)
+def test_commands_passed_through_are_split_from_devenvs_own_arguments(
+    argv: list[str], own: list[str], passed: list[str]
+) -> None:
+    from devenv.cli import split_passthrough
+
+    assert split_passthrough(argv) == (own, passed)

@@ -16,18 +16,18 @@ from dotenv import dotenv_values
 from devenv import envfile
 from devenv.envfile import (
     check_env,
-    compose_env_quote,
     dotenv_quote,
     ensure_env,
     is_placeholder,
     is_secret_key,
     read_env,
     read_template,
-    stack_settings,
 )
 from devenv.errors import ConfigError
 from devenv.project import Project, load_project
+from devenv.render import compose_env_quote
 from tests.fixtures.helpers import PASSWORD, copy_project, tree
+from tests.fixtures.helpers import settings_of as stack_settings
 
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43,}")
 

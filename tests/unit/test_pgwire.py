@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.errors import ServiceNotReady
+from devenv.connectors import PostgresConnector
+from devenv.errors import RESET_HARD_HINT, ServiceNotReady
 from devenv.pgwire import (
     PgError,
     ProtocolError,
@@ -24,7 +25,7 @@ from devenv.pgwire import (
     quote_literal,
     saslprep,
 )
-from devenv.wait import RESET_HARD_HINT, PostgresProbe
+from devenv.probes import ConnectorProbe
 from tests.pgserver import CLOSE, COPY_IN, ScriptedServer, msg, row
 
 # RFC 7677, section 3: user "user", password "pencil".
@@ -126,8 +127,8 @@ def test_uses_tls_when_the_server_offers_it(tmp_path: Path) -> None:
     assert server.encrypted
 
 
-def _probe(port: int, password: str = "s3cret") -> PostgresProbe:
-    return PostgresProbe("127.0.0.1", port, "app", password, "quotes")
+def _probe(port: int, password: str = "s3cret") -> ConnectorProbe:
+    return ConnectorProbe("postgres", PostgresConnector("127.0.0.1", port, "app", password, "quotes"))
 
 
 def test_probe_is_ready_after_select_1() -> None:

@@ -14,14 +14,24 @@ import yaml
 from devenv.envfile import read_env
 from devenv.errors import ConfigError
 from devenv.project import Project, load_project
-from devenv.render import build_compose, check_compose, render_compose, write_compose
-from tests.fixtures.helpers import GOLDEN, GOLDEN_CASES, PASSWORD, copy_project, golden_project, tree
+from tests.fixtures.helpers import (
+    GOLDEN,
+    GOLDEN_CASES,
+    PASSWORD,
+    build_of,
+    check_of,
+    copy_project,
+    golden_project,
+    render_of,
+    tree,
+    write_of,
+)
 
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
 def test_golden(case: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     project, _ = golden_project(case, tmp_path)
-    text = render_compose(project)
+    text = render_of(project)
     golden = GOLDEN / f"{case}.compose.yml"
     if request.config.getoption("--update-golden"):
         golden.write_text(text)
@@ -33,12 +43,12 @@ def test_golden(case: str, tmp_path: Path, request: pytest.FixtureRequest) -> No
 def test_same_inputs_give_identical_bytes_anywhere(case: str, tmp_path: Path) -> None:
     first, _ = golden_project(case, tmp_path / "a")
     second, _ = golden_project(case, tmp_path / "b" / "deeper")
-    assert render_compose(first) == render_compose(first) == render_compose(second)
-    assert str(tmp_path) not in render_compose(first)
+    assert render_of(first) == render_of(first) == render_of(second)
+    assert str(tmp_path) not in render_of(first)
 
 
 def services(project: Project) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(render_compose(project))
+    data: dict[str, Any] = yaml.safe_load(render_of(project))
     return data
 
 
@@ -113,7 +123,7 @@ def test_build_and_mounts_relative_to_the_compose_file(tmp_path: Path) -> None:
         "read_only": True,
     }
     assert server["env_file"] == ["../services/api/.env", "server.env"]
-    root_relative = yaml.safe_load(render_compose(project, base_dir=project.root))["services"]["server"]
+    root_relative = yaml.safe_load(render_of(project, base_dir=project.root))["services"]["server"]
     assert root_relative["env_file"] == ["services/api/.env", ".devenv/server.env"]
 
 
@@ -128,7 +138,7 @@ def test_stand_in_images_come_from_the_environment(tmp_path: Path) -> None:
 
 def test_every_dollar_is_escaped(tmp_path: Path) -> None:
     project, _ = golden_project("dollar", tmp_path)
-    text = render_compose(project)
+    text = render_of(project)
     assert re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")) is None
     svc = yaml.safe_load(text)["services"]
     assert svc["server"]["build"]["args"]["GREETING"] == "costs $$5 or $${PRICE}"
@@ -136,7 +146,7 @@ def test_every_dollar_is_escaped(tmp_path: Path) -> None:
 
 
 def test_write_compose_files_modes_and_no_secrets(example: Project) -> None:
-    result = write_compose(example, environ={})
+    result = write_of(example, environ={})
     state = example.state_dir
     assert result.path == example.compose_file and result.changed
     assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
@@ -153,20 +163,20 @@ def test_write_compose_files_modes_and_no_secrets(example: Project) -> None:
 
 
 def test_write_compose_is_idempotent_and_digest_follows_env(example: Project) -> None:
-    first = write_compose(example, environ={})
-    second = write_compose(example, environ={})
+    first = write_of(example, environ={})
+    second = write_of(example, environ={})
     assert not second.changed and second.digest == first.digest
     text = example.env_file.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=x", 1)
     example.env_file.write_text(text)
-    third = write_compose(example, environ={})
+    third = write_of(example, environ={})
     assert third.changed and third.digest != first.digest
-    assert example.compose_file.read_text() == render_compose(example)  # compose text does not depend on .env
+    assert example.compose_file.read_text() == render_of(example)  # compose text does not depend on .env
 
 
 def test_password_with_dollar_reaches_the_env_files_literally(tmp_path: Path) -> None:
     project = load_project(copy_project("example", tmp_path / "quotes"), environ={})
     project.env_file.write_text(f"POSTGRES_PASSWORD={PASSWORD}\nREDIS_PASSWORD='{PASSWORD}'\n")
-    write_compose(project, environ={})
+    write_of(project, environ={})
     for name in ("postgres.env", "server.env"):
         assert f"POSTGRES_PASSWORD='{PASSWORD}'" in (project.state_dir / name).read_text()
     assert f"REDISCLI_AUTH='{PASSWORD}'" in (project.state_dir / "redis.env").read_text()
@@ -177,7 +187,7 @@ def test_empty_postgres_password_is_refused(tmp_path: Path) -> None:
     project = load_project(copy_project("example", tmp_path / "quotes"), environ={})
     project.env_file.write_text("POSTGRES_PASSWORD=\n")
     with pytest.raises(ConfigError, match="POSTGRES_PASSWORD is empty") as err:
-        write_compose(project, environ={})
+        write_of(project, environ={})
     assert "devenv env" in (err.value.hint or "")
     assert not project.state_dir.exists()
 
@@ -186,10 +196,10 @@ def test_missing_dockerfile_and_context(tmp_path: Path) -> None:
     root = copy_project("example", tmp_path / "quotes")
     (root / "apps" / "server" / "Dockerfile").unlink()
     with pytest.raises(ConfigError, match=r"server\.dockerfile = 'apps/server/Dockerfile'"):
-        build_compose(load_project(root, environ={}))
+        build_of(load_project(root, environ={}))
     (root / "devenv.toml").write_text('[server]\ncontext = "nope"\n')
     with pytest.raises(ConfigError, match=r"server\.context = 'nope'"):
-        build_compose(load_project(root, environ={}))
+        build_of(load_project(root, environ={}))
 
 
 def test_missing_template_is_refused_by_render(tmp_path: Path) -> None:
@@ -197,15 +207,15 @@ def test_missing_template_is_refused_by_render(tmp_path: Path) -> None:
     (root / "services" / "api" / ".env.template").unlink()
     before = tree(tmp_path)
     with pytest.raises(ConfigError, match="the template is missing"):
-        write_compose(load_project(root, environ={}), environ={})
+        write_of(load_project(root, environ={}), environ={})
     assert tree(tmp_path) == before
 
 
-def test_check_compose(example: Project) -> None:
+def test_check_of(example: Project) -> None:
     target = example.root / "docker-compose.yml"
-    assert check_compose(example, target).stale
-    write_compose(example, target, environ={})
-    assert not check_compose(example, target).stale
+    assert check_of(example, target).stale
+    write_of(example, target, environ={})
+    assert not check_of(example, target).stale
     target.write_text(target.read_text().replace("10s", "5s"))
-    result = check_compose(example, target)
+    result = check_of(example, target)
     assert result.stale and "-      interval: 5s" in result.diff and "+      interval: 10s" in result.diff

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.runtime import _is_connection_error, _strip_globals, docker_host, engine_host_address
+from devenv.runtime import _is_connection_error, docker_host, engine_host_address
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -56,24 +56,21 @@ def test_engine_errors_are_told_from_registry_errors(text: str, engine: bool) ->
     assert _is_connection_error(text) is engine
 
 
-def test_strip_globals_keeps_the_subcommand() -> None:
-    argv = ["--project-name", "p", "--file", "f.yml", "--project-directory", "d", "up", "--detach", "server"]
-    assert _strip_globals(argv) == ["up", "--detach", "server"]
-
-
-class _LowLevelApi:
-    """docker-py's low-level client, as far as `DockerRuntime.containers()` uses it."""
+class _EngineApi:
+    """The Engine API, as far as `DockerRuntime.containers()` uses it: the container list and inspect."""
 
     def __init__(self, listed: list[dict[str, object]], inspected: dict[str, dict[str, object]]) -> None:
         self.listed = listed
         self.inspected = inspected
         self.inspect_calls: list[str] = []
 
-    def containers(self, all: bool, filters: dict[str, str]) -> list[dict[str, object]]:
-        assert all and filters == {"label": "com.docker.compose.project=demo"}
-        return self.listed
-
-    def inspect_container(self, cid: str) -> dict[str, object]:
+    def request(self, method: str, path: str, query: dict[str, str] | None = None) -> object:
+        assert method == "GET"
+        if path == "/containers/json":
+            assert query is not None and query["all"] == "1"
+            assert json.loads(query["filters"]) == {"label": ["com.docker.compose.project=demo"]}
+            return self.listed
+        cid = path.removeprefix("/containers/").removesuffix("/json")
         self.inspect_calls.append(cid)
         return self.inspected[cid]
 
@@ -99,7 +96,7 @@ def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_res
     from devenv.runtime import DockerRuntime
 
     now = time.time()
-    low = _LowLevelApi(
+    low = _EngineApi(
         [
             _listed("a", "postgres", "running", "Up 3 seconds (health: starting)", now - 4),
             _listed("b", "migrate", "exited", "Exited (1) Less than a second ago", now - 4),
@@ -108,8 +105,7 @@ def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_res
         ],
         {"c": {"State": {"Status": "running"}, "RestartCount": 2}},
     )
-    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path)
-    runtime._api = type("Client", (), {"api": low})()
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=low)
     states = {s.service: s for s in runtime.containers(detail=False)}
     assert low.inspect_calls == ["c"]
     assert (states["postgres"].status, states["postgres"].health) == ("running", "starting")
@@ -125,11 +121,10 @@ def test_detail_inspects_every_container(tmp_path: Path) -> None:
 
     from devenv.runtime import DockerRuntime
 
-    low = _LowLevelApi(
+    low = _EngineApi(
         [_listed("a", "postgres", "running", "Up 9 minutes (healthy)", time.time() - 600)],
         {"a": {"State": {"Status": "running", "Health": {"Status": "healthy"}, "ExitCode": 0}, "RestartCount": 1}},
     )
-    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path)
-    runtime._api = type("Client", (), {"api": low})()
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=low)
     [state] = runtime.containers()
     assert low.inspect_calls == ["a"] and state.restart_count == 1 and state.health == "healthy"

@@ -8,15 +8,8 @@ import pytest
 from tenacity import wait_exponential_jitter
 
 from devenv.errors import MigrationFailed, ServiceNotReady
-from devenv.wait import (
-    BACKOFF,
-    Cancelled,
-    ContainerWatch,
-    JobProbe,
-    StateCache,
-    hint_from_logs,
-    wait_for,
-)
+from devenv.probes import ContainerWatch, JobProbe, StateCache, hint_from_logs
+from devenv.wait import BACKOFF, Cancelled, wait_for
 from tests.fakes import FakeRuntime, state
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devenv.errors import MigrationFailed
-from devenv.jobs import run_job
+from devenv.migrate import run_job
 from tests.fakes import FakeRuntime
 
 

@@ -1,0 +1,184 @@
+"""The per-command context: everything a command works with, computed once at its top and handed down.
+
+A command loads one `Context` (the project and its configuration, the parsed template and .env, the merged
+settings, the runtime, where the services answer and the connectors that reach them); callees receive it and never
+go back to disk or to the engine for what it holds. It is frozen: a step that changes what it holds (`up` writes
+.env, then learns the ports Docker published) makes a new one with `with_files` / `with_endpoints`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+from devenv.config import Config
+from devenv.connectors import HttpConnector, PostgresConnector, RedisConnector
+from devenv.endpoints import Endpoints, resolve_endpoints
+from devenv.envfile import EnvFiles, read_env_files
+from devenv.errors import StackNotRunning
+from devenv.httpget import Response
+from devenv.pgwire import Connection
+from devenv.project import Project, load_project
+from devenv.runtime import ContainerState, Runtime, open_runtime
+from devenv.settings import Settings
+
+
+class Postgres(Protocol):
+    """The stack's Postgres (devenv.connectors.PostgresConnector; a fake in unit tests)."""
+
+    def session(
+        self,
+        dbname: str | None = None,
+        *,
+        what: str = "the query",
+        application_name: str = "devenv",
+        timeout: float = 5.0,
+        io_timeout: float | None = None,
+    ) -> AbstractContextManager[Connection]: ...
+
+    def probe(self) -> bool: ...
+
+
+class Redis(Protocol):
+    """The stack's Redis (devenv.connectors.RedisConnector; a fake in unit tests)."""
+
+    def probe(self) -> bool: ...
+    def flush(self) -> None: ...
+
+
+class Server(Protocol):
+    """The app server over HTTP (devenv.connectors.HttpConnector; a fake in unit tests)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def get(self, path: str, *, timeout: float = 2.0) -> Response: ...
+    def probe(self, path: str) -> bool: ...
+
+
+class Connectors(Protocol):
+    """Makes the connectors for a service published at host:port."""
+
+    def postgres(self, host: str, port: int, settings: Settings) -> Postgres: ...
+    def redis(self, host: str, port: int, settings: Settings) -> Redis: ...
+    def server(self, base_url: str) -> Server: ...
+
+
+class WireConnectors:
+    """The real connectors: devenv's own wire clients (devenv.pgwire, devenv.resp, devenv.httpget)."""
+
+    def postgres(self, host: str, port: int, settings: Settings) -> Postgres:
+        return PostgresConnector(host, port, settings.pg_user, settings.pg_password, settings.pg_db)
+
+    def redis(self, host: str, port: int, settings: Settings) -> Redis:
+        return RedisConnector(host, port, settings.redis_password, settings.redis_db)
+
+    def server(self, base_url: str) -> Server:
+        return HttpConnector(base_url)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one command works with; see the module's docstring."""
+
+    project: Project
+    environ: Mapping[str, str]
+    files: EnvFiles
+    runtime: Runtime
+    connectors: Connectors = field(default_factory=WireConnectors)
+    known_endpoints: Endpoints | None = None  # None: resolved on first use (at most one engine call)
+
+    @property
+    def config(self) -> Config:
+        return self.project.config
+
+    @functools.cached_property
+    def settings(self) -> Settings:
+        """The stack's settings from the parsed files and the environment (merged once)."""
+        return self.files.settings(self.environ)
+
+    @functools.cached_property
+    def endpoints(self) -> Endpoints:
+        """Where the services answer: configured ports, or the ones Docker published (one engine call)."""
+        return self.known_endpoints or resolve_endpoints(self.config, self.runtime)
+
+    @property
+    def postgres(self) -> Postgres:
+        """The stack's Postgres; StackNotRunning when it is not published."""
+        ep = self.endpoints
+        if ep.postgres_port is None:
+            raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
+        return self.connectors.postgres(ep.host, ep.postgres_port, self.settings)
+
+    @property
+    def redis(self) -> Redis:
+        """The stack's Redis; StackNotRunning when it is not published."""
+        ep = self.endpoints
+        if ep.redis_port is None:
+            raise StackNotRunning("redis is not running.", "start the stack with `devenv up`.")
+        return self.connectors.redis(ep.host, ep.redis_port, self.settings)
+
+    @property
+    def server(self) -> Server:
+        """The app server; StackNotRunning when it is not published."""
+        ep = self.endpoints
+        if ep.server_port is None:
+            raise StackNotRunning("the server is not running.", "start the stack with `devenv up`.")
+        return self.connectors.server(ep.server_url())
+
+    def with_files(self, files: EnvFiles) -> Context:
+        """The same context after .env changed (the settings are merged anew from FILES)."""
+        return replace(self, files=files)
+
+    def with_endpoints(self, endpoints: Endpoints) -> Context:
+        """The same context once the ports are known."""
+        return replace(self, known_endpoints=endpoints)
+
+    def with_states(self, states: list[ContainerState]) -> Context:
+        """The same context with the ports read off container states the caller already has."""
+        return self.with_endpoints(resolve_endpoints(self.config, self.runtime, states))
+
+    def for_project(self, project: Project, runtime: Runtime | None = None) -> Context:
+        """The same files and settings for another view of the project (a CI stack under its own name)."""
+        return replace(
+            self,
+            project=project,
+            runtime=runtime or open_runtime(project.name, project.compose_file),
+            known_endpoints=None,
+        )
+
+
+def load(
+    project_dir: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    runtime: Runtime | None = None,
+    connectors: Connectors | None = None,
+) -> Context:
+    """Find the project, parse its template and .env, and open the runtime: the top of every command."""
+    env = os.environ if environ is None else environ
+    return open_project(load_project(project_dir, cwd, env), environ=env, runtime=runtime, connectors=connectors)
+
+
+def open_project(
+    project: Project,
+    *,
+    environ: Mapping[str, str] | None = None,
+    runtime: Runtime | None = None,
+    connectors: Connectors | None = None,
+) -> Context:
+    """The context of a project found already (a command that holds the project's lock reads .env under it)."""
+    env = os.environ if environ is None else environ
+    return Context(
+        project=project,
+        environ=env,
+        files=read_env_files(project),
+        runtime=runtime or open_runtime(project.name, project.compose_file),
+        connectors=connectors or WireConnectors(),
+    )

@@ -1,0 +1,99 @@
+"""devenv's marks on the stack's own Postgres, and the names of the databases it keeps there.
+
+A mark is a database comment, so it lives and dies with the database and needs no table of devenv's own:
+
+- the cluster mark (on the `postgres` database): this Postgres is the NAME stack's own container; devenv touches
+  nothing on a Postgres without it;
+- the seeded mark (on the app database): migrated and seeded, so `up` does not seed it again;
+- the template mark (on `<db>__devenv_template`): a copy of a fresh database for migrations key KEY;
+- the spare mark (on `<db>__devenv_spare`): a finished copy of that very template (its oid), ready for a reset.
+
+Names never exceed Postgres' 63 bytes and never equal the app database: a long one becomes a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from devenv.config import Config
+from devenv.errors import NotOurDatabase
+from devenv.pgwire import Connection, quote_ident, quote_literal
+from devenv.project import Project
+
+CLUSTER_MARK = "devenv-project:"
+TEMPLATE_MARK = "devenv-template:"
+SEEDED_MARK = "devenv:seeded"
+SPARE_MARK = "devenv-spare:"
+MAX_NAME_BYTES = 63  # Postgres' identifier limit (NAMEDATALEN - 1), in bytes
+
+
+def _suffixed(db: str, suffix: str) -> str:
+    """DB + SUFFIX; when that exceeds Postgres' 63 bytes, a hash of DB + SUFFIX (never DB itself, never cut)."""
+    name = db + suffix
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    return f"devenv_{hashlib.sha256(db.encode()).hexdigest()[:16]}{suffix}"
+
+
+def template_name(db: str) -> str:
+    """The template database's name for app database DB."""
+    return _suffixed(db, "__devenv_template")
+
+
+def spare_name(db: str) -> str:
+    """The name of the ready copy of DB's template (see devenv.spare)."""
+    return _suffixed(db, "__devenv_spare")
+
+
+def template_mark(key: str) -> str:
+    """The mark of a template taken for migrations key KEY."""
+    return TEMPLATE_MARK + key
+
+
+def spare_mark(key: str, template_oid: str) -> str:
+    """The mark of a finished spare: the key it was made for and the very template (its oid) it was copied from."""
+    return f"{SPARE_MARK}{key}:{template_oid}"
+
+
+def migrations_key(project: Project) -> str:
+    """Hash of everything that shapes a fresh database: the prisma folder (schema, migrations, seed) and config."""
+    server = project.server_dir
+    files = sorted(p for p in (server / "prisma").rglob("*") if p.is_file())
+    files += sorted(p for p in server.glob("prisma.config.*") if p.is_file())
+    files += sorted(p for p in server.glob("seed.*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(server)).encode() + b"\0" + path.read_bytes() + b"\0")
+    config: Config = project.config
+    digest.update(" ".join(config.migrate.command).encode())
+    digest.update(" ".join(config.migrate.seed_command).encode())
+    return digest.hexdigest()[:16]
+
+
+def mark_cluster(conn: Connection, project_name: str) -> None:
+    """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
+    conn.execute(f"COMMENT ON DATABASE postgres IS {quote_literal(CLUSTER_MARK + project_name)}")
+
+
+def verify_cluster(conn: Connection, project_name: str, where: str) -> None:
+    """Refuse unless this Postgres (at WHERE) carries the PROJECT_NAME stack's mark."""
+    _, mark = conn.database("postgres") or ("", None)
+    if mark != CLUSTER_MARK + project_name:
+        raise NotOurDatabase(
+            f"the Postgres at {where} is not the {project_name!r} stack's own container "
+            f"(mark: {mark!r}); devenv resets only its own database.",
+            "start this project's stack with `devenv up`, or check DEVENV_POSTGRES_PORT / postgres.port.",
+        )
+
+
+def is_seeded(conn: Connection) -> bool:
+    """Whether the database CONN is on carries devenv's seed mark."""
+    mark = conn.scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
+    )
+    return mark == SEEDED_MARK
+
+
+def mark_seeded(conn: Connection, db: str) -> None:
+    """Mark database DB migrated and seeded."""
+    conn.execute(f"COMMENT ON DATABASE {quote_ident(db)} IS {quote_literal(SEEDED_MARK)}")

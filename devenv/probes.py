@@ -1,0 +1,167 @@
+"""Probes that really talk to each service, and the watch that fails fast when a container dies.
+
+A probe's `check()` returns True when ready and False for "not yet"; a final state (container exited, unhealthy,
+password refused) raises at once. devenv.wait retries them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from devenv.errors import LOG_TAIL, RESET_HARD_HINT, DevenvError, MigrationFailed, ServiceNotReady
+from devenv.errors import tail as output_tail
+from devenv.runtime import ContainerState, Runtime
+
+MIGRATE_HINT = "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`."
+
+
+class Answers(Protocol):
+    """A connector that can probe its service (devenv.connectors)."""
+
+    def probe(self) -> bool: ...
+
+
+@dataclass
+class ConnectorProbe:
+    """Postgres (SELECT 1 as the app user on the app database) or Redis (PING, SET/GET), through its connector."""
+
+    name: str
+    connector: Answers
+
+    def check(self) -> bool:
+        return self.connector.probe()
+
+
+class Serves(Protocol):
+    """A server connector (devenv.connectors.HttpConnector)."""
+
+    def probe(self, path: str) -> bool: ...
+
+
+@dataclass
+class HttpProbe:
+    """GET the server's readiness path answers 200."""
+
+    server: Serves
+    path: str
+    name: str = "server"
+
+    def check(self) -> bool:
+        return self.server.probe(self.path)
+
+
+class StateCache:
+    """Container states, fetched from the engine at most every `max_age` seconds and shared by all waits."""
+
+    def __init__(self, runtime: Runtime, max_age: float = 0.1) -> None:
+        self.runtime = runtime
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._at = 0.0
+        self._states: list[ContainerState] = []
+
+    def get(self) -> list[ContainerState]:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._at >= self.max_age:
+                self._states = self.runtime.containers(detail=False)
+                self._at = time.monotonic()
+            return list(self._states)
+
+    def service(self, service: str) -> ContainerState | None:
+        found = [s for s in self.get() if s.service == service and not s.oneoff]
+        return found[-1] if found else None
+
+
+def last_logs(runtime: Runtime, service: str) -> str:
+    """The last LOG_TAIL lines of SERVICE's log ("" when the engine cannot say)."""
+    try:
+        return output_tail(runtime.logs([service], tail=LOG_TAIL))
+    except DevenvError:
+        return ""
+
+
+def log_details(service: str, logs: str) -> str | None:
+    """The block printed under an error: SERVICE's last log lines."""
+    return f"--- last {LOG_TAIL} log lines of {service} ---\n{logs}" if logs else None
+
+
+def hint_from_logs(logs: str) -> str | None:
+    """A hint for the failures people actually hit, read off a container's last log lines."""
+    text = logs.lower()
+    # Postgres' own words, and Prisma's (P1000) for the same refusal seen from the migrate job.
+    if "password authentication failed" in text or "authentication failed against database server" in text:
+        return RESET_HARD_HINT
+    if "database files are incompatible" in text:
+        return "the volume holds another Postgres major version; `devenv reset --hard` recreates it (drops its data)."
+    if "address already in use" in text:
+        return "another process in the container already holds the port; check the service's command."
+    if "cannot find module" in text or "err_module_not_found" in text:
+        return "the server image is missing a dependency; rebuild it with `devenv up` after fixing package.json."
+    if "eaddrinuse" in text:
+        return "the server's PORT is taken inside the container; check PORT in .env."
+    return None
+
+
+@dataclass
+class ContainerWatch:
+    """Fail fast: a watched container that exits, restarts or turns unhealthy raises at once with its logs."""
+
+    runtime: Runtime
+    cache: StateCache
+    services: Sequence[str]
+    one_shot: frozenset[str] = frozenset({"migrate"})
+    seen_restarts: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self) -> None:
+        for service in self.services:
+            state = self.cache.service(service)
+            if state is None:
+                continue
+            problem = self._problem(service, state)
+            if problem:
+                logs = last_logs(self.runtime, service)
+                err_cls = MigrationFailed if service in self.one_shot else ServiceNotReady
+                raise err_cls(
+                    f"{service} {problem}.",
+                    hint_from_logs(logs) or f"see `devenv logs {service}`; fix the cause and run `devenv up` again.",
+                    details=log_details(service, logs),
+                )
+
+    def _problem(self, service: str, state: ContainerState) -> str | None:
+        if state.status in {"exited", "dead"}:
+            if service in self.one_shot and state.exit_code == 0:
+                return None
+            return f"exited with code {state.exit_code}"
+        if state.status == "restarting" or state.restart_count > 0:
+            return f"is crash-looping (restarted {state.restart_count} times)"
+        if state.health == "unhealthy":
+            return "turned unhealthy"
+        return None
+
+
+@dataclass
+class JobProbe:
+    """A one-shot job (the migrate container) has finished with exit code 0."""
+
+    runtime: Runtime
+    cache: StateCache
+    service: str = "migrate"
+    name: str = "migrate"
+
+    def check(self) -> bool:
+        state = self.cache.service(self.service)
+        if state is None or state.status not in {"exited", "dead"}:
+            return False
+        if state.exit_code == 0:
+            return True
+        logs = last_logs(self.runtime, self.service)
+        raise MigrationFailed(
+            f"the {self.service} job exited with code {state.exit_code}; the stack is left up for inspection.",
+            hint_from_logs(logs) or MIGRATE_HINT,
+            details=log_details(self.service, logs),
+        )

@@ -1,0 +1,253 @@
+"""The one place (with devenv.runtime's engine socket) where devenv starts processes.
+
+argv is data: every command is built as a list, logged (`DEVENV_DEBUG=1` shows each one on stderr), run, and its
+output captured; a failure is a typed CommandFailed carrying argv, exit code and the tail of the output. Besides
+`run` there are the three other ways devenv starts a process: `interactive` (the user's terminal: psql, logs -f),
+`supervised` (a command with its own process group that devenv's signals reach: `devenv run`, `devenv dev`) and
+`detached` (a background job that outlives the CLI: the reset spare).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from devenv.errors import CommandFailed, UsageError
+
+GRACE = 10.0  # seconds a supervised command gets to exit after SIGINT/SIGTERM before it is killed
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished command: what ran, its exit code, its output (stdout then stderr) and how long it took."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (what an error shows the tail of)."""
+        return self.stdout + self.stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _log(argv: Sequence[str], cwd: Path | str | None) -> None:
+    if os.environ.get("DEVENV_DEBUG"):  # logging costs ~10 ms to import: only when someone reads it
+        import logging
+        import shlex
+
+        where = f" (in {cwd})" if cwd else ""
+        logging.getLogger("devenv.proc").debug("run %s%s", shlex.join(argv), where)
+
+
+def _not_found(argv: Sequence[str], ex: OSError) -> UsageError:
+    return UsageError(
+        f"cannot run {argv[0]!r}: {ex.strerror or ex}.", f"install {argv[0]} or check the command's spelling."
+    )
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
+    check: bool = False,
+    hint: str | None = None,
+) -> Completed:
+    """Run ARGV to completion with its output captured; with CHECK a non-zero exit raises CommandFailed."""
+    _log(argv, cwd)
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL if input is None else None,
+        )
+    except FileNotFoundError as ex:
+        raise _not_found(argv, ex) from ex
+    except subprocess.TimeoutExpired as ex:
+        out = (ex.stdout or b"").decode(errors="replace") if isinstance(ex.stdout, bytes) else (ex.stdout or "")
+        raise CommandFailed(argv, -1, out + f"\n(killed after {timeout:g} s)", hint) from ex
+    result = Completed(tuple(argv), done.returncode, done.stdout, done.stderr, time.perf_counter() - t0)
+    if check and not result.ok:
+        raise CommandFailed(argv, result.returncode, result.output, hint)
+    return result
+
+
+def stream(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run ARGV, handing each line of its combined output to ON_LINE as it comes (e.g. a build's progress)."""
+    _log(argv, cwd)
+    t0 = time.perf_counter()
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError as ex:
+        raise _not_found(argv, ex) from ex
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+    finally:
+        if proc.poll() is None and sys.exc_info()[0] is not None:
+            proc.terminate()
+        code = proc.wait()
+    return Completed(tuple(argv), code, "".join(lines), "", time.perf_counter() - t0)
+
+
+def interactive(argv: Sequence[str], *, cwd: Path | str | None = None) -> int:
+    """Run ARGV on the user's terminal (stdin, stdout and stderr inherited) and return its exit code."""
+    _log(argv, cwd)
+    try:
+        return subprocess.run(list(argv), cwd=cwd, check=False).returncode
+    except FileNotFoundError as ex:
+        raise _not_found(argv, ex) from ex
+
+
+def supervised(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    grace: float = GRACE,
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> int:
+    """Run ARGV in a process group of its own and return its exit code; nothing of the group outlives it.
+
+    On a terminal the group becomes the foreground job (as a shell does), so Ctrl-C and the keyboard reach the
+    command and everything it started, and devenv waits. Off a terminal, SIGINT/SIGTERM sent to devenv (a CI
+    runner cancelling the job) are passed on to the whole group, devenv waits up to GRACE seconds, SIGKILLs what
+    is left, and raises KeyboardInterrupt so the caller's cleanup runs. When the command ends, what it left
+    running in its group (test workers, watchers) is stopped too. ON_START gets the process once it runs.
+    """
+    _log(argv, cwd)
+    try:
+        proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd, process_group=0)
+    except OSError as ex:
+        raise UsageError(f"cannot run {argv[0]!r}: {ex.strerror or ex}.", "check the command after `--`.") from ex
+    terminal = _foreground(proc.pid)
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        _signal_group(proc.pid, signum)
+        if not received:  # the first one ends the wait; later ones are only passed on
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if on_start is not None:
+            on_start(proc)
+        code = proc.wait()
+        end_group(proc, grace=min(grace, 2.0))
+        return code
+    except KeyboardInterrupt:
+        if not received:  # raised by ON_START (e.g. its deadline), not by a signal: ask the group to stop
+            _signal_group(proc.pid, signal.SIGTERM)
+        end_group(proc, grace)
+        raise
+    finally:
+        if terminal:
+            _foreground(os.getpgrp())
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _foreground(pgid: int) -> bool:
+    """Make PGID the terminal's foreground process group when stdin is devenv's terminal; False otherwise."""
+    try:
+        if not os.isatty(0) or os.tcgetpgrp(0) not in {os.getpgrp(), pgid}:
+            return False
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may not take the terminal
+        try:
+            os.tcsetpgrp(0, pgid)
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+    except OSError:
+        return False
+    if pgid != os.getpgrp():
+        _signal_group(pgid, signal.SIGCONT)  # it may have read the terminal before it was its own
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> None:
+    """Wait up to GRACE seconds for PROC (a group leader) and its group, then SIGKILL whatever is left."""
+    from devenv.wait import poll_until
+
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    if _group_alive(proc.pid):
+        if proc.poll() is not None:  # the leader is gone but left its group running: ask them first
+            _signal_group(proc.pid, signal.SIGTERM)
+            poll_until(lambda: not _group_alive(proc.pid), timeout=min(grace, 2.0), interval=0.02)
+        _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def detached(argv: Sequence[str], *, stdin_data: bytes, cwd: Path, pass_fds: Sequence[int] = ()) -> None:
+    """Start ARGV in a new session that outlives devenv: STDIN_DATA on its stdin, nothing on devenv's stdio.
+
+    A caller capturing devenv's output must never wait for it, and Ctrl-C on the terminal is not for it.
+    """
+    _log(argv, cwd)
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        start_new_session=True,
+        pass_fds=tuple(pass_fds),
+    )
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(stdin_data)

@@ -1,0 +1,247 @@
+"""`devenv reset`: restore the app database from a template copy taken right after migrate + seed.
+
+Postgres clones a database from a template in tens of milliseconds, and a spare copy of the template kept ready
+(devenv.spare) turns even that into a rename, so a soft reset costs about as much as starting the CLI. The template
+is tagged with the migrations key (devenv.marks); when the key no longer matches, reset migrates and seeds a fresh
+database and takes a new template. `reset --hard` (new volumes) belongs to devenv.lifecycle.
+
+Safety: devenv only ever touches the app database, its template and its spare, only on the stack's own Postgres
+(the cluster carries devenv's mark), and only when DATABASE_URL in .env points at that Postgres.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from devenv import marks
+from devenv.context import Context
+from devenv.errors import DevenvError, NotOurDatabase
+from devenv.pgwire import Connection, PgError
+from devenv.pgwire import quote_ident as ident
+from devenv.pgwire import quote_literal as lit
+
+OBJECT_IN_USE = "55006"  # SQLSTATE: "source database ... is being accessed by other users"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+APPLICATION_NAME = "devenv-reset"
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    """What a reset did and how long it took."""
+
+    mode: str  # template | remigrated | hard
+    database: str
+    template: str
+    key: str
+    seconds: float
+    redis_flushed: bool
+    reason: str = ""
+    from_spare: bool = False  # the ready copy was renamed into place (no copy on the reset's own time)
+
+
+def check_database_url(ctx: Context, host: str, port: int) -> None:
+    """Refuse unless DATABASE_URL in .env names this stack's Postgres (HOST:PORT) and its app database."""
+    current = ctx.files.current
+    url = current.values().get("DATABASE_URL", "") if current else ""
+    if not url:
+        return
+    project, db = ctx.project, ctx.settings.pg_db
+    parsed = urlparse(url)
+    url_host = parsed.hostname or ""
+    url_port = parsed.port or 5432
+    if url_host not in LOCAL_HOSTS | {host} or url_port != port:
+        raise NotOurDatabase(
+            f"DATABASE_URL in {project.env_file} points at {url_host}:{url_port}, not this stack's Postgres "
+            f"({host}:{port}); devenv resets only its own database.",
+            "point DATABASE_URL at the stack (delete the line and run `devenv env`), or reset that database "
+            "with its own tools.",
+        )
+    named = unquote(parsed.path.lstrip("/")) or db
+    if named != db:
+        raise NotOurDatabase(
+            f"DATABASE_URL in {project.env_file} names database {named!r}, but the stack's is {db!r}.",
+            "make POSTGRES_DB and DATABASE_URL agree in .env.",
+        )
+
+
+def _others_connected(conn: Connection, db: str) -> bool:
+    return bool(
+        conn.execute(f"SELECT 1 FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid() LIMIT 1")
+    )
+
+
+def end_connections(conn: Connection, db: str) -> None:
+    """Terminate every other session on DB and wait (polling every 2 ms, up to 5 s) until they are gone.
+
+    DROP DATABASE ... WITH (FORCE) and pg_terminate_backend(pid, timeout) do this too, but poll in 100 ms steps:
+    a reset while the server holds a pooled connection would spend most of its time asleep.
+    """
+    from devenv.wait import poll_until
+
+    conn.execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {lit(db)} AND pid <> pg_backend_pid()"
+    )
+    # Still there after 5 s: DROP ... WITH (FORCE) reports it.
+    poll_until(lambda: not _others_connected(conn, db), timeout=5, interval=0.002)
+
+
+def _drop(conn: Connection, db: str) -> None:
+    if conn.database(db) is not None:
+        # New connections are refused first, so the server's pool cannot slip back in between FORCE and CREATE.
+        conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
+        try:
+            end_connections(conn, db)
+            conn.execute(f"DROP DATABASE {ident(db)} WITH (FORCE)")
+        except PgError:
+            with contextlib.suppress(PgError, OSError):  # leave it as it was: open to the app
+                conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
+            raise
+
+
+def recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
+    """Drop DB (ending its sessions) and create it anew, empty or as a copy of TEMPLATE."""
+    _drop(conn, db)
+    source = f" TEMPLATE {ident(template)}" if template else ""
+    conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
+
+
+def _restore(
+    conn: Connection,
+    db: str,
+    owner: str,
+    template: tuple[str, str],
+    key: str,
+    spares: Path | None,
+    on_step: Callable[[str], None],
+) -> bool:
+    """Put a fresh copy of TEMPLATE (name, oid) in place of DB, marked seeded: the spare when one of this very
+    template is ready (True), else a copy made now."""
+    tmpl, tmpl_oid = template
+    if spares is not None:
+        from devenv import spare
+
+        # One being made now is done sooner than a copy started now.
+        spare.wait(spares, on_wait=lambda: on_step("waiting for the ready copy the last reset started"))
+        name = marks.spare_name(db)
+        found = conn.database(name)
+        if found and found[1] == marks.spare_mark(key, tmpl_oid):
+            _drop(conn, db)
+            # One message, one transaction: the copy is in place, open and marked seeded, or nothing changed.
+            conn.execute(
+                f"ALTER DATABASE {ident(name)} RENAME TO {ident(db)}; "
+                f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true; "
+                f"COMMENT ON DATABASE {ident(db)} IS {lit(marks.SEEDED_MARK)}"
+            )
+            return True
+        if found:  # unfinished, or made from an older template
+            conn.execute(f"DROP DATABASE {ident(name)} WITH (FORCE)")
+    recreate(conn, db, owner, tmpl)
+    marks.mark_seeded(conn, db)
+    return False
+
+
+def start_spare(ctx: Context, key: str) -> bool:
+    """Make the next reset's spare in the background (when [reset] spare is on); False when none was started.
+
+    A CI stack is thrown away after its tests: a spare would only cost it CPU.
+    """
+    project, settings, ep = ctx.project, ctx.settings, ctx.endpoints
+    if not project.config.reset.spare or project.ci or ep.postgres_port is None:
+        return False
+    from devenv import spare
+
+    job = {
+        "host": ep.host,
+        "port": ep.postgres_port,
+        "user": settings.pg_user,
+        "password": settings.pg_password,
+        "spare": marks.spare_name(settings.pg_db),
+        "template": marks.template_name(settings.pg_db),
+        "template_mark": marks.template_mark(key),
+        "key": key,
+    }
+    return spare.start(project.state_dir, job)
+
+
+def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
+    """Copy DB into its template (closing DB's connections for the copy) and tag it with KEY; drop the old spare."""
+    from devenv import spare
+    from devenv.wait import retry_while
+
+    tmpl = marks.template_name(db)
+    spare.wait(state_dir, timeout=60)
+    # One still copying the old template after that: stop it (its CREATE DATABASE then leaves nothing behind).
+    conn.execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = {lit(spare.APPLICATION_NAME)}"
+    )
+    conn.execute(f"DROP DATABASE IF EXISTS {ident(marks.spare_name(db))} WITH (FORCE)")
+    conn.execute(f"DROP DATABASE IF EXISTS {ident(tmpl)} WITH (FORCE)")
+    conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
+    try:
+        end_connections(conn, db)
+        # A backend can still be on its way out: retry while Postgres says the source is in use.
+        retry_while(
+            lambda: conn.execute(f"CREATE DATABASE {ident(tmpl)} TEMPLATE {ident(db)}"),
+            lambda ex: isinstance(ex, PgError) and ex.sqlstate == OBJECT_IN_USE,
+            timeout=5,
+            interval=0.02,
+        )
+    finally:
+        conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
+    conn.execute(f"ALTER DATABASE {ident(tmpl)} WITH ALLOW_CONNECTIONS false")
+    conn.execute(f"COMMENT ON DATABASE {ident(tmpl)} IS {lit(marks.template_mark(key))}")
+
+
+def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) -> ResetResult:
+    """Restore the app database from its template (or re-migrate + re-template when the key changed)."""
+    from devenv.migrate import migrate_and_seed
+
+    t0 = time.perf_counter()
+    project, settings = ctx.project, ctx.settings
+    postgres = ctx.postgres  # StackNotRunning when it is not published
+    ep = ctx.endpoints
+    assert ep.postgres_port is not None
+    check_database_url(ctx, ep.host, ep.postgres_port)
+    db, key = settings.pg_db, marks.migrations_key(project)
+    tmpl = marks.template_name(db)
+
+    with postgres.session("postgres", what="the reset", application_name=APPLICATION_NAME) as conn:
+        marks.verify_cluster(conn, project.name, f"{ep.host}:{ep.postgres_port}")
+        tmpl_oid, tmpl_comment = conn.database(tmpl) or ("", None)
+        if tmpl_comment == marks.template_mark(key):
+            spares = project.state_dir if project.config.reset.spare else None
+            from_spare = _restore(conn, db, settings.pg_user, (tmpl, tmpl_oid), key, spares, on_step)
+            mode, reason = "template", ""
+        else:
+            reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
+            on_step(f"re-creating {db}: {reason}; running migrations and seed")
+            recreate(conn, db, settings.pg_user, None)
+            cfg = project.config.migrate
+            migrate_and_seed(ctx.runtime, cfg.command, cfg.seed_command)
+            take_template(conn, db, key, project.state_dir)
+            marks.mark_seeded(conn, db)
+            mode, from_spare = "remigrated", False
+    start_spare(ctx, key)
+    flushed = ep.redis_port is not None
+    if flushed:
+        try:
+            ctx.redis.flush()
+        except DevenvError as ex:
+            raise DevenvError(
+                f"the database was reset, but flushing Redis failed: {ex.message}", "check `devenv status`."
+            ) from ex
+    return ResetResult(
+        mode=mode,
+        database=db,
+        template=tmpl,
+        key=key,
+        seconds=round(time.perf_counter() - t0, 3),
+        redis_flushed=flushed,
+        reason=reason,
+        from_spare=from_spare,
+    )

@@ -1,0 +1,137 @@
+"""The stack's settings: the one merge of template, .env and the environment, and the one builder of each URL.
+
+Precedence: the real environment > .env > the template > devenv's defaults, for the credential keys
+(POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, REDIS_PASSWORD, REDIS_DB), everywhere devenv uses them: in the
+containers, the probes, the URLs it writes and the ones it prints. Nothing here reads a file: the caller hands in
+the parsed sources (devenv.envfile), so a command parses each dotenv file once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+
+from devenv.errors import ConfigError
+
+POSTGRES_PORT = 5432  # the port each service listens on inside the stack's network
+REDIS_PORT = 6379
+CREDENTIAL_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_PASSWORD", "REDIS_DB")
+SECRET_BYTES = 32
+_PLACEHOLDERS = {"", "changeme", "change-me", "change_me"}
+
+
+def stack_catalogue() -> dict[str, dict[str, object]]:
+    """The stack keys devenv manages in .env (env/stack.toml), in order, with their defaults."""
+    from devenv.resources import load_toml
+
+    return load_toml("env", "stack.toml")
+
+
+def is_secret_key(key: str) -> bool:
+    """`*SECRET*`, `*_KEY`, `*PASSWORD*`, `*TOKEN*` (case-insensitive)."""
+    upper = key.upper()
+    return "SECRET" in upper or upper.endswith("_KEY") or "PASSWORD" in upper or "TOKEN" in upper
+
+
+def is_placeholder(value: str | None) -> bool:
+    """Empty, changeme / change-me / change_me, <anything>, or xxx (any run of three or more x)."""
+    text = (value or "").strip()
+    return text.lower() in _PLACEHOLDERS or bool(re.fullmatch(r"<[^<>]*>|[xX]{3,}", text))
+
+
+def new_secret() -> str:
+    """A fresh random secret: 32 bytes from `secrets`, URL-safe (43 characters, no quoting needed anywhere)."""
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+class Source(Protocol):
+    """A parsed dotenv file as the merge sees it (devenv.envfile.DotenvFile)."""
+
+    def values(self) -> dict[str, str]: ...
+    def where(self, key: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the stack is configured with; the URL builders every part of devenv uses."""
+
+    pg_user: str
+    pg_password: str
+    pg_db: str
+    redis_password: str  # "" = no auth
+    redis_db: int
+    database_query: str = ""  # the query of the app's DATABASE_URL, e.g. "schema=public" (Prisma)
+    values: Mapping[str, str] = field(default_factory=dict)  # every key of .env (over the template), for ${VAR}
+
+    def database_url(self, host: str, port: int, *, query: bool = True, masked: bool = False) -> str:
+        """postgresql:// URL for HOST:PORT, credentials percent-encoded (password *** when MASKED).
+
+        The app's query (Prisma's `?schema=public`) is kept unless QUERY is False: libpq/psycopg reject it.
+        """
+        secret = "***" if masked else quote(self.pg_password, safe="")
+        tail = f"?{self.database_query}" if self.database_query and query else ""
+        return f"postgresql://{quote(self.pg_user, safe='')}:{secret}@{host}:{port}/{quote(self.pg_db, safe='')}{tail}"
+
+    def redis_url(self, host: str, port: int, *, masked: bool = False) -> str:
+        """redis:// URL for HOST:PORT on the app's db index, password percent-encoded (*** when MASKED).
+
+        The user is `default` rather than empty: redis-cli 7.0 sends AUTH "" <password> for redis://:pw@ URLs and
+        is refused, while every client (ioredis, node-redis, redis-py) and Redis >= 6 take `default`.
+        """
+        auth = ""
+        if self.redis_password:
+            auth = "default:***@" if masked else f"default:{quote(self.redis_password, safe='')}@"
+        return f"redis://{auth}{host}:{port}/{self.redis_db}"
+
+
+def _redis_db(raw: str, where: str) -> int:
+    text = raw.strip() or "0"
+    if not text.isdigit():
+        raise ConfigError(f"{where}: REDIS_DB={raw!r} is not a database index.", "use a whole number such as 0.")
+    return int(text)
+
+
+def merge(
+    sources: Sequence[Source | None],
+    environ: Mapping[str, str],
+    *,
+    env_exists: bool,
+    database_url: str | None = None,
+) -> Settings:
+    """Fold SOURCES (template, then .env; None = absent) and ENVIRON into Settings; later ones win.
+
+    ENV_EXISTS: whether .env exists (a template placeholder is not a password until .env chose one).
+    DATABASE_URL: the app's own URL as written (its query is kept in the URLs devenv builds).
+    """
+    defaults = {key: str(entry["default"]) for key, entry in stack_catalogue().items() if "default" in entry}
+    values: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for source in sources:
+        if source is None:
+            continue
+        for key, value in source.values().items():
+            values[key] = value
+            origin[key] = source.where(key)
+    for key in CREDENTIAL_KEYS:
+        if environ.get(key):
+            values[key], origin[key] = environ[key], f"environment variable {key}"
+
+    def get(key: str) -> str:
+        value = values.get(key, "")
+        if key in {"POSTGRES_PASSWORD", "REDIS_PASSWORD"} and not env_exists and is_placeholder(value):
+            return ""  # a template placeholder is not a password
+        return value or defaults.get(key, "")
+
+    return Settings(
+        pg_user=get("POSTGRES_USER"),
+        pg_password=get("POSTGRES_PASSWORD"),
+        pg_db=get("POSTGRES_DB"),
+        redis_password=get("REDIS_PASSWORD"),
+        redis_db=_redis_db(get("REDIS_DB"), origin.get("REDIS_DB", "REDIS_DB")),
+        database_query=urlsplit(database_url or "").query,
+        values=dict(values),
+    )

@@ -1,0 +1,47 @@
+"""Pulls that fail (no registry, unknown image) name the image and the setting that chooses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from devenv.errors import ComposeFailed
+from devenv.images import pull_failure
+from devenv.project import Project, load_project
+
+
+@pytest.mark.parametrize(
+    ("output", "image", "setting"),
+    [
+        (
+            ' postgres Pulling \n postgres Error Get "https://registry.invalid/v2/": dial tcp: lookup '
+            "registry.invalid: no such host\nError response from daemon: Get ...: no such host\n",
+            "postgres:16-alpine",
+            "DEVENV_POSTGRES_IMAGE",
+        ),
+        (
+            " redis Error pull access denied for redis, repository does not exist\n",
+            "redis:7-alpine",
+            "DEVENV_REDIS_IMAGE",
+        ),
+        (
+            "failed to solve: node:20-bookworm-slim: failed to resolve source metadata for "
+            "docker.io/library/node:20-bookworm-slim: dial tcp: lookup registry.invalid: no such host\n",
+            "node:20-bookworm-slim",
+            "DEVENV_BUILD_ARG_NODE_IMAGE",
+        ),
+    ],
+)
+def test_a_failed_pull_names_the_image_and_the_setting(
+    example: Project, monkeypatch: pytest.MonkeyPatch, output: str, image: str, setting: str
+) -> None:
+    monkeypatch.setenv("DEVENV_BUILD_ARG_NODE_IMAGE", "node:20-bookworm-slim")
+    project = load_project(example.root)
+    err = pull_failure(project.config, ComposeFailed(["up"], 1, output))
+    assert err is not None and err.exit_code == 2
+    assert image in err.message and "cannot be pulled" in err.message
+    assert err.hint and setting in err.hint
+
+
+def test_other_compose_failures_are_not_pull_errors(example: Project) -> None:
+    failed = ComposeFailed(["up"], 1, "service migrate didn't complete successfully")
+    assert pull_failure(example.config, failed) is None

@@ -1,0 +1,135 @@
+"""`up` through the context with a fake runtime and fake connectors: service selection, the no-op second up (and
+what it reads), port checks, the seed and the reset template on a new database, remote engines."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from devenv import context, envfile
+from devenv.errors import PortInUse, UsageError
+from devenv.lifecycle import build_fingerprint, up
+from devenv.project import Project, load_project
+from devenv.render import write_compose
+from devenv.services import expand_services, port_claims
+from devenv.state import save_state
+from tests.fakes import FakeConnectors, FakeRuntime, state
+from tests.fixtures.helpers import context_of
+
+PUBLISHED = {"postgres": {5432: 49001}, "redis": {6379: 49002}, "server": {3000: 49003}}
+
+
+def running_stack() -> list:  # type: ignore[type-arg]
+    return [
+        state("postgres", health="healthy", ports=PUBLISHED["postgres"]),
+        state("redis", health="healthy", ports=PUBLISHED["redis"]),
+        state("migrate", "exited", exit_code=0),
+        state("server", health="healthy", ports=PUBLISHED["server"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        ([], ["postgres", "redis", "migrate", "server"]),
+        (["postgres", "redis"], ["postgres", "redis"]),
+        (["migrate"], ["postgres", "migrate"]),
+        (["server"], ["postgres", "redis", "migrate", "server"]),
+    ],
+)
+def test_expand_services_adds_dependencies_in_start_order(asked: list[str], expected: list[str]) -> None:
+    assert expand_services(asked) == expected
+
+
+def test_unknown_service_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown service 'postgress'") as info:
+        expand_services(["postgress"])
+    assert info.value.hint and "postgres" in info.value.hint
+
+
+def test_port_claims_name_the_setting(example: Project) -> None:
+    claims = {c.service: c for c in port_claims(example.config, ["postgres", "redis", "server"])}
+    assert claims["postgres"].port == 5432 and "DEVENV_POSTGRES_PORT" in claims["postgres"].setting
+    assert "server.port" in claims["server"].setting
+
+
+def _ephemeral(example: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    for var in ("DEVENV_POSTGRES_PORT", "DEVENV_REDIS_PORT", "DEVENV_SERVER_PORT"):
+        monkeypatch.setenv(var, "0")  # Docker-chosen: independent of what else runs on this machine
+    return load_project(example.root)
+
+
+def test_a_new_database_is_seeded_marked_and_templated(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _ephemeral(example, monkeypatch)
+    runtime = FakeRuntime(states=running_stack())
+    fakes = FakeConnectors()
+    result = up(context_of(project, runtime=runtime, connectors=fakes))
+    db = envfile.read_env(project)["POSTGRES_DB"]
+    assert result.compose_work is True and result.seeded is True
+    assert [c for c in runtime.calls if c[0] in {"up", "run"}] == [
+        ("up", (("postgres", "redis", "migrate", "server"), True)),
+        ("run", ("migrate", ("npx", "prisma", "db", "seed"))),
+    ]
+    marks = fakes.cluster.databases
+    assert marks["postgres"] == f"devenv-project:{project.name}"  # the cluster is known as this stack's own
+    assert marks[db] == "devenv:seeded" and (marks[f"{db}__devenv_template"] or "").startswith("devenv-template:")
+    # Every connection went to the ports Docker published, read off the container states.
+    assert {(kind, port) for kind, _, port in fakes.seen if kind != "server"} == {("postgres", 49001), ("redis", 49002)}
+    assert ("server", "http://127.0.0.1:49003", 0) in fakes.seen
+    urls = {r.service: r.url for r in result.services}
+    assert urls["postgres"] == f"postgresql://app:***@127.0.0.1:49001/{db}" and urls["server"].endswith(":49003")
+
+
+def test_second_up_with_nothing_changed_does_no_compose_work_and_reads_each_dotenv_file_once(
+    example: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _ephemeral(example, monkeypatch)
+    runtime = FakeRuntime(states=running_stack())
+    fakes = FakeConnectors()
+    first = context_of(project, runtime=runtime, connectors=fakes)
+    up(first)  # writes .env and takes the template
+    digest = write_compose(context_of(project)).digest
+    save_state(project.state_dir, {"fingerprint": {"compose": digest, "build": build_fingerprint(project.root, ".")}})
+    runtime.calls.clear()
+
+    reads: list[str] = []
+    real_read = envfile.read_text
+
+    def counting(path, what):  # type: ignore[no-untyped-def]
+        reads.append(path.name)
+        return real_read(path, what)
+
+    monkeypatch.setattr(envfile, "read_text", counting)
+    result = up(context.load(project.root, environ=dict(os.environ), runtime=runtime, connectors=fakes))
+    assert result.compose_work is False and result.seeded is False
+    assert not [c for c in runtime.calls if c[0] in {"up", "run", "build"}]
+    assert sorted(reads) == [".env", ".env.template"]  # each parsed once, at the top of the command
+    assert [c for c in runtime.calls if c[0] == "containers"] == [("containers", ())]  # one engine call in all
+
+    (project.server_dir / "src.js").write_text("// a code change\n")
+    changed = up(context_of(project, runtime=runtime, connectors=fakes))
+    assert changed.compose_work is True
+    assert [c for c in runtime.calls if c[0] == "up"] == [("up", (("postgres", "redis", "migrate", "server"), True))]
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(
+    example: Project, monkeypatch: pytest.MonkeyPatch, held_port: int
+) -> None:
+    monkeypatch.setenv("DEVENV_POSTGRES_PORT", str(held_port))
+    taken = load_project(example.root)
+    runtime = FakeRuntime()
+    with pytest.raises(PortInUse) as info:
+        up(context_of(taken, runtime=runtime, connectors=FakeConnectors()), ["postgres"])
+    assert str(held_port) in info.value.message and "DEVENV_POSTGRES_PORT" in (info.value.hint or "")
+    assert not [c for c in runtime.calls if c[0] == "up"]
+
+
+def test_a_remote_engine_needs_an_explicit_bind_address(example: Project) -> None:
+    class Remote(FakeRuntime):
+        def host_address(self) -> str:
+            return "build-box"
+
+    with pytest.raises(UsageError, match="remote") as info:
+        up(context_of(example, runtime=Remote(), connectors=FakeConnectors()))
+    assert info.value.hint and "DEVENV_BIND_ADDRESS=0.0.0.0" in info.value.hint
