@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -30,12 +29,13 @@ class CiStack:
 
     def variables(self) -> dict[str, str]:
         """The connection settings exported to the CI job."""
-        return {
+        found = {
             "DEVENV_PROJECT_NAME": self.name,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "SERVER_URL": self.server_url,
         }
+        return {k: v for k, v in found.items() if v}  # a stack without Redis or a server exports no URL for it
 
 
 def sanitize_name(raw: str) -> str:
@@ -65,27 +65,33 @@ def validate_name(name: str) -> str:
     return name
 
 
-def smoke_test(server: Server, ready_path: str, status_path: str) -> None:
-    """The server must answer /health/ready with 200 and /health/status with a healthy body."""
-    for path in (ready_path, status_path):
+def smoke_test(server: Server, ready_path: str, status_path: str, *, status_pinned: bool = False) -> None:
+    """The server must answer READY_PATH with 200, and STATUS_PATH (when it has one) with a healthy body.
+
+    An empty STATUS_PATH turns the second check off; a default one the server does not have (404) is skipped.
+    """
+    from devenv.status import verdict
+
+    checks = [ready_path] + ([status_path] if status_path else [])
+    for path in checks:
         url = server.base_url + path
         try:
             response = server.get(path, timeout=5)
         except (OSError, ValueError) as ex:
             raise ServiceNotReady(f"smoke test: GET {url} failed: {ex}", "see `devenv logs server`.") from ex
-        if response.status != 200:
+        if path == status_path and path != ready_path and response.status in {404, 405} and not status_pinned:
+            continue  # no detailed status endpoint: readiness is the whole check
+        if path == ready_path and response.status != 200:
             raise ServiceNotReady(
                 f"smoke test: GET {url} returned {response.status}: {response.body[:200]!r}",
                 "see `devenv logs server`.",
             )
         if path == status_path:
-            try:
-                status = json.loads(response.body).get("status")
-            except (ValueError, AttributeError):
-                status = None
-            if status != "healthy":
+            said = verdict(response.status, response.body)
+            if said != "healthy":
                 raise ServiceNotReady(
-                    f"smoke test: {url} says status={status!r}, expected 'healthy'.", "see `devenv status`."
+                    f"smoke test: GET {url} says {said} ({response.status}: {response.body[:200]!r}).",
+                    'see `devenv status`; server.status_path = "" turns this check off.',
                 )
 
 
@@ -200,15 +206,21 @@ def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
     ci = _with_shared_env(ctx.for_project(ci_project(ctx.project, stack_name)))
     result = up(ci, timeout=timeout)
     ep, settings = ci.endpoints, ci.settings
-    assert ep.postgres_port and ep.redis_port
+    assert ep.postgres_port
     stack = CiStack(
         name=stack_name,
         database_url=settings.database_url(ep.host, ep.postgres_port, query=False),
-        redis_url=settings.redis_url(ep.host, ep.redis_port),
-        server_url=ep.server_url(),
+        redis_url=settings.redis_url(ep.host, ep.redis_port) if ep.redis_port else "",
+        server_url=ep.server_url() if ep.server_port else "",
         seconds=result.elapsed,
     )
-    smoke_test(ci.server, ci.config.server.ready_path, ci.config.server.status_path)
+    if not stack.server_url:  # no Dockerfile: the server runs on the host, there is nothing to smoke-test
+        return stack
+    from devenv.state import load_state
+
+    srv = ci.config.server
+    ready_path = load_state(ci.project.state_dir).get("ready_path") or srv.ready_path  # what up found
+    smoke_test(ci.server, ready_path, srv.status_path, status_pinned=ci.config.is_pinned("server.status_path"))
     return stack
 
 

@@ -96,13 +96,13 @@ def env_command(args: argparse.Namespace) -> None:
 
     c = _context(args)
     if args.check:
-        report = check_env(c.project, c.files)
+        report = check_env(c.project, c.files, c.host_ports())
         print_drift(report)
         if report.drift:
             raise CheckFailed(
                 f"{report.env_file} is out of step with {report.template.name}: "
-                f"{len(report.missing)} missing, {len(report.extra)} extra.",
-                "`devenv env` adds the missing keys; remove the extra ones by hand.",
+                f"{len(report.missing)} missing, {len(report.extra)} extra, {len(report.ports)} on other ports.",
+                "`devenv env` adds the missing keys; remove the extra ones and fix the ports by hand.",
             )
         return
     print_env(ensure_env(c.project, c.environ, files=c.files))
@@ -131,14 +131,20 @@ def render_command(args: argparse.Namespace) -> None:
         write(render_compose(c, base_dir=Path.cwd()))
 
 
+def init_command(args: argparse.Namespace) -> None:
+    from devenv.init import init
+    from devenv.output import print_init
+
+    print_init(init(_context(args), write=not args.print))
+
+
 # -- the stack ----------------------------------------------------------------------------------------------------
 def up_command(args: argparse.Namespace) -> None:
     from devenv.lifecycle import up
     from devenv.output import UpDisplay, print_up
     from devenv.services import expand_services
 
-    selected = expand_services(args.services)
-    with _locked(args) as c, UpDisplay(selected, as_json=args.json) as display:
+    with _locked(args) as c, UpDisplay(expand_services(args.services, c.stack), as_json=args.json) as display:
         result = up(c, args.services, timeout=args.timeout, on_event=display.on_event)
     print_up(result, as_json=args.json)
 
@@ -166,8 +172,13 @@ def logs_command(args: argparse.Namespace) -> int:
     from devenv.services import expand_services
     from devenv.shells import logs_argv
 
-    expand_services(args.services)  # validates the names
-    return _interactive(logs_argv(_context(args).runtime, args.services, follow=args.follow, tail=args.tail))
+    c = _context(args)
+    expand_services(args.services, c.stack)  # validates the names
+    if sys.stdout.isatty():  # compose's own colours and layout, on the terminal
+        return _interactive(logs_argv(c.runtime, args.services, follow=args.follow, tail=args.tail))
+    from devenv.output import echo
+
+    return c.runtime.stream_logs(args.services, echo, follow=args.follow, tail=args.tail)
 
 
 def psql_command(args: argparse.Namespace) -> int:
@@ -187,8 +198,9 @@ def exec_command(args: argparse.Namespace) -> int:
     from devenv.shells import exec_argv
 
     cmd = _command_args(args, "exec", f"devenv exec {args.service} -- sh")
-    expand_services([args.service])
-    return _interactive(exec_argv(_context(args).runtime, args.service, cmd))
+    c = _context(args)
+    expand_services([args.service], c.stack)
+    return _interactive(exec_argv(c.runtime, args.service, cmd))
 
 
 def migrate_command(args: argparse.Namespace) -> int:
@@ -328,6 +340,9 @@ def build_parser() -> Parser:
     p.add_argument(
         "--check", action="store_true", help="Write nothing; exit 1 when .env lacks template keys or has stale ones."
     )
+
+    p = _add(sub, "init", init_command, "Look at the project and write a commented devenv.toml (never overwrites).")
+    p.add_argument("--print", action="store_true", help="Print the proposal instead of writing devenv.toml.")
 
     p = _add(sub, "render", render_command, "Print the stack's compose definition.")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Write FILE (and its env files) instead.")

@@ -13,7 +13,7 @@ import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ BUILD_SECRET_PREFIX = "DEVENV_BUILD_SECRET_"
 SECRET_ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 BUILD_ARG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+STAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+IMAGE_MAP_VAR = "DEVENV_IMAGE_MAP"
 
 # Docker's reference grammar (distribution/reference), without the 255-character limit check.
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
@@ -52,6 +54,7 @@ class RedisConfig:
 
     image: str = DEFAULT_REDIS_IMAGE
     port: int = 6379
+    enabled: bool | None = None  # None: when the template or the server's dependencies use Redis
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,11 @@ class ServerConfig:
     container_port: int = 3000
     health_path: str = "/health"
     ready_path: str = "/health/ready"
-    status_path: str = "/health/status"
+    status_path: str = "/health/status"  # "" = no detailed status
     mounts: tuple[Mount, ...] = ()
+    template: str | None = None  # the env template's file name in server.path (None: found by name)
+    command: tuple[str, ...] = ()  # the server container's command (empty: the image's CMD)
+    target: str | None = None  # the Dockerfile stage to build (None: the last one)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class MigrateConfig:
     """[migrate]: commands run in the server image (an empty seed_command disables seeding)."""
 
     command: tuple[str, ...] = ("npx", "prisma", "migrate", "deploy")
-    seed_command: tuple[str, ...] = ("npx", "prisma", "db", "seed")
+    seed_command: tuple[str, ...] | None = None  # None: `npx prisma db seed` when the project configures a seed
     status_command: tuple[str, ...] = ("npx", "prisma", "migrate", "status")
 
 
@@ -111,7 +117,17 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
+    images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
     source: Path | None = None
+    pinned: frozenset[str] = frozenset()  # dotted keys set in devenv.toml or by a DEVENV_* variable
+
+    def is_pinned(self, dotted: str) -> bool:
+        """Whether KEY was set by the user (devenv.toml or environment) rather than left to its default."""
+        return dotted in self.pinned
+
+    def image(self, reference: str) -> str:
+        """REFERENCE after [images] / DEVENV_IMAGE_MAP."""
+        return self.images.get(reference, reference)
 
 
 # The schema: table -> key -> kind. "table" keys nest; the kinds are checked by _convert.
@@ -124,9 +140,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "server": "table",
         "migrate": "table",
         "reset": "table",
+        "images": "image_map",
     },
     "postgres": {"image": "image", "port": "port"},
-    "redis": {"image": "image", "port": "port"},
+    "redis": {"image": "image", "port": "port", "enabled": "bool"},
     "server": {
         "path": "relpath",
         "dockerfile": "relpath",
@@ -137,8 +154,11 @@ SCHEMA: dict[str, dict[str, str]] = {
         "container_port": "container_port",
         "health_path": "urlpath",
         "ready_path": "urlpath",
-        "status_path": "urlpath",
+        "status_path": "urlpath_or_empty",
         "mounts": "mounts",
+        "template": "filename",
+        "command": "argv_or_empty",
+        "target": "stage",
     },
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
     "reset": {"spare": "bool"},
@@ -262,7 +282,34 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                 "use a path inside the project, relative to its root.",
             )
         return posixpath.normpath(value.replace("\\", "/"))
-    if kind == "urlpath":
+    if kind == "filename":
+        if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in {".", ".."}:
+            raise _fail(where, dotted, f"= {value!r} is not a file name.", "give the file's name, e.g. '.env.example'.")
+        return value
+    if kind == "stage":
+        if not isinstance(value, str) or not STAGE_RE.fullmatch(value):
+            raise _fail(where, dotted, f"= {value!r} is not a build stage name.", "use the name after `FROM … AS`.")
+        return value
+    if kind == "image_map":
+        if not isinstance(value, dict):
+            raise _fail(
+                where, dotted, 'must be a table of "IMAGE" = "IMAGE".', '[images] "node:18-alpine" = "node:20".'
+            )
+        mapped: dict[str, str] = {}
+        for source, target in value.items():
+            for ref in (source, target):
+                if not isinstance(ref, str) or not IMAGE_RE.fullmatch(ref):
+                    raise _fail(
+                        where,
+                        f"{dotted}.{source}",
+                        f"maps {source!r} to {target!r}: {ref!r} is not an image reference.",
+                        'use [registry/]name[:tag] on both sides, e.g. "node:18-alpine" = "node:20-bookworm".',
+                    )
+            mapped[source] = target
+        return mapped
+    if kind == "urlpath_or_empty" and value == "":
+        return ""
+    if kind in {"urlpath", "urlpath_or_empty"}:
         if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
             raise _fail(
                 where, dotted, f"= {value!r} is not a URL path.", "use a path starting with '/', e.g. '/health'."
@@ -347,10 +394,9 @@ def _check_unknown(data: Mapping[str, Any], table: str, where: _Where) -> None:
         dotted = f"{table}.{key}" if table else key
         if key not in known:
             candidates = [f"{table}.{k}" if table else k for k in known]
-            close = difflib.get_close_matches(dotted, candidates, n=1, cutoff=0.6)
-            if not close:  # a key from another table? (`port` at the top level, `image` under [server])
-                others = [f"{t}.{k}" if t else k for t, keys in SCHEMA.items() for k in keys if k == key]
-                close = others[:1]
+            # The same key in another table first (`port` at the top level, `image` under [server]), then a typo.
+            others = [f"{t}.{k}" if t else k for t, keys in SCHEMA.items() for k in keys if k == key]
+            close = others[:1] or difflib.get_close_matches(dotted, candidates, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(sorted(candidates))}."
             raise ConfigError(f"{where.of(dotted)} is not a devenv.toml key.", hint + " See README, Configuration.")
         if known[key] == "table":
@@ -389,7 +435,7 @@ def env_overrides() -> dict[str, str]:
     return {
         var: str(entry["key"])
         for var, entry in load_toml("env", "variables.toml").items()
-        if "pattern" not in entry and entry["key"] != "name"
+        if "pattern" not in entry and entry["key"] not in {"name", "images"}
     }
 
 
@@ -413,9 +459,17 @@ def _kind_of(dotted: str) -> str:
 
 
 def load_config(
-    path: Path | None, environ: Mapping[str, str] | None = None, *, server_path: str = DEFAULT_SERVER_PATH
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    server_path: str = DEFAULT_SERVER_PATH,
+    context: Callable[[str, str], str] | None = None,
 ) -> Config:
-    """Read devenv.toml at PATH (None: defaults only), apply the DEVENV_* environment, validate everything."""
+    """Read devenv.toml at PATH (None: defaults only), apply the DEVENV_* environment, validate everything.
+
+    SERVER_PATH: the server folder discovery found (when devenv.toml does not say); CONTEXT(server path,
+    dockerfile) -> the build context to use when devenv.toml does not say (default: the project root).
+    """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     file_where = _Where()
@@ -459,25 +513,41 @@ def load_config(
                 raise ConfigError(f"{var}: {sid!r} is not a valid build secret id.", "use letters, digits and '_'.")
             build_secrets[sid] = value
 
+    images = dict(converted.get("images", {}))
+    raw_map = env.get(IMAGE_MAP_VAR, "")
+    if raw_map:
+        for item in (part.strip() for part in raw_map.split(",")):
+            source, sep, target = item.partition("=")
+            if not sep or not IMAGE_RE.fullmatch(source.strip()) or not IMAGE_RE.fullmatch(target.strip()):
+                raise ConfigError(
+                    f"{IMAGE_MAP_VAR}: {item!r} is not IMAGE=IMAGE.",
+                    f"e.g. {IMAGE_MAP_VAR}=node:18-alpine=node:20-bookworm,postgres:15=postgres:16 (comma-separated).",
+                )
+            images[source.strip()] = target.strip()
+
     srv = converted.get("server", {})
     spath = srv.get("path", server_path)
+    dockerfile = srv.get("dockerfile", posixpath.normpath(f"{spath}/Dockerfile"))
     server = ServerConfig(
         path=spath,
-        dockerfile=srv.get("dockerfile", posixpath.normpath(f"{spath}/Dockerfile")),
-        context=srv.get("context", "."),
+        dockerfile=dockerfile,
+        context=srv.get("context", context(spath, dockerfile) if context else "."),
         build_args=dict(sorted(build_args.items())),
         build_secrets=dict(sorted(build_secrets.items())),
         **{k: v for k, v in srv.items() if k not in {"path", "dockerfile", "context", "build_args", "build_secrets"}},
     )
+    migrate = converted.get("migrate", {})
     config = Config(
         name=converted.get("name"),
         bind_address=converted.get("bind_address", "127.0.0.1"),
         postgres=PostgresConfig(**converted.get("postgres", {})),
         redis=RedisConfig(**converted.get("redis", {})),
         server=server,
-        migrate=MigrateConfig(**converted.get("migrate", {})),
+        migrate=MigrateConfig(**migrate),
         reset=ResetConfig(**converted.get("reset", {})),
+        images=images,
         source=path,
+        pinned=frozenset(f"{t}.{k}" if t else k for t, k in values) | frozenset(f"images.{i}" for i in images),
     )
     _check_port_clash(config, values)
     return config

@@ -18,14 +18,20 @@ from typing import Protocol
 
 from devenv.config import Config
 from devenv.connectors import HttpConnector, PostgresConnector, RedisConnector
+from devenv.dockerfile import Dockerfile
+from devenv.dockerfile import read as read_dockerfile
 from devenv.endpoints import Endpoints, resolve_endpoints
-from devenv.envfile import EnvFiles, read_env_files
-from devenv.errors import StackNotRunning
+from devenv.envfile import EnvFiles, HostPorts, read_env_files
+from devenv.errors import EngineUnreachable, StackNotRunning
 from devenv.httpget import Response
+from devenv.marks import migrations_key
+from devenv.nodeapp import NodeApp, read_app
 from devenv.pgwire import Connection
+from devenv.prisma import PrismaSetup, find_prisma, key_files, seed_command
 from devenv.project import Project, load_project
 from devenv.runtime import ContainerState, Runtime, open_runtime
-from devenv.settings import Settings
+from devenv.services import Stack, plan_stack
+from devenv.settings import REDIS_PORT, Settings
 
 
 class Postgres(Protocol):
@@ -103,6 +109,38 @@ class Context:
         return self.files.settings(self.environ)
 
     @functools.cached_property
+    def app(self) -> NodeApp:
+        """The server's package.json."""
+        return read_app(self.project.server_dir)
+
+    @functools.cached_property
+    def prisma(self) -> PrismaSetup:
+        """Where the Prisma schema and migrations are, and whether a seed is configured."""
+        return find_prisma(self.project.root, self.project.server_dir, self.app)
+
+    @functools.cached_property
+    def seed_command(self) -> tuple[str, ...]:
+        """The seed devenv runs on a new database (empty: none configured)."""
+        return seed_command(self.config, self.prisma)
+
+    @functools.cached_property
+    def migrations_key(self) -> str:
+        """Hash of the Prisma files and the migrate and seed commands: what a reset template was made from."""
+        files = key_files(self.prisma, self.project.server_dir)
+        return migrations_key(self.project.server_dir, files, (self.config.migrate.command, self.seed_command))
+
+    @functools.cached_property
+    def dockerfile(self) -> Dockerfile | None:
+        """The server's Dockerfile, parsed (None: there is none, and the server runs on the host)."""
+        return read_dockerfile(self.project.dockerfile, self.config.server.build_args)
+
+    @functools.cached_property
+    def stack(self) -> Stack:
+        """Which services this project's stack has, and why."""
+        migrates = self.prisma.schema is not None or self.config.is_pinned("migrate.command")
+        return plan_stack(self.config, self.files, self.app, self.dockerfile is not None, migrates)
+
+    @functools.cached_property
     def endpoints(self) -> Endpoints:
         """Where the services answer: configured ports, or the ones Docker published (one engine call)."""
         return self.known_endpoints or resolve_endpoints(self.config, self.runtime)
@@ -130,6 +168,19 @@ class Context:
         if ep.server_port is None:
             raise StackNotRunning("the server is not running.", "start the stack with `devenv up`.")
         return self.connectors.server(ep.server_url())
+
+    def host_ports(self) -> HostPorts | None:
+        """The host ports the stack uses: the configured ones, or the running stack's (None: not known)."""
+        cfg = self.config
+        if cfg.postgres.port and cfg.redis.port:
+            return HostPorts(cfg.postgres.port, cfg.redis.port)
+        try:
+            ep = self.endpoints
+        except EngineUnreachable:
+            return None
+        if ep.postgres_port is None:
+            return None
+        return HostPorts(ep.postgres_port, ep.redis_port or cfg.redis.port or REDIS_PORT)
 
     def with_files(self, files: EnvFiles) -> Context:
         """The same context after .env changed (the settings are merged anew from FILES)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from devenv.envfile import HostPorts
 from devenv.errors import DevenvError
 from devenv.ports import port_is_free
 from devenv.project import Project
@@ -127,24 +128,33 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
     return out
 
 
-def check_env(project: Project) -> list[Finding]:
-    """.env drift against the template, and .env not tracked by git."""
+def check_env(project: Project, ports: HostPorts | None = None) -> list[Finding]:
+    """.env drift against the template (and against the ports the stack uses), and .env not tracked by git."""
     from devenv.envfile import check_env as drift
 
     out = []
     try:
-        report = drift(project)
+        report = drift(project, ports=ports)
     except DevenvError as ex:
         return [Finding(".env", "fail", ex.message, ex.hint or "")]
     if not report.env_exists:
         out.append(
             Finding(".env", "warn", f"{project.env_file} does not exist yet", "`devenv env` (or `up`) writes it.")
         )
-    elif report.drift:
+    elif report.missing or report.extra:
         keys = ", ".join(i.key for i in (*report.missing, *report.extra))
         out.append(Finding(".env", "warn", f"out of step with the template: {keys}", "`devenv env` adds missing keys."))
     else:
-        out.append(Finding(".env", "ok", "in step with .env.template"))
+        out.append(Finding(".env", "ok", f"in step with {report.template.name}"))
+    for item, value in report.ports:
+        out.append(
+            Finding(
+                ".env ports",
+                "warn",
+                f"{item.key} ({item.where()}) points at another port than the stack's ({value})",
+                f"set it to {value}, or delete the line and run `devenv env`.",
+            )
+        )
     if report.env_exists:
         from devenv.envfile import tracked_by_git
 
@@ -162,15 +172,33 @@ def check_env(project: Project) -> list[Finding]:
     return out
 
 
+def _host_ports(project: Project, runtime: Runtime | None) -> HostPorts | None:
+    """The ports the stack uses: configured, or published by the running stack."""
+    from devenv.endpoints import container_ports
+
+    cfg = project.config
+    published = runtime.published_ports() if runtime is not None and not (cfg.postgres.port and cfg.redis.port) else {}
+    inside = container_ports(cfg)
+    pg = cfg.postgres.port or published.get(("postgres", inside["postgres"]))
+    if not pg:
+        return None
+    return HostPorts(pg, cfg.redis.port or published.get(("redis", inside["redis"])) or 6379)
+
+
 def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Finding]:
     """Images present locally (or, when missing, whether devenv would have to pull them)."""
     if isinstance(facts, DevenvError):
         return []
+    from devenv import dockerfile
+
     cfg = project.config
-    wanted = {"postgres.image": cfg.postgres.image, "redis.image": cfg.redis.image}
-    for name, value in cfg.server.build_args.items():
-        if name.endswith("IMAGE"):
-            wanted[f"server.build_args.{name}"] = value
+    wanted = {"postgres.image": cfg.image(cfg.postgres.image), "redis.image": cfg.image(cfg.redis.image)}
+    parsed = dockerfile.read(project.dockerfile, cfg.server.build_args)
+    if parsed is not None:
+        bases = parsed.base_images()
+        for line in (f for f in parsed.froms if f.resolved in bases):
+            mapped = cfg.images.get(line.resolved)
+            wanted[f"images.{line.resolved}" if mapped else f"{parsed.path.name}:{line.line}"] = mapped or line.resolved
     out = []
     for key, image in wanted.items():
         ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"
@@ -230,7 +258,7 @@ def diagnose(
         findings.append(Finding("project", "fail", project.message, project.hint or ""))
         return DoctorReport(tuple(findings))
     findings += check_ports(project, runtime if isinstance(engine, EngineFacts) else None)
-    findings += check_env(project)
+    findings += check_env(project, _host_ports(project, runtime if isinstance(engine, EngineFacts) else None))
     findings += check_images(project, engine)
     findings.append(check_spare(project))
     return DoctorReport(tuple(findings))

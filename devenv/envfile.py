@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +32,10 @@ from devenv.settings import (
     merge,
     new_secret,
     stack_catalogue,
+    url_parts,
 )
+
+URL_KEYS = ("DATABASE_URL", "REDIS_URL")
 
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:@%?=&+,-]*")
@@ -232,6 +235,7 @@ class EnvResult:
     warnings: tuple[str, ...]
     written: bool
     files: EnvFiles
+    values: Mapping[str, str] = field(default_factory=dict)  # what devenv wrote for the keys it added
 
 
 @dataclass(frozen=True)
@@ -274,21 +278,40 @@ def tracked_by_git(path: Path) -> bool:
     return done.ok
 
 
+@dataclass(frozen=True)
+class HostPorts:
+    """The host ports the stack publishes (what .env's URLs and *_PORT keys point at)."""
+
+    postgres: int = POSTGRES_PORT
+    redis: int = REDIS_PORT
+
+
 def _host_value(
-    key: str, project: Project, template_value: str | None, environ: Mapping[str, str]
+    key: str,
+    template_value: str | None,
+    environ: Mapping[str, str],
+    ports: HostPorts,
+    from_urls: Mapping[str, tuple[str, bool]],
 ) -> tuple[str | None, bool]:
-    """The value devenv writes for a key it adds: (value, generated); value None = copy the template's line."""
-    cfg = project.config
+    """The value devenv writes for a key it adds: (value, generated); value None = copy the template's line.
+
+    FROM_URLS: credentials found in a DATABASE_URL / REDIS_URL (and whether they came from .env, which wins as it
+    is, or from the template, whose placeholders are replaced).
+    """
     if key in CREDENTIAL_KEYS and environ.get(key):
         return environ[key], False
     fixed = {
         "POSTGRES_HOST": "127.0.0.1",
         "REDIS_HOST": "127.0.0.1",
-        "POSTGRES_PORT": str(cfg.postgres.port or POSTGRES_PORT),
-        "REDIS_PORT": str(cfg.redis.port or REDIS_PORT),
+        "POSTGRES_PORT": str(ports.postgres),
+        "REDIS_PORT": str(ports.redis),
     }
     if key in fixed:
         return fixed[key], False
+    if template_value is None and key in from_urls:
+        value, from_env = from_urls[key]
+        if from_env or not (is_secret_key(key) and is_placeholder(value)):
+            return value, False
     if is_secret_key(key) and is_placeholder(template_value):
         return new_secret(), True
     if template_value is None or template_value == "":
@@ -299,16 +322,24 @@ def _host_value(
 
 
 def ensure_env(
-    project: Project, environ: Mapping[str, str] | None = None, *, files: EnvFiles | None = None
+    project: Project,
+    environ: Mapping[str, str] | None = None,
+    *,
+    files: EnvFiles | None = None,
+    redis: bool = True,
+    ports: HostPorts | None = None,
 ) -> EnvResult:
     """Create or complete the .env beside the template; never change a value that is already there.
 
-    FILES: the template and .env already parsed by the caller (else they are read here).
+    FILES: the template and .env already parsed by the caller (else they are read here). REDIS: whether the stack
+    has Redis (its keys are added only then). PORTS: the host ports to write (default: the configured ones).
     """
     env = os.environ if environ is None else environ
     files = files or read_env_files(project)
     template = files.template or read_template(project)  # a missing template is the error read_template raises
     current = files.current
+    cfg = project.config
+    ports = ports or HostPorts(cfg.postgres.port or POSTGRES_PORT, cfg.redis.port or REDIS_PORT)
     have = current.bindings if current else {}
     tpl = template.bindings
     catalogue = stack_catalogue()
@@ -316,11 +347,17 @@ def ensure_env(
     decided: dict[str, str | None] = {}  # key -> value to write (None: the template's line as is)
     generated: list[str] = []
     missing_template_keys = [k for k in tpl if k not in have]
-    extra_stack_keys = [k for k, e in catalogue.items() if e.get("always") and k not in tpl and k not in have]
+    extra_stack_keys = [
+        k
+        for k, e in catalogue.items()
+        if e.get("always") and k not in tpl and k not in have and (redis or not k.startswith("REDIS"))
+    ]
+    from_urls = {k: (v, False) for k, v in url_parts(template.values()).items()}
+    from_urls.update({k: (v, True) for k, v in url_parts(current.values() if current else {}).items()})
     for key in [*missing_template_keys, *extra_stack_keys]:
-        if key in {"DATABASE_URL", "REDIS_URL"}:
+        if key in URL_KEYS:
             continue  # built below from the final credentials
-        value, was_generated = _host_value(key, project, tpl[key].value if key in tpl else None, env)
+        value, was_generated = _host_value(key, tpl[key].value if key in tpl else None, env, ports, from_urls)
         decided[key] = value
         if was_generated:
             generated.append(key)
@@ -330,11 +367,14 @@ def ensure_env(
     written_values.update({k: tpl[k].value or "" for k, v in decided.items() if v is None and k in tpl})
     url = tpl.get("DATABASE_URL")
     settings = merge((_Decided(written_values), current), env, env_exists=True, database_url=url.value if url else None)
-    cfg = project.config
-    if "DATABASE_URL" in missing_template_keys or "DATABASE_URL" in extra_stack_keys:
-        decided["DATABASE_URL"] = settings.database_url("127.0.0.1", cfg.postgres.port or POSTGRES_PORT)
-    if "REDIS_URL" in missing_template_keys or "REDIS_URL" in extra_stack_keys:
-        decided["REDIS_URL"] = settings.redis_url("127.0.0.1", cfg.redis.port or REDIS_PORT)
+    built = {
+        "DATABASE_URL": settings.database_url("127.0.0.1", ports.postgres),
+        "REDIS_URL": settings.redis_url("127.0.0.1", ports.redis),
+    }
+    for key, url_value in built.items():
+        if key in missing_template_keys or key in extra_stack_keys:
+            # Written out, never as the template's ${VAR} references: Node's dotenv does not expand them.
+            decided[key] = url_value
 
     def line(key: str) -> str:
         value = decided.get(key)
@@ -369,8 +409,9 @@ def ensure_env(
 
         atomic_write(project.env_file, text)
         after = EnvFiles(template, parse_dotenv(project.env_file, text))
+    ours = {k: v for k, v in (after.current.values() if after.current else {}).items() if k in added}
     warnings = _warnings(project, current, written)
-    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written, after)
+    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written, after, ours)
 
 
 def _warnings(project: Project, current: DotenvFile | None, written: bool) -> list[str]:
@@ -399,20 +440,91 @@ def _warnings(project: Project, current: DotenvFile | None, written: bool) -> li
                 f"{entry.key} ({shown}:{entry.line}) has a '$' outside single quotes; docker compose would expand "
                 "it. Put the value in single quotes."
             )
-    bindings = current.bindings
-    for key, port in (("DATABASE_URL", project.config.postgres.port), ("REDIS_URL", project.config.redis.port)):
-        if key in bindings and port:
-            url = urlsplit(bindings[key].value or "")
-            try:
-                url_port = url.port
-            except ValueError:
-                url_port = None
-            if url.hostname in {"127.0.0.1", "localhost"} and url_port not in {None, port}:
-                out.append(
-                    f"{key} ({shown}:{bindings[key].line}) points at port {url_port}, but the stack publishes "
-                    f"{key.split('_')[0].lower()} on {port}; delete the line and run `devenv env`."
-                )
     return out
+
+
+# -- the ports in use ----------------------------------------------------------------------------------------------
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+PORT_KEYS = {"POSTGRES_PORT": "postgres", "REDIS_PORT": "redis", "DATABASE_URL": "postgres", "REDIS_URL": "redis"}
+
+
+@dataclass(frozen=True)
+class PortSync:
+    """What `sync_ports` did: the files after it, the keys it rewrote, and what it left alone (warnings)."""
+
+    files: EnvFiles
+    updated: dict[str, str]  # key -> the value written
+    warnings: tuple[str, ...]
+
+
+def _with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = netloc[-1].rsplit(":", 1)[0] if not netloc[-1].startswith("[") else netloc[-1].split("]")[0] + "]"
+    auth = netloc[0] + "@" if len(netloc) == 2 else ""
+    return parts._replace(netloc=f"{auth}{host}:{port}").geturl()
+
+
+def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]]:
+    """The .env values that point host tools at another port than the stack's: (entry, the value that would)."""
+    out: list[tuple[Entry, str]] = []
+    if files.current is None:
+        return out
+    wanted = {"postgres": ports.postgres, "redis": ports.redis}
+    for key, entry in files.current.bindings.items():
+        service = PORT_KEYS.get(key)
+        raw = entry.value or ""
+        if service is None or not raw or "${" in raw:
+            continue  # unset, or made of other keys (it follows them)
+        port = wanted[service]
+        if key.endswith("_PORT"):
+            if raw.strip() != str(port):
+                out.append((entry, str(port)))
+            continue
+        url = urlsplit(raw)
+        try:
+            url_port = url.port or (POSTGRES_PORT if service == "postgres" else REDIS_PORT)
+        except ValueError:
+            continue
+        if url.hostname in LOCAL_HOSTS and url_port != port:
+            out.append((entry, _with_port(raw, port)))
+    return out
+
+
+def sync_ports(project: Project, files: EnvFiles, ports: HostPorts, ours: Mapping[str, str]) -> PortSync:
+    """Point .env at the ports the stack really publishes (Docker-chosen, or a fallback devenv picked).
+
+    Only values devenv wrote itself (OURS: what it wrote, still unchanged) are rewritten; a value the user wrote is
+    left alone with a warning (`devenv env --check` and `doctor` report it too).
+    """
+    current = files.current
+    mismatches = port_mismatches(files, ports)
+    if current is None or not mismatches:
+        return PortSync(files, {}, ())
+    lines = current.text.split("\n")
+    updated: dict[str, str] = {}
+    warnings: list[str] = []
+    for entry, value in sorted(mismatches, key=lambda m: -m[0].line):  # bottom up: line numbers stay right
+        assert entry.key is not None
+        if ours.get(entry.key) == (entry.value or ""):
+            prefix = "export " if entry.text.lstrip().startswith("export ") else ""
+            span = entry.text.rstrip("\n").count("\n") + 1
+            lines[entry.line - 1 : entry.line - 1 + span] = [f"{prefix}{entry.key}={dotenv_quote(value)}"]
+            updated[entry.key] = value
+        else:
+            warnings.append(
+                f"{entry.key} ({current.where(entry.key)}) points at {entry.value!r}, but the stack's "
+                f"{PORT_KEYS[entry.key]} is on port {value if entry.key.endswith('_PORT') else urlsplit(value).port}; "
+                "devenv leaves a value you wrote alone: change it, or delete the line and run `devenv env`."
+            )
+    warnings.reverse()
+    if not updated:
+        return PortSync(files, {}, tuple(warnings))
+    from devenv.state import atomic_write
+
+    text = "\n".join(lines)
+    atomic_write(project.env_file, text)
+    return PortSync(EnvFiles(files.template, parse_dotenv(project.env_file, text)), updated, tuple(warnings))
 
 
 # -- devenv env --check ---------------------------------------------------------------------------------------------
@@ -438,15 +550,16 @@ class DriftReport:
     env_exists: bool
     missing: tuple[DriftItem, ...]
     extra: tuple[DriftItem, ...]
+    ports: tuple[tuple[DriftItem, str], ...] = ()  # values pointing at another port than the stack's, and the right one
 
     @property
     def drift(self) -> bool:
-        """True when .env is missing keys or has stale ones."""
-        return bool(self.missing or self.extra)
+        """True when .env is missing keys, has stale ones, or points at ports the stack does not use."""
+        return bool(self.missing or self.extra or self.ports)
 
 
-def check_env(project: Project, files: EnvFiles | None = None) -> DriftReport:
-    """Compare .env with the template; writes nothing."""
+def check_env(project: Project, files: EnvFiles | None = None, ports: HostPorts | None = None) -> DriftReport:
+    """Compare .env with the template (and, given PORTS, with the ports the stack uses); writes nothing."""
     files = files or read_env_files(project)
     template = files.template or read_template(project)
     current = files.current
@@ -458,4 +571,8 @@ def check_env(project: Project, files: EnvFiles | None = None) -> DriftReport:
         for k, e in have.items()
         if k not in template.bindings and k not in managed
     )
-    return DriftReport(template.path, project.env_file, current is not None, missing, extra)
+    wrong = tuple(
+        (DriftItem(entry.key or "", project.env_file, entry.line), value)
+        for entry, value in (port_mismatches(files, ports) if ports else [])
+    )
+    return DriftReport(template.path, project.env_file, current is not None, missing, extra, wrong)

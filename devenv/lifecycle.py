@@ -1,16 +1,20 @@
-"""The stack's lifecycle: `up` (complete .env, render, start, wait until every service really answers, migrate,
-seed once, take the reset template), `down`, and `reset --hard` (down with the volumes, then up).
+"""The stack's lifecycle: `up` (complete .env, render, build the server image, start, wait until every service
+really answers, migrate, seed once, take the reset template), `down`, and `reset --hard` (down with the volumes,
+then up).
 
 `up` in a few lines: the context's files complete .env (devenv.envfile) and render the compose files
 (devenv.render); when their digest and the build inputs match the last successful `up` and the containers are
-healthy, nothing is started; otherwise ports are checked and `compose up` runs in a thread while one wait per
-service probes it (devenv.probes, retried by devenv.wait) and a watch fails fast on a dead container.
+healthy, nothing is started. Otherwise ports are checked, the server image is built first (devenv.build: progress
+as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs in
+a thread while one wait per service probes it (devenv.probes, retried by devenv.wait), bound to the containers of
+this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devenv import marks
+from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints, container_ports
-from devenv.envfile import ensure_env
-from devenv.errors import ComposeFailed, UsageError
+from devenv.envfile import HostPorts, ensure_env, sync_ports
+from devenv.errors import ComposeFailed, DevenvError, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, run_seed
 from devenv.ports import check_ports
-from devenv.probes import ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
+from devenv.probes import FALLBACK_PATHS, ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
 from devenv.render import write_compose
 from devenv.reset import ResetResult, start_spare, take_template
 from devenv.runtime import ContainerState
@@ -34,13 +39,15 @@ from devenv.services import expand_services, port_claims
 from devenv.state import load_state, save_state
 from devenv.wait import Cancelled, Probe, wait_for
 
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
 
 @dataclass(frozen=True)
 class Event:
     """Progress of one service during `up` (for the live display and --json)."""
 
     service: str
-    phase: str  # starting | waiting | ready | migrated | seeding | seeded | failed | unchanged
+    phase: str  # starting | building | built | waiting | ready | migrated | seeding | seeded | failed | unchanged
     elapsed: float
     detail: str = ""
 
@@ -57,7 +64,7 @@ class ServiceReport:
 
 @dataclass(frozen=True)
 class UpResult:
-    """What `devenv up` did."""
+    """What `devenv up` did, and what it wants the user to know (`notes`: facts, `warnings`: something to fix)."""
 
     project: str
     services: tuple[ServiceReport, ...]
@@ -66,6 +73,9 @@ class UpResult:
     elapsed: float
     env_added: tuple[str, ...] = ()
     env_warnings: tuple[str, ...] = ()
+    env_generated: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,14 +153,16 @@ class _Waiter:
     cancel: threading.Event = field(default_factory=threading.Event)
     ready_at: dict[str, float] = field(default_factory=dict)
     seeded: bool = False
+    seed_note: str = ""  # what happened about the seed on a new database
     templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
+    readiness: HttpProbe | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
     def live(self) -> Context:
         """The context with the ports as the engine publishes them now (read off the shared states)."""
-        return self.ctx.with_states(self.cache.get())
+        return self.ctx.with_states(self.cache.current())
 
     def probes(self, services: Sequence[str]) -> dict[str, Probe]:
         ctx = self.ctx
@@ -169,7 +181,12 @@ class _Waiter:
 
         def srv() -> Probe | None:
             ep = published("server")
-            return HttpProbe(ctx.with_endpoints(ep).server, ctx.config.server.ready_path) if ep else None
+            if ep is None:
+                return None
+            cfg = ctx.config
+            fallbacks = () if cfg.is_pinned("server.ready_path") else (cfg.server.health_path, *FALLBACK_PATHS)
+            self.readiness = HttpProbe(ctx.with_endpoints(ep).server, cfg.server.ready_path, fallbacks)
+            return self.readiness
 
         factories: dict[str, Callable[[], Probe]] = {
             "postgres": lambda: _LazyProbe("postgres", pg),
@@ -194,7 +211,8 @@ class _Waiter:
         if service == "postgres":
             with self.live().postgres.session(what="devenv's mark") as conn:
                 marks.mark_cluster(conn, self.ctx.project.name)  # so reset can tell the stack's Postgres
-        if service == "migrate":
+        # The database is ready once migrated, or at once when nothing migrates it in the stack.
+        if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
             self.seed_if_new()
 
     def seed_if_new(self) -> None:
@@ -203,21 +221,33 @@ class _Waiter:
         with ctx.postgres.session(what="the seed mark") as conn:
             if marks.is_seeded(conn):
                 return
-        seed = ctx.config.migrate.seed_command
+        seed = ctx.seed_command if ctx.stack.migrates else ()
         if seed:
             self.emit(Event("migrate", "seeding", self.elapsed()))
             run_seed(ctx.runtime, seed)
             self.seeded = True
+            self.seed_note = f"seeded the new database: `{' '.join(seed)}`."
             self.emit(Event("migrate", "seeded", self.elapsed()))
+        elif not ctx.stack.migrates:
+            if ctx.prisma.schema is not None:
+                self.seed_note = (
+                    "the new database is empty: nothing in the stack migrates it (the server has no Dockerfile); "
+                    f"run `npx prisma migrate deploy` in {ctx.project.server_dir} with the .env devenv wrote."
+                )
+        else:
+            self.seed_note = (
+                "no seed configured (no prisma.seed in package.json, no seed in prisma.config.*, no "
+                "migrate.seed_command): the new database has the schema only."
+            )
         db = ctx.settings.pg_db
         with ctx.postgres.session("postgres", what="the reset template") as conn:
             marks.mark_seeded(conn, db)
-            take_template(conn, db, marks.migrations_key(ctx.project), ctx.project.state_dir)
+            take_template(conn, db, ctx.migrations_key, ctx.project.state_dir)
         self.templated = True
 
 
-def _summary_url(ctx: Context, service: str) -> str:
-    """The summary's URL for SERVICE, passwords masked."""
+def _summary_url(ctx: Context, service: str, migrate_outcome: str = "") -> str:
+    """The summary's URL for SERVICE (passwords masked); for migrate, the command that ran and what it said."""
     ep, settings = ctx.endpoints, ctx.settings
     if service == "postgres" and ep.postgres_port:
         return settings.database_url(ep.host, ep.postgres_port, query=False, masked=True)
@@ -226,8 +256,67 @@ def _summary_url(ctx: Context, service: str) -> str:
     if service == "server" and ep.server_port:
         return ep.server_url()
     if service == "migrate":
-        return "prisma migrate deploy: applied"
+        return f"`{' '.join(ctx.config.migrate.command)}`" + (f": {migrate_outcome}" if migrate_outcome else "")
     return "-"
+
+
+def _migrate_outcome(logs: str) -> str:
+    """What prisma migrate deploy said it did, in a few words ("" when it is not Prisma talking)."""
+    found = re.search(r"(\d+) migrations? found", logs)
+    applied = re.findall(r"^\s*└─ (\S+)|Applying migration `([^`]+)`", logs, re.MULTILINE)
+    if "No pending migrations to apply" in logs:
+        return f"{found.group(1)} migrations, none pending" if found else "no pending migrations"
+    if "successfully applied" in logs or applied:
+        return f"{len(applied) or (found.group(1) if found else '?')} applied"
+    if "No migration found" in logs:
+        return "no migrations found"
+    return ""
+
+
+def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What `up` tells the user about this project's shape: (notes, warnings)."""
+    project, stack, cfg = ctx.project, ctx.stack, ctx.config
+    notes: list[str] = []
+    warnings: list[str] = []
+    if project.env_template.name != ".env.template":
+        notes.append(f"{project.env_file.name} is written from {project.env_template.name} (the env template).")
+    if not stack.redis:
+        notes.append(f"redis: not in the stack ({stack.redis_reason}; [redis] enabled = true adds it).")
+    if not stack.server:
+        notes.append(
+            f"server: {stack.server_reason}; postgres and redis run in containers. Start it with the .env devenv "
+            f"wrote: `npm run dev` in {project.server_dir.name if cfg.server.path != '.' else 'the project root'}."
+        )
+    setup = ctx.prisma
+    pinned = cfg.is_pinned("migrate.command")
+    if "migrate" in selected and not pinned and setup.schema is not None and not setup.migration_count:
+        warnings.append(
+            "no Prisma migrations (prisma/migrations is missing or empty): `prisma migrate deploy` applies "
+            "nothing and the database stays empty. Create one with `npx prisma migrate dev --name init`, or "
+            'set migrate.command = "npx prisma db push" in devenv.toml to sync the schema without migrations.'
+        )
+    compose_file = next((project.root / f for f in COMPOSE_FILES if (project.root / f).is_file()), None)
+    if compose_file is not None:
+        notes.append(
+            f"{compose_file.name} is not used: devenv runs its own stack (see `devenv render`); `devenv init` offers "
+            "its postgres and redis settings."
+        )
+    return notes, warnings
+
+
+def _build(ctx: Context, emit: Callable[[Event], None], t0: float) -> None:
+    """Build the server image before anything starts, its steps as progress; a failure is one error."""
+
+    def on_step(step: BuildStep) -> None:
+        emit(Event("server", "building", time.monotonic() - t0, step.label()))
+
+    log = BuildLog(on_step=on_step)
+    emit(Event("server", "building", time.monotonic() - t0))
+    try:
+        ctx.runtime.build(["server"], on_line=log.feed)
+    except ComposeFailed as err:
+        raise log.failure(ctx.config, ctx.dockerfile, err) from err
+    emit(Event("server", "built", time.monotonic() - t0, f"{len(log.steps)} steps, {log.cached} cached"))
 
 
 def up(
@@ -237,10 +326,10 @@ def up(
     timeout: float = 60.0,
     on_event: Callable[[Event], None] = lambda e: None,
 ) -> UpResult:
-    """Render, start what is not running, and wait until every selected service really answers."""
+    """Render, build, start what is not running, and wait until every selected service really answers."""
     t0 = time.monotonic()
     project, runtime = ctx.project, ctx.runtime
-    selected = expand_services(services)
+    selected = expand_services(services, ctx.stack)
     host = runtime.host_address()
     remote = host != "127.0.0.1"
     if remote and project.config.bind_address == "127.0.0.1":
@@ -249,7 +338,7 @@ def up(
             "publish them on the engine host's network with DEVENV_BIND_ADDRESS=0.0.0.0 (or bind_address in "
             "devenv.toml), or use a local engine.",
         )
-    env_result = ensure_env(project, ctx.environ, files=ctx.files)
+    env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
     ctx = ctx.with_files(env_result.files)
     rendered = write_compose(ctx)
     fingerprint = {"compose": rendered.digest}
@@ -259,29 +348,37 @@ def up(
     state = load_state(project.state_dir)
 
     cache = StateCache(runtime)
-    unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(cache.get(), selected)
-    waiter = _Waiter(ctx, cache, timeout, on_event, t0)
+    before = cache.get()
+    unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
+    notes, warnings = _notes(ctx, selected) if not unchanged else ([], [])
     compose_error: list[BaseException] = []
-
-    def compose_up() -> None:
-        try:
-            runtime.up(selected, build=builds)
-        except BaseException as ex:
-            compose_error.append(ex)
-            waiter.cancel.set()
-
     compose_thread: threading.Thread | None = None
     if unchanged:
         for service in selected:
-            on_event(Event(service, "unchanged", waiter.elapsed()))
+            on_event(Event(service, "unchanged", time.monotonic() - t0))
     else:
         if not remote:  # a remote engine's ports are not ours to probe; Docker reports a clash itself
             check_ports(port_claims(project.config, selected), owned=lambda: _owned_ports(ctx))
         for service in selected:
-            on_event(Event(service, "starting", waiter.elapsed()))
+            on_event(Event(service, "starting", time.monotonic() - t0))
+        if builds:
+            _build(ctx, on_event, t0)  # the deadlines below start once the image exists
+        # Only containers of this `up` count until compose is done (see StateCache).
+        cache = StateCache(runtime, stale=frozenset(s.id for s in before))
+    waiter = _Waiter(ctx, cache, timeout, on_event, t0)  # each wait's deadline starts when it does: after the build
+
+    def compose_up() -> None:
+        try:
+            runtime.up(selected, build=False)  # built above
+        except BaseException as ex:
+            compose_error.append(ex)
+            waiter.cancel.set()
+        finally:
+            cache.settled.set()
+
+    if not unchanged:
         compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
         compose_thread.start()
-
     probes = waiter.probes(selected)
     watch = ContainerWatch(runtime, cache, selected)
     try:
@@ -299,7 +396,7 @@ def up(
         if compose_error:
             err = compose_error[0]
             if isinstance(err, ComposeFailed):
-                raise pull_failure(project.config, err) or failed_job(runtime, err) or err
+                raise pull_failure(project.config, err, ctx.dockerfile) or failed_job(runtime, err) or err
             raise err
         if failures:
             raise failures[0]  # type: ignore[misc]
@@ -307,15 +404,48 @@ def up(
         waiter.cancel.set()
         raise
 
-    save_state(project.state_dir, {"fingerprint": fingerprint, "project": project.name})
     final = waiter.live()
+    new_state = {"fingerprint": fingerprint, "project": project.name}
+    ready_path = waiter.readiness.chosen if waiter.readiness else state.get("ready_path")
+    if ready_path:
+        new_state["ready_path"] = ready_path
+        if waiter.readiness and ready_path != project.config.server.ready_path:
+            notes.append(
+                f"server: GET {project.config.server.ready_path} → 404, so readiness is read from {ready_path} "
+                "(server.ready_path in devenv.toml chooses)."
+            )
+    if waiter.seed_note:
+        notes.append(waiter.seed_note)
+    ours = {**state.get("env_values", {}), **env_result.values}
+    if not project.ci:  # a CI stack exports its URLs; the checkout's .env stays the developer's
+        ep = final.endpoints
+        synced = sync_ports(
+            project,
+            final.files,
+            HostPorts(ep.postgres_port or 0, ep.redis_port or 0) if ep.postgres_port else HostPorts(),
+            ours,
+        )
+        if synced.updated:
+            ours.update(synced.updated)
+            notes.append(f".env now points at the ports in use: {', '.join(sorted(synced.updated))}.")
+        warnings += synced.warnings
+    new_state["env_values"] = (
+        {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
+    )
+    save_state(project.state_dir, new_state)
     if waiter.templated:
-        start_spare(final, marks.migrations_key(project))  # in the background: the first reset's copy
+        start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
+    outcome = ""
+    if "migrate" in selected and not unchanged:
+        try:
+            outcome = _migrate_outcome(runtime.logs(["migrate"], tail=40))
+        except DevenvError:
+            outcome = ""
     reports = tuple(
         ServiceReport(
             service=s,
             state="ready" if s != "migrate" else "migrated",
-            url=_summary_url(final, s),
+            url=_summary_url(final, s, outcome),
             seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
         )
         for s in selected
@@ -328,6 +458,9 @@ def up(
         elapsed=round(time.monotonic() - t0, 2),
         env_added=tuple(env_result.added),
         env_warnings=env_result.warnings,
+        env_generated=env_result.generated,
+        notes=tuple(notes),
+        warnings=tuple(warnings),
     )
 
 
@@ -351,7 +484,7 @@ def hard_reset(ctx: Context, *, timeout: float = 60.0) -> ResetResult:
         mode="hard",
         database=db,
         template=marks.template_name(db),
-        key=marks.migrations_key(ctx.project),
+        key=ctx.migrations_key,
         seconds=round(time.perf_counter() - t0, 3),
         redis_flushed=True,
         reason="volumes dropped",

@@ -14,11 +14,12 @@ Names never exceed Postgres' 63 bytes and never equal the app database: a long o
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
 
-from devenv.config import Config
 from devenv.errors import NotOurDatabase
 from devenv.pgwire import Connection, quote_ident, quote_literal
-from devenv.project import Project
 
 CLUSTER_MARK = "devenv-project:"
 TEMPLATE_MARK = "devenv-template:"
@@ -55,18 +56,14 @@ def spare_mark(key: str, template_oid: str) -> str:
     return f"{SPARE_MARK}{key}:{template_oid}"
 
 
-def migrations_key(project: Project) -> str:
-    """Hash of everything that shapes a fresh database: the prisma folder (schema, migrations, seed) and config."""
-    server = project.server_dir
-    files = sorted(p for p in (server / "prisma").rglob("*") if p.is_file())
-    files += sorted(p for p in server.glob("prisma.config.*") if p.is_file())
-    files += sorted(p for p in server.glob("seed.*") if p.is_file())
+def migrations_key(server_dir: Path, files: Sequence[Path], commands: Sequence[Sequence[str]]) -> str:
+    """Hash of everything that shapes a fresh database: the Prisma files (schema, migrations, seed, config) and
+    the commands that migrate and seed (see devenv.prisma.key_files)."""
     digest = hashlib.sha256()
     for path in files:
-        digest.update(str(path.relative_to(server)).encode() + b"\0" + path.read_bytes() + b"\0")
-    config: Config = project.config
-    digest.update(" ".join(config.migrate.command).encode())
-    digest.update(" ".join(config.migrate.seed_command).encode())
+        digest.update(os.path.relpath(path, server_dir).encode() + b"\0" + path.read_bytes() + b"\0")
+    for argv in commands:
+        digest.update(" ".join(argv).encode())
     return digest.hexdigest()[:16]
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this
     from devenv.doctor import DoctorReport
     from devenv.envfile import DriftReport, EnvResult
     from devenv.errors import DevenvError
+    from devenv.init import InitResult
     from devenv.lifecycle import DownResult, Event, UpResult
     from devenv.migrate import MigrateResult
     from devenv.reset import ResetResult
@@ -30,6 +31,8 @@ if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this
 CODES = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "bold red": "1;31"}
 PHASE_STYLES = {
     "starting": "yellow",
+    "building": "yellow",
+    "built": "green",
     "waiting": "yellow",
     "ready": "green",
     "migrated": "green",
@@ -159,7 +162,9 @@ class UpDisplay:
         for service, event in self.rows.items():
             seconds = event.elapsed if event.phase in DONE_PHASES else time.monotonic() - self._t0
             phase = paint(event.phase, PHASE_STYLES.get(event.phase, ""), self.colour)
-            out.append(f"\x1b[2K  {paint(f'{service:<9}', 'bold', self.colour)} {phase}  {seconds:5.1f} s\n")
+            detail = f"  {event.detail[:60]}" if event.phase == "building" and event.detail else ""
+            line = f"  {paint(f'{service:<9}', 'bold', self.colour)} {phase}  {seconds:5.1f} s{detail}"
+            out.append(f"\x1b[2K{line}\n")
         self.stream.write("".join(out))
         self.stream.flush()
         self._drawn = len(self.rows)
@@ -172,8 +177,12 @@ class UpDisplay:
             self.rows[event.service] = event
             if self.live:
                 self._draw()
-            elif event.phase in {"ready", "migrated", "seeded", "failed"}:
-                self.stream.write(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s)\n")
+            elif event.phase in {"ready", "migrated", "seeded", "failed", "built"}:
+                detail = f": {event.detail}" if event.phase == "built" and event.detail else ""
+                self.stream.write(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s){detail}\n")
+                self.stream.flush()
+            elif event.phase == "building" and event.detail:  # a build step, one line each in a log
+                self.stream.write(f"  {event.service:<9} building {event.detail}\n")
                 self.stream.flush()
 
 
@@ -198,10 +207,13 @@ def print_up(result: UpResult, *, as_json: bool) -> None:
     )
     if not result.compose_work:
         echo("Nothing changed: no compose work was needed.")
-    if result.seeded:
-        echo("Seeded the new database.")
     if result.env_added:
-        echo(f".env: added {', '.join(result.env_added)}")
+        generated = f" (generated secrets: {', '.join(result.env_generated)})" if result.env_generated else ""
+        echo(f".env: added {', '.join(result.env_added)}{generated}")
+    for note in result.notes:
+        echo(f"Note: {note}")
+    for warning in result.warnings:
+        warn(warning)
 
 
 def print_status(report: StatusReport, *, as_json: bool) -> None:
@@ -249,6 +261,8 @@ def print_drift(report: DriftReport) -> None:
         echo(f"missing: {item.key} (template {item.where()})")
     for item in report.extra:
         echo(f"extra:   {item.key} ({item.where()}; the template no longer has it)")
+    for item, value in report.ports:
+        echo(f"port:    {item.key} ({item.where()}) should be {value} (the port the stack uses)")
     if not report.drift:
         echo(f"{report.env_file}: in step with {report.template.name}.")
 
@@ -301,3 +315,16 @@ def print_gc(stacks: Sequence[StackAge], *, dry_run: bool, older_than: str) -> N
 def print_migrate(result: MigrateResult) -> None:
     """What prisma said."""
     echo(result.output.rstrip())
+
+
+def print_init(result: InitResult) -> None:
+    """The proposal: printed whole with --print, else what was written and the settings it pins."""
+    if not result.written:
+        write(result.text)
+    else:
+        pinned = [f"{c.table}.{c.key} = {c.value!r} ({c.why})" for c in result.choices if c.active]
+        echo(f"{result.path}: written" + (" with:" if pinned else " (every setting is devenv's own finding)."))
+        for line in pinned:
+            echo(f"  {line}")
+    for finding in result.findings:
+        echo(f"Note: {finding}", err=result.written is False)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from devenv.errors import LOG_TAIL, RESET_HARD_HINT, DevenvError, MigrationFailed, ServiceNotReady
 from devenv.errors import tail as output_tail
+from devenv.httpget import Response
 from devenv.runtime import ContainerState, Runtime
 
 MIGRATE_HINT = "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`."
@@ -36,30 +37,79 @@ class ConnectorProbe:
         return self.connector.probe()
 
 
+FALLBACK_PATHS = ("/health", "/healthz", "/readyz", "/api/health", "/status")
+NO_ROUTE = {404, 405}
+
+
 class Serves(Protocol):
     """A server connector (devenv.connectors.HttpConnector)."""
 
-    def probe(self, path: str) -> bool: ...
+    def get(self, path: str, *, timeout: float = 2.0) -> Response: ...
 
 
 @dataclass
 class HttpProbe:
-    """GET the server's readiness path answers 200."""
+    """GET the server's readiness path answers 200.
+
+    A server without that route (404/405) fails at once when the path was set in devenv.toml; with the default
+    path the probe tries the usual others (FALLBACKS, the liveness path first) and keeps the first one the server
+    has: `chosen` says which, so `up` can say so and `status` use it.
+    """
 
     server: Serves
     path: str
+    fallbacks: tuple[str, ...] = ()
     name: str = "server"
+    setting: str = "server.ready_path"
+    chosen: str | None = None
+
+    def _status(self, path: str) -> int | None:
+        try:
+            return self.server.get(path).status
+        except (OSError, ValueError):
+            return None  # not listening yet, or the connection dropped
 
     def check(self) -> bool:
-        return self.server.probe(self.path)
+        path = self.chosen or self.path
+        status = self._status(path)
+        if status is None:
+            return False
+        if status not in NO_ROUTE or self.chosen:
+            if status == 200:
+                self.chosen = path
+            return status == 200
+        answers = {path: status}
+        for alt in (f for f in self.fallbacks if f != path):
+            alt_status = self._status(alt)
+            if alt_status is None:
+                return False
+            answers[alt] = alt_status
+            if alt_status not in NO_ROUTE:
+                self.chosen = alt
+                return alt_status == 200
+        seen = ", ".join(f"GET {p} → {s}" for p, s in answers.items())
+        raise ServiceNotReady(
+            f"the server has no readiness route: {seen}.",
+            f"set {self.setting} in devenv.toml to the route that answers 200 when the server is ready "
+            '(e.g. "/api/health").',
+        )
 
 
 class StateCache:
-    """Container states, fetched from the engine at most every `max_age` seconds and shared by all waits."""
+    """Container states, fetched from the engine at most every `max_age` seconds and shared by all waits.
 
-    def __init__(self, runtime: Runtime, max_age: float = 0.1) -> None:
+    Bound to one `up`: the containers that existed before it (STALE) do not count until compose has settled
+    (`settled` set), so a migrate job that failed last time, or a server about to be replaced, is never taken for
+    this run's. Once compose is done, what runs is what this `up` left running.
+    """
+
+    def __init__(self, runtime: Runtime, max_age: float = 0.1, stale: frozenset[str] = frozenset()) -> None:
         self.runtime = runtime
         self.max_age = max_age
+        self.stale = stale
+        self.settled = threading.Event()
+        if not stale:
+            self.settled.set()
         self._lock = threading.Lock()
         self._at = 0.0
         self._states: list[ContainerState] = []
@@ -72,8 +122,15 @@ class StateCache:
                 self._at = time.monotonic()
             return list(self._states)
 
+    def current(self) -> list[ContainerState]:
+        """The states of the containers that count for this `up` (see the class)."""
+        states = self.get()
+        if self.settled.is_set():
+            return states
+        return [s for s in states if s.id not in self.stale]
+
     def service(self, service: str) -> ContainerState | None:
-        found = [s for s in self.get() if s.service == service and not s.oneoff]
+        found = [s for s in self.current() if s.service == service and not s.oneoff]
         return found[-1] if found else None
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from devenv.config import display_path
+from devenv.config import Config, ServerConfig, display_path
 from devenv.context import Context
+from devenv.dockerfile import Dockerfile, normalise
 from devenv.envfile import SAFE_VALUE_RE, EnvFiles, EnvResult, ensure_env, read_template
 from devenv.errors import ConfigError
 from devenv.project import Project
 from devenv.runtime import CI_LABEL, PROJECT_LABEL  # only CI_LABEL stacks are candidates for `devenv gc`
+from devenv.services import Stack
 from devenv.settings import POSTGRES_PORT, REDIS_PORT, Settings
 from devenv.state import ensure_state_dir, write_if_changed
 
@@ -90,20 +92,21 @@ def _port(host_port: int, container_port: int, address: str = "127.0.0.1") -> st
 
 
 def _check_inputs(project: Project, files: EnvFiles, settings: Settings | None) -> None:
-    cfg = project.config.server
+    cfg = project.config
     if files.template is None:
         read_template(project)  # raises the error that names the missing template
-    context = project.root / cfg.context
-    if not context.is_dir():
+    dockerfile = project.dockerfile
+    if cfg.is_pinned("server.dockerfile") and not dockerfile.is_file():
         raise ConfigError(
-            f"server.context = {cfg.context!r}: {display_path(context)} is not a folder.",
-            "set server.context in devenv.toml to the server's build context, relative to the project root.",
+            f"server.dockerfile = {cfg.server.dockerfile!r}: {display_path(dockerfile)} does not exist.",
+            "set server.dockerfile in devenv.toml (relative to the project root), or remove it to run the server "
+            "on the host.",
         )
-    dockerfile = project.root / cfg.dockerfile
-    if not dockerfile.is_file():
+    context = project.root / cfg.server.context
+    if dockerfile.is_file() and not context.is_dir():
         raise ConfigError(
-            f"server.dockerfile = {cfg.dockerfile!r}: {display_path(dockerfile)} does not exist.",
-            "set server.dockerfile in devenv.toml (relative to the project root).",
+            f"server.context = {cfg.server.context!r}: {display_path(context)} is not a folder.",
+            "set server.context in devenv.toml to the server's build context, relative to the project root.",
         )
     if settings is not None and not settings.pg_password:
         raise ConfigError(
@@ -112,15 +115,40 @@ def _check_inputs(project: Project, files: EnvFiles, settings: Settings | None) 
         )
 
 
+def _liveness(config: ServerConfig, pinned: bool) -> str:
+    """The JS test of the healthcheck's response: any answer below 500 is alive unless health_path was set."""
+    return "r.ok" if pinned else "r.status < 500"
+
+
+def image_contexts(config: Config, dockerfile: Dockerfile | None) -> dict[str, str]:
+    """BuildKit named contexts that replace the Dockerfile's base images mapped in [images] / DEVENV_IMAGE_MAP."""
+    if dockerfile is None or not config.images:
+        return {}
+    mapped = {normalise(k): v for k, v in config.images.items()}
+    out = {}
+    for image in dockerfile.base_images():
+        target = mapped.get(normalise(image))
+        if target:
+            out[image] = f"docker-image://{target}"
+    return dict(sorted(out.items()))
+
+
 def build_compose(
-    project: Project, files: EnvFiles, settings: Settings | None = None, *, base_dir: Path | None = None
+    project: Project,
+    files: EnvFiles,
+    settings: Settings | None = None,
+    *,
+    base_dir: Path | None = None,
+    stack: Stack | None = None,
+    dockerfile: Dockerfile | None = None,
 ) -> dict[str, Any]:
     """The compose definition as data; paths relative to BASE_DIR (default: the folder of project.compose_file).
 
     FILES must hold the template. SETTINGS, when given, are checked (Postgres needs a password); the definition
-    itself never contains them.
+    itself never contains them. STACK: which services there are (default: all); DOCKERFILE: the server's, parsed.
     """
     _check_inputs(project, files, settings)
+    stack = stack or Stack()
     base = base_dir or project.compose_file.parent
     state = project.state_dir
     cfg = project.config
@@ -135,62 +163,92 @@ def build_compose(
         {"type": "bind", "source": _rel(project.root / m.source, base), "target": m.target, "read_only": m.read_only}
         for m in srv.mounts
     ]
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
 
     postgres = _block("postgres")
     postgres.update(
-        image=cfg.postgres.image,
+        image=cfg.image(cfg.postgres.image),
         ports=[_port(cfg.postgres.port, POSTGRES_PORT, cfg.bind_address)],
         env_file=[_rel(state / "postgres.env", base)],
         labels=dict(labels),
     )
-    redis = _block("redis")
-    redis.update(
-        image=cfg.redis.image,
-        ports=[_port(cfg.redis.port, REDIS_PORT, cfg.bind_address)],
-        env_file=[_rel(state / "redis.env", base)],
-        labels=dict(labels),
-    )
-    context = project.root / srv.context
-    server = _fill(_block("server"), {"CONTAINER_PORT": str(srv.container_port), "HEALTH_PATH": srv.health_path})
-    server.update(
-        build={
-            "context": _rel(context, base),
-            "dockerfile": _rel(project.root / srv.dockerfile, context),
-            "args": dict(sorted(srv.build_args.items())),
-            "labels": dict(labels),
-        },
-        image=image,
-        ports=[_port(srv.port, srv.container_port, cfg.bind_address)],
-        env_file=list(app_env),
-        depends_on={
-            "migrate": {"condition": "service_completed_successfully"},
-            "postgres": {"condition": "service_healthy"},
-            "redis": {"condition": "service_healthy"},
-        },
-        labels=dict(labels),
-    )
-    migrate = _block("migrate")
-    migrate.update(
-        image=image,
-        command=list(cfg.migrate.command),
-        env_file=list(app_env),
-        depends_on={"postgres": {"condition": "service_healthy"}},
-        labels=dict(labels),
-    )
-    if mounts:
-        server["volumes"] = copy.deepcopy(mounts)
-        migrate["volumes"] = copy.deepcopy(mounts)
-    if not srv.build_args:
-        del server["build"]["args"]
-    secrets: dict[str, Any] = {}
-    if srv.build_secrets:
-        server["build"]["secrets"] = sorted(srv.build_secrets)
-        secrets = {sid: {"file": str(Path(path).expanduser())} for sid, path in sorted(srv.build_secrets.items())}
+    services["postgres"] = postgres
+    volumes["pgdata"] = {"labels": dict(labels)}
+    if stack.redis:
+        redis = _block("redis")
+        redis.update(
+            image=cfg.image(cfg.redis.image),
+            ports=[_port(cfg.redis.port, REDIS_PORT, cfg.bind_address)],
+            env_file=[_rel(state / "redis.env", base)],
+            labels=dict(labels),
+        )
+        services["redis"] = redis
+        volumes["redisdata"] = {"labels": dict(labels)}
 
-    data = {
+    secrets: dict[str, Any] = {}
+    if stack.server:
+        context = project.root / srv.context
+        server = _fill(
+            _block("server"),
+            {
+                "CONTAINER_PORT": str(srv.container_port),
+                "HEALTH_PATH": srv.health_path,
+                "ALIVE": _liveness(srv, cfg.is_pinned("server.health_path")),
+            },
+        )
+        build: dict[str, Any] = {
+            "context": _rel(context, base),
+            "dockerfile": _rel(project.dockerfile, context),
+            "labels": dict(labels),
+        }
+        args = dict(srv.build_args)
+        if dockerfile is not None and dockerfile.syntax and cfg.images.get(dockerfile.syntax[1]):
+            args["BUILDKIT_SYNTAX"] = cfg.images[dockerfile.syntax[1]]  # the frontend image, mapped
+        if args:
+            build["args"] = dict(sorted(args.items()))
+        if srv.target:
+            build["target"] = srv.target
+        contexts = image_contexts(cfg, dockerfile)
+        if contexts:
+            build["additional_contexts"] = contexts
+        if srv.build_secrets:
+            build["secrets"] = sorted(srv.build_secrets)
+            secrets = {sid: {"file": str(Path(path).expanduser())} for sid, path in sorted(srv.build_secrets.items())}
+        depends = {"postgres": {"condition": "service_healthy"}}
+        if stack.migrates:
+            depends["migrate"] = {"condition": "service_completed_successfully"}
+        if stack.redis:
+            depends["redis"] = {"condition": "service_healthy"}
+        server.update(
+            build=build,
+            image=image,
+            ports=[_port(srv.port, srv.container_port, cfg.bind_address)],
+            env_file=list(app_env),
+            depends_on=depends,
+            labels=dict(labels),
+        )
+        if srv.command:
+            server["command"] = list(srv.command)
+        migrate = _block("migrate")
+        migrate.update(
+            image=image,
+            command=list(cfg.migrate.command),
+            env_file=list(app_env),
+            depends_on={"postgres": {"condition": "service_healthy"}},
+            labels=dict(labels),
+        )
+        if mounts:
+            server["volumes"] = copy.deepcopy(mounts)
+            migrate["volumes"] = copy.deepcopy(mounts)
+        if stack.migrates:
+            services["migrate"] = migrate
+        services["server"] = server
+
+    data: dict[str, Any] = {
         "name": project.name,
-        "services": {"postgres": postgres, "redis": redis, "migrate": migrate, "server": server},
-        "volumes": {"pgdata": {"labels": dict(labels)}, "redisdata": {"labels": dict(labels)}},
+        "services": services,
+        "volumes": volumes,
         "networks": {"default": {"labels": dict(labels)}},
     }
     if secrets:
@@ -211,7 +269,16 @@ def render_compose(ctx: Context, *, base_dir: Path | None = None, checked: bool 
 
     CHECKED: refuse settings the stack cannot start with (an empty Postgres password).
     """
-    return dump_yaml(build_compose(ctx.project, ctx.files, ctx.settings if checked else None, base_dir=base_dir))
+    return dump_yaml(
+        build_compose(
+            ctx.project,
+            ctx.files,
+            ctx.settings if checked else None,
+            base_dir=base_dir,
+            stack=ctx.stack,
+            dockerfile=ctx.dockerfile,
+        )
+    )
 
 
 def compose_env_quote(value: str) -> str:
@@ -224,8 +291,9 @@ def compose_env_quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def service_environment(project: Project, settings: Settings) -> dict[str, dict[str, str]]:
+def service_environment(project: Project, settings: Settings, stack: Stack | None = None) -> dict[str, dict[str, str]]:
     """The variables each container gets from devenv (in-network URLs for server/migrate), by env file name."""
+    stack = stack or Stack()
     postgres = {
         "POSTGRES_USER": settings.pg_user,
         "POSTGRES_PASSWORD": settings.pg_password,
@@ -239,13 +307,19 @@ def service_environment(project: Project, settings: Settings) -> dict[str, dict[
         "POSTGRES_HOST": "postgres",
         "POSTGRES_PORT": str(POSTGRES_PORT),
         "DATABASE_URL": settings.database_url("postgres", POSTGRES_PORT),
-        "REDIS_HOST": "redis",
-        "REDIS_PORT": str(REDIS_PORT),
-        "REDIS_PASSWORD": settings.redis_password,
-        "REDIS_DB": str(settings.redis_db),
-        "REDIS_URL": settings.redis_url("redis", REDIS_PORT),
         "PORT": str(project.config.server.container_port),
     }
+    if not stack.redis:
+        return {"postgres.env": postgres, "server.env": server}
+    server.update(
+        {
+            "REDIS_HOST": "redis",
+            "REDIS_PORT": str(REDIS_PORT),
+            "REDIS_PASSWORD": settings.redis_password,
+            "REDIS_DB": str(settings.redis_db),
+            "REDIS_URL": settings.redis_url("redis", REDIS_PORT),
+        }
+    )
     return {"postgres.env": postgres, "redis.env": redis, "server.env": server}
 
 
@@ -272,7 +346,8 @@ def write_compose(ctx: Context, path: Path | None = None) -> RenderResult:
     target = (path or project.compose_file).absolute()
     text = render_compose(ctx, base_dir=target.parent, checked=True)
     env_texts = {
-        name: format_compose_env(values) for name, values in service_environment(project, ctx.settings).items()
+        name: format_compose_env(values)
+        for name, values in service_environment(project, ctx.settings, ctx.stack).items()
     }
     state = ensure_state_dir(project.root, project.state_dir)
     changed = False

@@ -207,7 +207,7 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
     ep = ctx.endpoints
     assert ep.postgres_port is not None
     check_database_url(ctx, ep.host, ep.postgres_port)
-    db, key = settings.pg_db, marks.migrations_key(project)
+    db, key = settings.pg_db, ctx.migrations_key
     tmpl = marks.template_name(db)
 
     with postgres.session("postgres", what="the reset", application_name=APPLICATION_NAME) as conn:
@@ -221,8 +221,8 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
             on_step(f"re-creating {db}: {reason}; running migrations and seed")
             recreate(conn, db, settings.pg_user, None)
-            cfg = project.config.migrate
-            migrate_and_seed(ctx.runtime, cfg.command, cfg.seed_command)
+            if ctx.stack.migrates:  # else nothing in the stack migrates: the template is the empty database
+                migrate_and_seed(ctx.runtime, project.config.migrate.command, ctx.seed_command)
             take_template(conn, db, key, project.state_dir)
             marks.mark_seeded(conn, db)
             mode, from_spare = "remigrated", False

@@ -99,6 +99,9 @@ class Runtime(Protocol):
     def down(self, *, volumes: bool) -> None: ...
     def containers(self, *, detail: bool = True) -> list[ContainerState]: ...
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str: ...
+    def stream_logs(
+        self, services: Sequence[str], on_line: Callable[[str], None], *, follow: bool, tail: int | None
+    ) -> int: ...
     def published_ports(self) -> dict[tuple[str, int], int]: ...
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
     def resources(self, label: str | None = None) -> StackResources: ...
@@ -337,6 +340,21 @@ class DockerRuntime:
         """The services' log lines, as plain text (compose writes terminal codes even with --no-color)."""
         text = self._compose("logs", "--no-color", *(["--tail", str(tail)] if tail is not None else []), *services)
         return ANSI_RE.sub("", text)
+
+    def stream_logs(
+        self, services: Sequence[str], on_line: Callable[[str], None], *, follow: bool, tail: int | None
+    ) -> int:
+        """The services' log lines as plain text, each handed to ON_LINE as it comes (`devenv logs` into a pipe)."""
+        args = [
+            "logs",
+            "--no-color",
+            *(["--follow"] if follow else []),
+            *(["--tail", str(tail)] if tail is not None else []),
+        ]
+        done = proc.stream(self.compose_argv(*args, *services), lambda line: on_line(ANSI_RE.sub("", line)))
+        if not done.ok and _is_connection_error(done.output):
+            raise _unreachable(done.output)
+        return done.returncode
 
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]:
         """Run a one-off container of SERVICE without its dependencies; returns exit code and combined output."""

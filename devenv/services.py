@@ -1,21 +1,23 @@
-"""The stack's services: which there are, what each needs, and the host ports they publish."""
+"""The stack's services: which this project has (and why), what each needs, and the host ports they publish.
+
+Postgres is always there. Redis when the template names a REDIS_* key or the server depends on a Redis client
+(`[redis] enabled` decides otherwise). The server and its migrate job when the server has a Dockerfile; without
+one the server runs on the host (`devenv dev`) and only the databases are in containers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from devenv.config import Config
+from devenv.envfile import EnvFiles
 from devenv.errors import UsageError
+from devenv.nodeapp import NodeApp
 from devenv.ports import PortClaim
 
 SERVICES = ("postgres", "redis", "migrate", "server")
 LONG_RUNNING = ("postgres", "redis", "server")
-DEPENDS: dict[str, tuple[str, ...]] = {
-    "postgres": (),
-    "redis": (),
-    "migrate": ("postgres",),
-    "server": ("postgres", "redis", "migrate"),
-}
 PORT_SETTINGS = {
     "postgres": "postgres.port in devenv.toml or DEVENV_POSTGRES_PORT",
     "redis": "redis.port in devenv.toml or DEVENV_REDIS_PORT",
@@ -23,22 +25,88 @@ PORT_SETTINGS = {
 }
 
 
-def expand_services(requested: Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class Stack:
+    """The services of this project's stack, in start order, and why Redis and the server are (not) in it."""
+
+    services: tuple[str, ...] = SERVICES
+    redis_reason: str = ""
+    server_reason: str = ""
+
+    @property
+    def redis(self) -> bool:
+        return "redis" in self.services
+
+    @property
+    def server(self) -> bool:
+        return "server" in self.services
+
+    @property
+    def migrates(self) -> bool:
+        return "migrate" in self.services
+
+    def depends(self, service: str) -> tuple[str, ...]:
+        """What SERVICE needs started first."""
+        wanted = {"migrate": ("postgres",), "server": ("postgres", "redis", "migrate")}.get(service, ())
+        return tuple(s for s in wanted if s in self.services)
+
+    def long_running(self) -> tuple[str, ...]:
+        return tuple(s for s in LONG_RUNNING if s in self.services)
+
+
+def redis_use(config: Config, files: EnvFiles, app: NodeApp) -> str | None:
+    """Why the stack has Redis (None: it has none)."""
+    if config.redis.enabled is not None:
+        return "redis.enabled = true in devenv.toml" if config.redis.enabled else None
+    keys = [k for k in (files.template.bindings if files.template else {}) if "REDIS" in k.upper()]
+    if keys:
+        return f"{keys[0]} in {files.template.path.name if files.template else 'the template'}"
+    if app.redis_client:
+        return f"the server depends on {app.redis_client}"
+    return None
+
+
+def plan_stack(config: Config, files: EnvFiles, app: NodeApp, has_dockerfile: bool, migrates: bool) -> Stack:
+    """The services this project gets (MIGRATES: it has a Prisma schema, or devenv.toml sets migrate.command)."""
+    redis = redis_use(config, files, app)
+    services = ["postgres"]
+    if redis:
+        services.append("redis")
+    server_reason = ""
+    if has_dockerfile:
+        services += ["migrate", "server"] if migrates else ["server"]
+    else:
+        server_reason = f"no {config.server.dockerfile}: the server runs on the host"
+    return Stack(tuple(services), redis or "no REDIS_* key in the template and no Redis client", server_reason)
+
+
+def expand_services(requested: Sequence[str], stack: Stack | None = None) -> list[str]:
     """The requested services plus what they depend on, in start order; all when none are named."""
+    stack = stack or Stack()
     unknown = [s for s in requested if s not in SERVICES]
     if unknown:
         raise UsageError(
-            f"unknown service {unknown[0]!r}.", f"choose from {', '.join(SERVICES)} (or name none for all)."
+            f"unknown service {unknown[0]!r}.", f"choose from {', '.join(stack.services)} (or name none for all)."
+        )
+    missing = [s for s in requested if s not in stack.services]
+    if missing:
+        why = stack.redis_reason if missing[0] == "redis" else stack.server_reason
+        raise UsageError(
+            f"this project's stack has no {missing[0]} ({why}).",
+            f"choose from {', '.join(stack.services)}"
+            + (", or add a Dockerfile (server.dockerfile)" if missing[0] in {"server", "migrate"} else "")
+            + (", or set [redis] enabled = true" if missing[0] == "redis" else "")
+            + ".",
         )
     wanted: set[str] = set()
 
     def add(name: str) -> None:
         if name not in wanted:
             wanted.add(name)
-            for dep in DEPENDS[name]:
+            for dep in stack.depends(name):
                 add(dep)
 
-    for name in requested or SERVICES:
+    for name in requested or stack.services:
         add(name)
     return [s for s in SERVICES if s in wanted]
 

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from devenv.errors import ConfigError
 
@@ -21,7 +21,14 @@ POSTGRES_PORT = 5432  # the port each service listens on inside the stack's netw
 REDIS_PORT = 6379
 CREDENTIAL_KEYS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_PASSWORD", "REDIS_DB")
 SECRET_BYTES = 32
-_PLACEHOLDERS = {"", "changeme", "change-me", "change_me"}
+# What a template's author writes instead of a secret: "", "changeme" / "change_me_to_something" / "change me",
+# "your-super-secret-key" / "your_api_key", "<token>", "xxx…", and values naming what they stand for ("secret",
+# "supersecret", "mysecretpassword", "password123", "example-key", "placeholder", "replace-me", "todo").
+_PLACEHOLDER_RE = re.compile(
+    r"^(?:|<[^<>]*>|[x*]{3,}|your[-_ ].*|.*change[-_ ]?me.*|.*(?:secret|password|passwd|example|placeholder|"
+    r"replace[-_ ]?me|todo|dummy|sample).*)$",
+    re.IGNORECASE,
+)
 
 
 def stack_catalogue() -> dict[str, dict[str, object]]:
@@ -38,9 +45,32 @@ def is_secret_key(key: str) -> bool:
 
 
 def is_placeholder(value: str | None) -> bool:
-    """Empty, changeme / change-me / change_me, <anything>, or xxx (any run of three or more x)."""
-    text = (value or "").strip()
-    return text.lower() in _PLACEHOLDERS or bool(re.fullmatch(r"<[^<>]*>|[xX]{3,}", text))
+    """A value that stands in for a secret (see _PLACEHOLDER_RE and README, `.env`): devenv generates one."""
+    return bool(_PLACEHOLDER_RE.match((value or "").strip()))
+
+
+def url_parts(values: Mapping[str, str]) -> dict[str, str]:
+    """The credentials a template's DATABASE_URL / REDIS_URL carry, as the stack keys they stand for.
+
+    A template that has only `DATABASE_URL=postgresql://postgres:pw@localhost:5432/shop` means user postgres and
+    database shop; devenv's stack then uses them.
+    """
+    out: dict[str, str] = {}
+    db = urlsplit(values.get("DATABASE_URL", ""))
+    if db.scheme.startswith("postgres"):
+        if db.username:
+            out["POSTGRES_USER"] = unquote(db.username)
+        if db.password:
+            out["POSTGRES_PASSWORD"] = unquote(db.password)
+        if db.path.strip("/"):
+            out["POSTGRES_DB"] = unquote(db.path.strip("/"))
+    rd = urlsplit(values.get("REDIS_URL", ""))
+    if rd.scheme in {"redis", "rediss"}:
+        if rd.password:
+            out["REDIS_PASSWORD"] = unquote(rd.password)
+        if rd.path.strip("/").isdigit():
+            out["REDIS_DB"] = rd.path.strip("/")
+    return out
 
 
 def new_secret() -> str:
@@ -116,6 +146,9 @@ def merge(
         for key, value in source.values().items():
             values[key] = value
             origin[key] = source.where(key)
+    for key, value in url_parts(values).items():  # a URL's credentials stand in for keys the files lack
+        if key not in values:
+            values[key], origin[key] = value, "DATABASE_URL" if key.startswith("POSTGRES") else "REDIS_URL"
     for key in CREDENTIAL_KEYS:
         if environ.get(key):
             values[key], origin[key] = environ[key], f"environment variable {key}"

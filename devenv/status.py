@@ -15,11 +15,9 @@ from typing import Any
 
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ExitCode
-from devenv.probes import ConnectorProbe, HttpProbe
+from devenv.probes import NO_ROUTE, ConnectorProbe, HttpProbe
 from devenv.runtime import ContainerState
 from devenv.wait import Probe
-
-CHECKED = ("postgres", "redis", "server")
 
 
 @dataclass(frozen=True)
@@ -78,30 +76,73 @@ def _timed(make: Callable[[], Probe]) -> tuple[bool, float, str | None]:
     return ok, round((time.perf_counter() - start) * 1000, 1), error
 
 
-def server_status(server: Server, path: str) -> dict[str, Any] | None:
-    """The server's detailed status (its JSON object, whatever the HTTP status); None when there is none."""
-    try:
-        body = server.get(path).body
-    except (OSError, ValueError):
-        return None
+HEALTHY = {"healthy", "ok", "up", "pass", "passed", "green", "ready", "alive", "available", "running", "success"}
+DEGRADED = {"degraded", "warn", "warning", "yellow", "partial"}
+UNHEALTHY = {"unhealthy", "down", "fail", "failed", "error", "red", "critical", "not_ready", "unavailable"}
+
+
+def verdict(status_code: int, body: bytes) -> str:
+    """healthy | degraded | unhealthy from a health endpoint's answer, in the shapes servers use.
+
+    The review's {"status": "healthy|degraded|unhealthy"}, `ok`/`up`/`pass` in any case, terminus / NestJS
+    ({"status": "ok", "info": ...}, also wrapped in {"data": ...}), {"success": true}, {"healthy": true}; anything
+    else is decided by the HTTP status (2xx healthy, 5xx unhealthy).
+    """
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    for _ in range(3):  # {"data": {"status": ...}} and the like
+        if not isinstance(data, dict):
+            break
+        raw = data.get("status")
+        if isinstance(raw, str):
+            word = raw.strip().lower().replace(" ", "_").replace("-", "_")
+            if word in HEALTHY:
+                return "healthy"
+            if word in DEGRADED:
+                return "degraded"
+            if word in UNHEALTHY:
+                return "unhealthy"
+        for flag in ("success", "healthy", "ok"):
+            if isinstance(data.get(flag), bool):
+                return "healthy" if data[flag] else "unhealthy"
+        data = data.get("data")
+    if 200 <= status_code < 300:
+        return "healthy"
+    return "unhealthy" if status_code >= 500 else "degraded"
+
+
+def server_status(server: Server, path: str) -> tuple[str, dict[str, Any] | None] | None:
+    """The server's detailed status: (verdict, its JSON object if any); None when there is no such endpoint."""
+    try:
+        response = server.get(path)
+    except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if response.status in NO_ROUTE:
+        return None
+    try:
+        data = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    return verdict(response.status, response.body), data if isinstance(data, dict) else None
 
 
 def stack_status(ctx: Context) -> StatusReport:
     """Probe every service in parallel and fold the results into healthy / degraded / unhealthy."""
+    from devenv.state import load_state
+
     listed = ctx.runtime.containers(detail=False)
     states = {c.service: c for c in listed if not c.oneoff}
     ctx = ctx.with_states(listed)  # the published ports, off the same engine call
     cfg = ctx.config
+    ready_path = load_state(ctx.project.state_dir).get("ready_path") or cfg.server.ready_path  # what `up` found
     probes: dict[str, Callable[[], Probe]] = {
         "postgres": lambda: ConnectorProbe("postgres", ctx.postgres),
         "redis": lambda: ConnectorProbe("redis", ctx.redis),
-        "server": lambda: HttpProbe(ctx.server, cfg.server.ready_path),
+        "server": lambda: HttpProbe(ctx.server, ready_path),
     }
+    checked = ctx.stack.long_running()
 
     def check(service: str) -> Check:
         state = states.get(service)
@@ -110,19 +151,24 @@ def stack_status(ctx: Context) -> StatusReport:
             return Check("down", False, False, _container_text(state), None, "container not running")
         ok, ms, error = _timed(probes[service])
         details = None
-        if service == "server":
-            details = server_status(ctx.server, cfg.server.status_path)
         status = "up" if ok else "down"
-        if service == "server" and details is not None and (not ok or details.get("status") != "healthy"):
-            status = "degraded"  # the process answers, but reports a dependency down
+        if service == "server" and cfg.server.status_path:
+            found = server_status(ctx.server, cfg.server.status_path)
+            if found is None and cfg.is_pinned("server.status_path"):
+                status, error = "degraded", f"GET {cfg.server.status_path} did not answer (server.status_path)"
+            elif found is not None:
+                said, details = found
+                if ok and said != "healthy":
+                    status = "degraded"  # the process answers, but reports a dependency down
+                    error = error or f"{cfg.server.status_path} says {said}"
         return Check(status, live, ok, _container_text(state), ms, error, details)
 
-    with ThreadPoolExecutor(max_workers=len(CHECKED)) as pool:
-        checks = dict(zip(CHECKED, pool.map(check, CHECKED), strict=True))
+    with ThreadPoolExecutor(max_workers=len(checked)) as pool:
+        checks = dict(zip(checked, pool.map(check, checked), strict=True))
 
     if all(c.status == "up" for c in checks.values()):
         overall = "healthy"
-    elif checks["postgres"].status == "down" or checks["server"].status == "down":
+    elif any(checks[s].status == "down" for s in ("postgres", "server") if s in checks):
         overall = "unhealthy"
     else:
         overall = "degraded"

@@ -62,6 +62,13 @@ class FakeRuntime:
     def logs(self, services: Sequence[str], *, tail: int | None = None) -> str:
         return self.log_text
 
+    def stream_logs(
+        self, services: Sequence[str], on_line: Callable[[str], None], *, follow: bool, tail: int | None
+    ) -> int:
+        for line in self.log_text.splitlines():
+            on_line(line)
+        return 0
+
     def published_ports(self) -> dict[tuple[str, int], int]:
         return dict(self.ports)
 

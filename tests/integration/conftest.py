@@ -47,10 +47,11 @@ class ExampleProject:
     root: Path
     name: str
     env: dict[str, str] = field(default_factory=dict)
+    server: str = "apps/server"
 
     @property
     def server_dir(self) -> Path:
-        return self.root / "apps" / "server"
+        return self.root / self.server if self.server != "." else self.root
 
     def devenv(self, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
@@ -104,10 +105,10 @@ class ExampleProject:
         return labelled(f"devenv.project={self.name}")
 
 
-def make_project(tmp_path: Path) -> ExampleProject:
-    root = tmp_path / "monorepo"
+def make_project(tmp_path: Path, source: Path = EXAMPLE, server: str = "apps/server") -> ExampleProject:
+    root = tmp_path / source.name
     shutil.copytree(
-        EXAMPLE, root, ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist"), symlinks=True
+        source, root, ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist"), symlinks=True
     )
     name = f"t-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
@@ -118,7 +119,15 @@ def make_project(tmp_path: Path) -> ExampleProject:
         DEVENV_SERVER_PORT=str(free_port()),
         NO_COLOR="1",
     )
-    return ExampleProject(root=root, name=name, env=env)
+    return ExampleProject(root=root, name=name, env=env, server=server)
+
+
+def remove(project: ExampleProject) -> None:
+    """Everything PROJECT's stack started, volumes included."""
+    project.devenv("down", "--volumes", "--yes")
+    subprocess.run(
+        ["docker", "compose", "-p", project.name, "down", "-v", "--remove-orphans"], capture_output=True, check=False
+    )
 
 
 @pytest.fixture
@@ -128,9 +137,4 @@ def example(tmp_path: Path) -> Iterator[ExampleProject]:
     try:
         yield project
     finally:
-        project.devenv("down", "--volumes", "--yes")
-        subprocess.run(
-            ["docker", "compose", "-p", project.name, "down", "-v", "--remove-orphans"],
-            capture_output=True,
-            check=False,
-        )
+        remove(project)

@@ -41,7 +41,7 @@ def test_defaults_match_the_monorepo_layout() -> None:
         "/health/status",
     )
     assert config.migrate.command == ("npx", "prisma", "migrate", "deploy")
-    assert config.migrate.seed_command == ("npx", "prisma", "db", "seed")
+    assert config.migrate.seed_command is None  # decided from the project: `npx prisma db seed` when it has a seed
     assert config.migrate.status_command == ("npx", "prisma", "migrate", "status")
 
 

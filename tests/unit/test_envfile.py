@@ -135,7 +135,6 @@ def test_existing_values_are_never_changed_and_missing_keys_appended(tmp_path: P
         "POSTGRES_USER",
         "POSTGRES_DB",
         "DATABASE_URL",
-        "REDIS_PASSWORD",
         "REDIS_URL",
     )
     assert "keep-me@" in values["DATABASE_URL"]  # the URL uses the password .env already has
@@ -146,7 +145,10 @@ def test_minimal_template_gets_the_stack_settings(tmp_path: Path) -> None:
     result = ensure_env(project, {})
     values = read_env(project)
     assert values["POSTGRES_USER"] == "app" and values["POSTGRES_DB"] == "app"
-    assert {"POSTGRES_PASSWORD", "REDIS_PASSWORD"} <= set(result.generated)
+    # Redis gets a password only when the template has REDIS_PASSWORD: queue clients such as BullMQ take only host
+    # and port from REDIS_URL, and the stack's Redis is published on loopback only.
+    assert set(result.generated) == {"POSTGRES_PASSWORD"} and "REDIS_PASSWORD" not in values
+    assert values["REDIS_URL"] == "redis://127.0.0.1:6379/0"
     assert values["DATABASE_URL"].startswith("postgresql://app:")
     assert "# --- Stack settings added by devenv" in project.env_file.read_text()
     assert not check_env(project).drift  # devenv's own keys are not "extra"
@@ -356,7 +358,7 @@ def test_bad_redis_db(tmp_path: Path) -> None:
         stack_settings(project, {})
 
 
-def test_warnings_for_placeholders_dollars_ports_and_mode(tmp_path: Path) -> None:
+def test_warnings_for_placeholders_dollars_and_mode(tmp_path: Path) -> None:
     project = make(
         tmp_path,
         "JWT_SECRET=\nPOSTGRES_PASSWORD=\nDATABASE_URL=\n",
@@ -366,7 +368,29 @@ def test_warnings_for_placeholders_dollars_ports_and_mode(tmp_path: Path) -> Non
     warnings = "\n".join(ensure_env(project, {}).warnings)
     assert "JWT_SECRET (apps/server/.env:1) is empty or a placeholder" in warnings or "JWT_SECRET (" in warnings
     assert "POSTGRES_PASSWORD" in warnings and "single quotes" in warnings
-    assert "points at port 6543" in warnings
+
+
+def test_ports_in_use_reach_the_values_devenv_wrote_and_hand_written_ones_are_left_alone(tmp_path: Path) -> None:
+    project = make(
+        tmp_path,
+        "POSTGRES_PORT=5432\nDATABASE_URL=postgresql://app:pw@localhost:5432/shop?schema=public\nREDIS_URL=\n",
+        None,
+    )
+    result = ensure_env(project, {})
+    assert result.values["POSTGRES_PORT"] == "5432" and "REDIS_URL" in result.values
+    # The user edits REDIS_URL by hand; devenv wrote the other two.
+    text = project.env_file.read_text().replace("redis://127.0.0.1:6379/0", "redis://localhost:6379/3")
+    project.env_file.write_text(text)
+    ours = {**result.values}
+    synced = envfile.sync_ports(project, envfile.read_env_files(project), envfile.HostPorts(55001, 55002), ours)
+    values = read_env(project)
+    assert synced.updated.keys() == {"POSTGRES_PORT", "DATABASE_URL"}
+    assert values["POSTGRES_PORT"] == "55001" and ":55001/shop?schema=public" in values["DATABASE_URL"]
+    assert values["REDIS_URL"] == "redis://localhost:6379/3"  # hand-written: never silently replaced
+    [warning] = synced.warnings
+    assert "REDIS_URL" in warning and "55002" in warning and "leaves a value you wrote alone" in warning
+    again = envfile.sync_ports(project, envfile.read_env_files(project), envfile.HostPorts(55001, 55002), ours)
+    assert again.updated == {} and len(again.warnings) == 1
 
 
 def test_warns_when_env_is_tracked_by_git(tmp_path: Path) -> None:

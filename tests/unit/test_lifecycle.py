@@ -67,10 +67,13 @@ def test_a_new_database_is_seeded_marked_and_templated(example: Project, monkeyp
     result = up(context_of(project, runtime=runtime, connectors=fakes))
     db = envfile.read_env(project)["POSTGRES_DB"]
     assert result.compose_work is True and result.seeded is True
-    assert [c for c in runtime.calls if c[0] in {"up", "run"}] == [
-        ("up", (("postgres", "redis", "migrate", "server"), True)),
+    # The image is built first; compose then only starts what was built; the seed runs once, on the new database.
+    assert [c for c in runtime.calls if c[0] in {"build", "up", "run"}] == [
+        ("build", (("server",),)),
+        ("up", (("postgres", "redis", "migrate", "server"), False)),
         ("run", ("migrate", ("npx", "prisma", "db", "seed"))),
     ]
+    assert "seeded the new database: `npx prisma db seed`." in result.notes
     marks = fakes.cluster.databases
     assert marks["postgres"] == f"devenv-project:{project.name}"  # the cluster is known as this stack's own
     assert marks[db] == "devenv:seeded" and (marks[f"{db}__devenv_template"] or "").startswith("devenv-template:")
@@ -79,6 +82,18 @@ def test_a_new_database_is_seeded_marked_and_templated(example: Project, monkeyp
     assert ("server", "http://127.0.0.1:49003", 0) in fakes.seen
     urls = {r.service: r.url for r in result.services}
     assert urls["postgres"] == f"postgresql://app:***@127.0.0.1:49001/{db}" and urls["server"].endswith(":49003")
+
+
+def test_without_a_seed_nothing_is_run_and_up_says_so(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    (example.server_dir / "prisma.config.ts").unlink()  # the example configures its seed there
+    project = _ephemeral(example, monkeypatch)
+    runtime = FakeRuntime(states=running_stack())
+    fakes = FakeConnectors()
+    result = up(context_of(project, runtime=runtime, connectors=fakes))
+    assert result.seeded is False and not [c for c in runtime.calls if c[0] == "run"]
+    assert any(n.startswith("no seed configured") for n in result.notes)
+    db = envfile.read_env(project)["POSTGRES_DB"]
+    assert fakes.cluster.databases[db] == "devenv:seeded"  # migrated, marked: the next up does not look again
 
 
 def test_second_up_with_nothing_changed_does_no_compose_work_and_reads_each_dotenv_file_once(
@@ -110,7 +125,10 @@ def test_second_up_with_nothing_changed_does_no_compose_work_and_reads_each_dote
     (project.server_dir / "src.js").write_text("// a code change\n")
     changed = up(context_of(project, runtime=runtime, connectors=fakes))
     assert changed.compose_work is True
-    assert [c for c in runtime.calls if c[0] == "up"] == [("up", (("postgres", "redis", "migrate", "server"), True))]
+    assert [c for c in runtime.calls if c[0] in {"build", "up"}] == [
+        ("build", (("server",),)),
+        ("up", (("postgres", "redis", "migrate", "server"), False)),
+    ]
 
 
 def test_up_refuses_a_taken_port_before_starting_anything(

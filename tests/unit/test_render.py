@@ -192,10 +192,17 @@ def test_empty_postgres_password_is_refused(tmp_path: Path) -> None:
     assert not project.state_dir.exists()
 
 
-def test_missing_dockerfile_and_context(tmp_path: Path) -> None:
+def test_without_a_dockerfile_only_the_databases_are_in_containers(tmp_path: Path) -> None:
     root = copy_project("example", tmp_path / "quotes")
     (root / "apps" / "server" / "Dockerfile").unlink()
-    with pytest.raises(ConfigError, match=r"server\.dockerfile = 'apps/server/Dockerfile'"):
+    services = build_of(load_project(root, environ={}))["services"]
+    assert set(services) == {"postgres", "redis"}  # type: ignore[call-overload]
+
+
+def test_a_dockerfile_or_context_named_in_devenv_toml_must_exist(tmp_path: Path) -> None:
+    root = copy_project("example", tmp_path / "quotes")
+    (root / "devenv.toml").write_text('[server]\ndockerfile = "apps/server/Dockerfile.dev"\n')
+    with pytest.raises(ConfigError, match=r"server\.dockerfile = 'apps/server/Dockerfile.dev'"):
         build_of(load_project(root, environ={}))
     (root / "devenv.toml").write_text('[server]\ncontext = "nope"\n')
     with pytest.raises(ConfigError, match=r"server\.context = 'nope'"):
