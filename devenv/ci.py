@@ -14,7 +14,7 @@ from devenv.config import sanitize_name as _sanitize
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
 from devenv.project import Project
-from devenv.runtime import Runtime
+from devenv.runtime import Runtime, parse_created
 
 
 @dataclass(frozen=True)
@@ -155,17 +155,6 @@ def parse_duration(text: str) -> timedelta:
         raise UsageError(f"--older-than {text!r} is not a duration.", "use a number and a unit: 30m, 2h, 1d.")
     amount, unit = int(match.group(1)), match.group(2)
     return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-
-
-def parse_created(text: str) -> datetime | None:
-    """Docker's RFC 3339 timestamps (nanoseconds trimmed)."""
-    if not text:
-        return None
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def old_stacks(stacks: list[StackAge], older_than: timedelta, now: datetime | None = None) -> list[StackAge]:

@@ -153,10 +153,37 @@ def down_command(args: argparse.Namespace) -> None:
     from devenv.lifecycle import down
     from devenv.output import print_down
 
+    if args.gone:
+        return _down_gone(args)
     if args.volumes:
         _confirm(f"Remove the data volumes of {_project_name(args)!r} (all its data)?", args.yes, "--volumes")
     with _locked(args) as c:
         print_down(down(c, volumes=args.volumes))
+
+
+def _down_gone(args: argparse.Namespace) -> None:
+    from devenv.checkouts import gone_stacks, remove_gone
+    from devenv.output import echo, print_stacks
+    from devenv.runtime import open_runtime
+
+    runtime = open_runtime()
+    stacks = gone_stacks(runtime)
+    if not stacks:
+        echo("no stack of a checkout that is gone.")
+        return
+    print_stacks(stacks, as_json=False)
+    names = ", ".join(s.name for s in stacks)
+    _confirm(f"Remove {names} with their volumes (their checkouts no longer exist)?", args.yes, "down --gone")
+    for stack in remove_gone(runtime, stacks):
+        echo(f"{stack.name}: removed (its checkout {stack.checkout} is gone).")
+
+
+def ls_command(args: argparse.Namespace) -> None:
+    from devenv.checkouts import list_stacks
+    from devenv.output import print_stacks
+    from devenv.runtime import open_runtime
+
+    print_stacks(list_stacks(open_runtime()), as_json=args.json)
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -355,7 +382,13 @@ def build_parser() -> Parser:
 
     p = _add(sub, "down", down_command, "Stop and remove the stack's containers; data volumes stay.")
     p.add_argument("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes).")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm --volumes without asking.")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm --volumes or --gone without asking.")
+    p.add_argument(
+        "--gone", action="store_true", help="Remove the stacks (and volumes) of checkouts that no longer exist."
+    )
+
+    p = _add(sub, "ls", ls_command, "Every devenv stack on this engine: checkout, state, ports, volume size, age.")
+    _json(p, "The stacks as JSON.")
 
     p = _add(sub, "status", status_command, "Health of the stack: exit 0 healthy, 1 degraded, 4 down.")
     _json(p, "The health report as JSON.")

@@ -199,7 +199,7 @@ class Context:
         return replace(
             self,
             project=project,
-            runtime=runtime or open_runtime(project.name, project.compose_file),
+            runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout),
             known_endpoints=None,
         )
 
@@ -230,6 +230,6 @@ def open_project(
         project=project,
         environ=env,
         files=read_env_files(project),
-        runtime=runtime or open_runtime(project.name, project.compose_file),
+        runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout),
         connectors=connectors or WireConnectors(),
     )

@@ -19,24 +19,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from devenv import marks
+from devenv import checkouts, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
-from devenv.endpoints import Endpoints, container_ports
+from devenv.endpoints import Endpoints
 from devenv.envfile import HostPorts, ensure_env, sync_ports
-from devenv.errors import ComposeFailed, DevenvError, UsageError
+from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, run_seed
-from devenv.ports import check_ports
+from devenv.ports import port_is_free
 from devenv.probes import FALLBACK_PATHS, ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
 from devenv.render import write_compose
 from devenv.reset import ResetResult, start_spare, take_template
 from devenv.runtime import ContainerState
 from devenv.services import expand_services, port_claims
-from devenv.state import load_state, save_state
+from devenv.state import load_state, read_record, save_state, write_record
 from devenv.wait import Cancelled, Probe, wait_for
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -120,9 +120,53 @@ def _stack_is_up(states: Sequence[ContainerState], services: Sequence[str]) -> b
     return True
 
 
-def _owned_ports(ctx: Context) -> set[int]:
-    published = ctx.runtime.published_ports()
-    return {published[key] for key in container_ports(ctx.config).items() if key in published}
+def _claim(
+    ctx: Context, states: list[ContainerState], selected: Sequence[str]
+) -> tuple[Context, list[ContainerState], list[str]]:
+    """This checkout's stack: its own name when another checkout holds this one, and host ports of its own when a
+    default one is taken (devenv.checkouts); both are kept in .devenv/checkout.json."""
+    project, runtime = ctx.project, ctx.runtime
+    notes: list[str] = []
+    claim = checkouts.claim_name(
+        runtime, project.name, project.root, pinned=project.name_pinned, known=[s.labels for s in states]
+    )
+    if claim.name != project.name:
+        write_record(project.root, name=claim.name)
+        project = replace(project, name=claim.name, base_name=claim.name)
+        ctx = ctx.for_project(project)
+        states = ctx.runtime.containers(detail=False)
+        notes.append(claim.note)
+    if runtime.host_address() != "127.0.0.1":
+        return ctx, states, notes  # a remote engine's ports are not ours to probe; Docker reports a clash itself
+    cfg = project.config
+    owned = {port for s in states if not s.oneoff for port in s.ports.values()}  # this stack's published ports
+    recorded = read_record(project.root).get("ports") or {}
+    seen: dict[int, str] = {}
+    changes: dict[str, int] = {}
+    for claim_ in port_claims(cfg, selected):
+        service, port = claim_.service, claim_.port
+        if port and port in seen:
+            raise PortInUse(
+                f"host port {port} is claimed by both {seen[port]} and {service}.",
+                f"give {service} another port ({claim_.setting}).",
+            )
+        seen[port] = service
+        if cfg.is_pinned(f"{service}.port"):
+            if port and port not in owned and not port_is_free(port):
+                raise checkouts.pinned_port_error(service, port, runtime, claim_.setting)
+            continue
+        chosen = checkouts.choose_port(service, port, owned, recorded.get(service))
+        if chosen is not None:
+            notes.append(
+                f"{service}: host port {port} is taken (by {checkouts.holder(runtime, port)}); this stack uses "
+                f"{chosen} (kept in .devenv/checkout.json; {claim_.setting} pins one)."
+            )
+            changes[service] = chosen
+    if changes:
+        write_record(project.root, ports={**recorded, **changes})
+        config = replace(cfg, **{svc: replace(getattr(cfg, svc), port=port) for svc, port in changes.items()})
+        ctx = ctx.for_project(replace(project, config=config), runtime=ctx.runtime)
+    return ctx, states, notes
 
 
 class _LazyProbe:
@@ -210,7 +254,7 @@ class _Waiter:
         self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
         if service == "postgres":
             with self.live().postgres.session(what="devenv's mark") as conn:
-                marks.mark_cluster(conn, self.ctx.project.name)  # so reset can tell the stack's Postgres
+                marks.mark_cluster(conn, self.ctx.project.name, self.ctx.project.checkout)  # reset knows its own
         # The database is ready once migrated, or at once when nothing migrates it in the stack.
         if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
             self.seed_if_new()
@@ -338,6 +382,11 @@ def up(
             "publish them on the engine host's network with DEVENV_BIND_ADDRESS=0.0.0.0 (or bind_address in "
             "devenv.toml), or use a local engine.",
         )
+    before = runtime.containers(detail=False)
+    claim_notes: list[str] = []
+    if not project.ci:  # a CI stack has a name of its own and Docker-chosen ports
+        ctx, before, claim_notes = _claim(ctx, before, selected)
+        project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
     ctx = ctx.with_files(env_result.files)
     rendered = write_compose(ctx)
@@ -348,17 +397,16 @@ def up(
     state = load_state(project.state_dir)
 
     cache = StateCache(runtime)
-    before = cache.get()
+    cache.prime(before)
     unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
     notes, warnings = _notes(ctx, selected) if not unchanged else ([], [])
+    notes = claim_notes + notes
     compose_error: list[BaseException] = []
     compose_thread: threading.Thread | None = None
     if unchanged:
         for service in selected:
             on_event(Event(service, "unchanged", time.monotonic() - t0))
     else:
-        if not remote:  # a remote engine's ports are not ours to probe; Docker reports a clash itself
-            check_ports(port_claims(project.config, selected), owned=lambda: _owned_ports(ctx))
         for service in selected:
             on_event(Event(service, "starting", time.monotonic() - t0))
         if builds:
@@ -465,8 +513,11 @@ def up(
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:
-    """Stop and remove the stack's containers and network; its volumes only when asked."""
+    """Stop and remove the stack's containers and network; its volumes only when asked (never another
+    checkout's stack: devenv.checkouts)."""
     project = ctx.project
+    if not project.ci:
+        checkouts.guard(ctx.runtime, project.name, project.root, "stops or removes")
     ctx.runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project.state_dir).get("fingerprint"):  # forget it: the next `up` has compose work to do
         save_state(project.state_dir, {"project": project.name})
@@ -477,6 +528,7 @@ def down(ctx: Context, *, volumes: bool = False) -> DownResult:
 def hard_reset(ctx: Context, *, timeout: float = 60.0) -> ResetResult:
     """`down --volumes` + `up`: new volumes, migrations, seed and template."""
     t0 = time.perf_counter()
+    checkouts.guard(ctx.runtime, ctx.project.name, ctx.project.root, "drops the volumes of")
     ctx.runtime.down(volumes=True)  # a spare being made is cut off: unmarked, it is never used
     up(ctx, timeout=timeout)
     db = ctx.settings.pg_db

@@ -67,20 +67,36 @@ def migrations_key(server_dir: Path, files: Sequence[Path], commands: Sequence[S
     return digest.hexdigest()[:16]
 
 
-def mark_cluster(conn: Connection, project_name: str) -> None:
+def cluster_mark(project_name: str, checkout: str) -> str:
+    """The mark of the stack PROJECT_NAME of the checkout at CHECKOUT."""
+    return f"{CLUSTER_MARK}{project_name}@{checkout}"
+
+
+def mark_cluster(conn: Connection, project_name: str, checkout: str) -> None:
     """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
-    conn.execute(f"COMMENT ON DATABASE postgres IS {quote_literal(CLUSTER_MARK + project_name)}")
+    conn.execute(f"COMMENT ON DATABASE postgres IS {quote_literal(cluster_mark(project_name, checkout))}")
 
 
-def verify_cluster(conn: Connection, project_name: str, where: str) -> None:
-    """Refuse unless this Postgres (at WHERE) carries the PROJECT_NAME stack's mark."""
+def verify_cluster(conn: Connection, project_name: str, checkout: str, where: str) -> None:
+    """Refuse unless this Postgres (at WHERE) carries the mark of this checkout's PROJECT_NAME stack.
+
+    A mark without a checkout (written before devenv labelled checkouts) is the stack's own, as it was then.
+    """
     _, mark = conn.database("postgres") or ("", None)
-    if mark != CLUSTER_MARK + project_name:
+    if mark in {cluster_mark(project_name, checkout), CLUSTER_MARK + project_name}:
+        return
+    owner = (mark or "").split("@", 1)[1] if (mark or "").startswith(f"{CLUSTER_MARK}{project_name}@") else ""
+    if owner:
         raise NotOurDatabase(
-            f"the Postgres at {where} is not the {project_name!r} stack's own container "
-            f"(mark: {mark!r}); devenv resets only its own database.",
-            "start this project's stack with `devenv up`, or check DEVENV_POSTGRES_PORT / postgres.port.",
+            f"the Postgres at {where} is the {project_name!r} stack of the checkout {owner}, not this one's "
+            f"({checkout}); devenv resets only this checkout's database.",
+            f"run `devenv reset` in {owner} for that one; `devenv up` here starts this checkout's own stack.",
         )
+    raise NotOurDatabase(
+        f"the Postgres at {where} is not the {project_name!r} stack's own container "
+        f"(mark: {mark!r}); devenv resets only its own database.",
+        "start this project's stack with `devenv up`, or check DEVENV_POSTGRES_PORT / postgres.port.",
+    )
 
 
 def is_seeded(conn: Connection) -> bool:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this module for every command
+    from devenv.checkouts import StackInfo
     from devenv.ci import CiStack, StackAge
     from devenv.doctor import DoctorReport
     from devenv.envfile import DriftReport, EnvResult
@@ -328,3 +329,57 @@ def print_init(result: InitResult) -> None:
             echo(f"  {line}")
     for finding in result.findings:
         echo(f"Note: {finding}", err=result.written is False)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1000  # type: ignore[assignment]
+    return "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
+    """`devenv ls`: every stack with its checkout (or "gone"), state, ports, volume size and age."""
+    if as_json:
+        emit_json({"stacks": [s.as_dict() for s in stacks]})
+        return
+    if not stacks:
+        echo("no devenv stacks on this engine.")
+        return
+    on = colour_on(sys.stdout)
+    rows = []
+    for s in stacks:
+        checkout = (s.checkout or "(not labelled)") + (" (gone)" if s.gone else "")
+        ports = " ".join(f"{svc}:{port}" for svc, port in s.ports.items()) or "-"
+        rows.append(
+            (
+                s.name + (" [ci]" if s.ci else ""),
+                checkout,
+                s.state,
+                ports,
+                _size(s.volume_bytes),
+                _duration(s.age_seconds),
+            )
+        )
+    styles = {i: "yellow" for i, s in enumerate(stacks) if s.gone}
+    echo(
+        table(
+            f"{len(stacks)} devenv stacks",
+            ("name", "checkout", "state", "ports", "volumes", "age"),
+            rows,
+            styles=styles,
+            on=on,
+        )
+    )

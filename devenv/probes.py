@@ -122,6 +122,11 @@ class StateCache:
                 self._at = time.monotonic()
             return list(self._states)
 
+    def prime(self, states: list[ContainerState]) -> None:
+        """Start from STATES the caller just listed (no second engine call for the same answer)."""
+        with self._lock:
+            self._states, self._at = list(states), time.monotonic()
+
     def current(self) -> list[ContainerState]:
         """The states of the containers that count for this `up` (see the class)."""
         states = self.get()

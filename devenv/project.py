@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devenv.config import CONFIG_FILE, DEFAULT_SERVER_PATH, Config, check_name_override, load_config, sanitize_name
 from devenv.errors import ProjectNotFound
-from devenv.state import STATE_DIR
+from devenv.state import STATE_DIR, read_record
 
 TEMPLATE_NAMES = (".env.template", ".env.example", ".env.sample", ".env.dist")
 TEMPLATE_NAME = TEMPLATE_NAMES[0]
@@ -38,6 +38,12 @@ class Project:
     name: str  # compose project name
     base_name: str = ""  # the name without DEVENV_PROJECT_NAME / CI override; "" means the same as name
     ci: bool = False  # a throwaway CI stack (`devenv ci up` / `run`): labelled devenv.ci, so `devenv gc` may remove it
+    name_pinned: bool = False  # set in devenv.toml or DEVENV_PROJECT_NAME (else derived, or chosen by `up`)
+
+    @property
+    def checkout(self) -> str:
+        """This checkout's path, labelled on everything its stack has."""
+        return str(self.root)
 
     @property
     def server_dir(self) -> Path:
@@ -169,7 +175,22 @@ def load_project(
             )
         root, server_path = found
     config = load_config(config_file, env, server_path=server_path, context=_context_default(root))
-    base_name = config.name or sanitize_name(root.name)
+    record = read_record(root)  # what `up` chose for this checkout before: its name, ports it fell back to
+    config = _recorded_ports(config, record.get("ports"))
+    base_name = config.name or str(record.get("name") or "") or sanitize_name(root.name)
     override = env.get("DEVENV_PROJECT_NAME", "")
     name = check_name_override(override, "DEVENV_PROJECT_NAME") if override else base_name
-    return Project(root=root, config=config, name=name, base_name=base_name)
+    pinned = bool(override) or config.name is not None
+    return Project(root=root, config=config, name=name, base_name=base_name, name_pinned=pinned)
+
+
+def _recorded_ports(config: Config, recorded: object) -> Config:
+    """CONFIG with the host ports `up` fell back to for this checkout, where none is pinned."""
+    if not isinstance(recorded, dict):
+        return config
+    changes = {}
+    for table in ("postgres", "redis", "server"):
+        port = recorded.get(table)
+        if isinstance(port, int) and 0 < port < 65536 and not config.is_pinned(f"{table}.port"):
+            changes[table] = replace(getattr(config, table), port=port)
+    return replace(config, **changes) if changes else config

@@ -2,7 +2,8 @@
 
 No secret reaches the compose file: the containers get their credentials from env files devenv generates beside
 it (.devenv/postgres.env, redis.env, server.env, mode 0600) and from the app's own .env. Compose interpolation is
-never used: every `$` in the data is a literal dollar and is written as `$$`. Paths are relative to the folder of
+used once, for the checkout label (`${DEVENV_CHECKOUT:-}`, the checkout's path, given when devenv runs compose);
+every other `$` in the data is a literal dollar and is written as `$$`. Paths are relative to the folder of
 the file being written (compose resolves them against the compose file's folder by default).
 """
 
@@ -23,7 +24,7 @@ from devenv.dockerfile import Dockerfile, normalise
 from devenv.envfile import SAFE_VALUE_RE, EnvFiles, EnvResult, ensure_env, read_template
 from devenv.errors import ConfigError
 from devenv.project import Project
-from devenv.runtime import CI_LABEL, PROJECT_LABEL  # only CI_LABEL stacks are candidates for `devenv gc`
+from devenv.runtime import CHECKOUT_LABEL, CHECKOUT_VAR, CI_LABEL, PROJECT_LABEL  # CI_LABEL: candidates for gc
 from devenv.services import Stack
 from devenv.settings import POSTGRES_PORT, REDIS_PORT, Settings
 from devenv.state import ensure_state_dir, write_if_changed
@@ -254,6 +255,13 @@ def build_compose(
     if secrets:
         data["secrets"] = secrets
     escaped: dict[str, Any] = escape_dollars(data)
+    # The one value compose interpolates: the checkout's path, given by devenv.runtime when it runs compose, so the
+    # file itself names no path and renders the same in every checkout.
+    checkout = {CHECKOUT_LABEL: f"${{{CHECKOUT_VAR}:-}}"}
+    for node in [*escaped["services"].values(), *escaped["volumes"].values(), *escaped["networks"].values()]:
+        node["labels"].update(checkout)
+        if "build" in node:
+            node["build"]["labels"].update(checkout)
     return escaped
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from devenv import marks
+from devenv import checkouts, marks
 from devenv.context import Context
 from devenv.errors import DevenvError, NotOurDatabase
 from devenv.pgwire import Connection, PgError
@@ -203,6 +203,12 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
 
     t0 = time.perf_counter()
     project, settings = ctx.project, ctx.settings
+    states = ctx.runtime.containers(detail=False)  # one engine call: whose stack it is, and its ports
+    if not project.ci:
+        other = checkouts.foreign_owner([s.labels for s in states], project.root)
+        if other is not None:
+            raise checkouts.refusal(project.name, other, project.root, "resets")
+    ctx = ctx.with_states(states)
     postgres = ctx.postgres  # StackNotRunning when it is not published
     ep = ctx.endpoints
     assert ep.postgres_port is not None
@@ -211,7 +217,7 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
     tmpl = marks.template_name(db)
 
     with postgres.session("postgres", what="the reset", application_name=APPLICATION_NAME) as conn:
-        marks.verify_cluster(conn, project.name, f"{ep.host}:{ep.postgres_port}")
+        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}")
         tmpl_oid, tmpl_comment = conn.database(tmpl) or ("", None)
         if tmpl_comment == marks.template_mark(key):
             spares = project.state_dir if project.config.reset.spare else None

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlparse
@@ -27,6 +28,8 @@ from devenv.errors import ComposeFailed, DevenvError, EngineUnreachable
 
 PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
+CHECKOUT_LABEL = "devenv.checkout"  # the absolute path of the checkout a stack belongs to
+CHECKOUT_VAR = "DEVENV_CHECKOUT"  # compose interpolates it into CHECKOUT_LABEL (the compose file stays path-free)
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
@@ -75,6 +78,15 @@ class LabelledStack:
     volumes: int
     networks: int
     labels: dict[str, str] = field(default_factory=dict)  # devenv's labels of its resources (devenv.*)
+    running: int = 0  # containers running
+    jobs: int = 0  # one-shot containers (the migrate job): finished, not down
+    ports: dict[str, int] = field(default_factory=dict)  # service -> a published host port
+    volume_bytes: int | None = None  # the size of its volumes (None: the engine did not say)
+
+    @property
+    def checkout(self) -> str:
+        """The checkout the stack belongs to ("" for a stack made before devenv labelled checkouts)."""
+        return self.labels.get(CHECKOUT_LABEL, "")
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,9 @@ class Runtime(Protocol):
     def run_oneoff(self, service: str, argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[int, str]: ...
     def resources(self, label: str | None = None) -> StackResources: ...
     def compose_argv(self, *args: str) -> list[str]: ...
-    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]: ...
+    def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]: ...
+    def stack_labels(self, name: str) -> list[dict[str, str]]: ...
+    def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]: ...
     def remove_labelled(self, name: str) -> StackResources: ...
     def engine_facts(self) -> EngineFacts: ...
 
@@ -274,11 +288,17 @@ class DockerRuntime:
     """The real engine: compose via its CLI (argv built as data, run by devenv.proc), state via the Engine API."""
 
     def __init__(
-        self, project_name: str, compose_file: Path, project_dir: Path, engine: EngineAPI | None = None
+        self,
+        project_name: str,
+        compose_file: Path,
+        project_dir: Path,
+        engine: EngineAPI | None = None,
+        checkout: str = "",
     ) -> None:
         self.project_name = project_name
         self.compose_file = compose_file
         self.project_dir = project_dir
+        self.checkout = checkout  # labelled on what compose creates (CHECKOUT_LABEL)
         self._engine = engine
         self._lock = threading.Lock()
 
@@ -296,6 +316,10 @@ class DockerRuntime:
         return engine_host_address()
 
     # -- compose ------------------------------------------------------------------------------------------------
+    def compose_env(self) -> dict[str, str]:
+        """The environment compose runs with: the user's, plus the checkout it labels resources with."""
+        return {**os.environ, CHECKOUT_VAR: self.checkout}
+
     def compose_argv(self, *args: str) -> list[str]:
         """The docker compose command line for this project."""
         return [
@@ -315,7 +339,8 @@ class DockerRuntime:
         argv = (
             ["docker", "compose", "--project-name", self.project_name, *args] if by_name else self.compose_argv(*args)
         )
-        done = proc.stream(argv, on_line) if on_line is not None else proc.run(argv)
+        env = self.compose_env()
+        done = proc.stream(argv, on_line, env=env) if on_line is not None else proc.run(argv, env=env)
         if not done.ok:
             if _is_connection_error(done.output):
                 raise _unreachable(done.output)
@@ -351,7 +376,9 @@ class DockerRuntime:
             *(["--follow"] if follow else []),
             *(["--tail", str(tail)] if tail is not None else []),
         ]
-        done = proc.stream(self.compose_argv(*args, *services), lambda line: on_line(ANSI_RE.sub("", line)))
+        done = proc.stream(
+            self.compose_argv(*args, *services), lambda line: on_line(ANSI_RE.sub("", line)), env=self.compose_env()
+        )
         if not done.ok and _is_connection_error(done.output):
             raise _unreachable(done.output)
         return done.returncode
@@ -361,7 +388,7 @@ class DockerRuntime:
         cmd = self.compose_argv("run", "--rm", "--no-deps", "-T")
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
-        done = proc.run([*cmd, service, *argv])
+        done = proc.run([*cmd, service, *argv], env=self.compose_env())
         if not done.ok and _is_connection_error(done.output):
             raise _unreachable(done.output)
         return done.returncode, done.output
@@ -437,42 +464,90 @@ class DockerRuntime:
         )
 
     # -- across projects ------------------------------------------------------------------------------------------
-    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]:
-        """Every devenv stack on the engine (CI_ONLY: only CI stacks, label devenv.ci=true), across projects."""
+    def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]:
+        """Every devenv stack on the engine (CI_ONLY: only CI stacks, label devenv.ci=true), across projects.
+
+        SIZES: also the size of each stack's volumes (the engine measures them: slower).
+        """
         wanted = [PROJECT_LABEL, *([f"{CI_LABEL}=true"] if ci_only else [])]
         selector = _filters(label=wanted)
         found: dict[str, dict[str, Any]] = {}
 
         def entry(labels: dict[str, str]) -> dict[str, Any]:
             e = found.setdefault(
-                labels[PROJECT_LABEL], {"created": [], "containers": 0, "volumes": 0, "networks": 0, "labels": {}}
+                labels[PROJECT_LABEL],
+                {
+                    "created": [],
+                    "containers": 0,
+                    "jobs": 0,
+                    "volumes": [],
+                    "networks": 0,
+                    "labels": {},
+                    "running": 0,
+                    "ports": {},
+                },
             )
-            e["labels"].update({k: v for k, v in labels.items() if k.startswith("devenv.")})
+            for key, value in labels.items():  # a checkout label that is empty (made by hand) never wins
+                if key.startswith("devenv.") and (value or key not in e["labels"]):
+                    e["labels"][key] = value
             return e
 
         for c in self._call("GET", "/containers/json", {"all": "1", **selector}) or []:
-            e = entry(c.get("Labels") or {})
+            labels = c.get("Labels") or {}
+            e = entry(labels)
             e["containers"] += 1
+            if labels.get(COMPOSE_SERVICE_LABEL) == "migrate" or labels.get(COMPOSE_ONEOFF_LABEL) == "True":
+                e["jobs"] += 1  # a one-shot job: done, not down
+            e["running"] += c.get("State") == "running"
             e["created"].append(_rfc3339(c.get("Created")))
+            for port in _tcp_ports(c).values():
+                e["ports"].setdefault(labels.get(COMPOSE_SERVICE_LABEL, "?"), port)
         for v in (self._call("GET", "/volumes", selector) or {}).get("Volumes") or []:
             e = entry(v.get("Labels") or {})
-            e["volumes"] += 1
+            e["volumes"].append(str(v.get("Name")))
             e["created"].append(str(v.get("CreatedAt", "")))
         for n in self._call("GET", "/networks", selector) or []:
             e = entry(n.get("Labels") or {})
             e["networks"] += 1
             e["created"].append(str(n.get("Created", "")))
+        usage: dict[str, int] = {}
+        if sizes and any(e["volumes"] for e in found.values()):
+            df = self._call("GET", "/system/df", {"type": "volume"}) or {}
+            for v in df.get("Volumes") or []:
+                size = (v.get("UsageData") or {}).get("Size", -1)
+                if isinstance(size, int) and size >= 0:
+                    usage[str(v.get("Name"))] = size
         return [
             LabelledStack(
                 name,
                 min((t for t in e["created"] if t), default=""),
                 e["containers"],
-                e["volumes"],
+                len(e["volumes"]),
                 e["networks"],
                 e["labels"],
+                e["running"],
+                e["jobs"],
+                dict(sorted(e["ports"].items())),
+                sum(usage.get(v, 0) for v in e["volumes"]) if sizes and e["volumes"] else None,
             )
             for name, e in sorted(found.items())
         ]
+
+    def stack_labels(self, name: str) -> list[dict[str, str]]:
+        """The labels of every container of compose project NAME and of every volume devenv labelled NAME."""
+        containers = self._call(
+            "GET", "/containers/json", {"all": "1", **_filters(label=f"{COMPOSE_PROJECT_LABEL}={name}")}
+        )
+        volumes = (self._call("GET", "/volumes", _filters(label=f"{PROJECT_LABEL}={name}")) or {}).get("Volumes")
+        return [dict(x.get("Labels") or {}) for x in [*(containers or []), *(volumes or [])]]
+
+    def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]:
+        """The containers publishing host PORT: (name, labels)."""
+        out = []
+        for c in self._call("GET", "/containers/json") or []:
+            if port in _tcp_ports(c).values():
+                out.append((str((c.get("Names") or ["?"])[0]).lstrip("/"), dict(c.get("Labels") or {})))
+        return out
 
     def remove_labelled(self, name: str) -> StackResources:
         """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""
@@ -515,13 +590,25 @@ class DockerRuntime:
         )
 
 
-def open_runtime(project_name: str = "", compose_file: Path | None = None) -> DockerRuntime:
-    """The one factory of the real runtime: compose project PROJECT_NAME rendered at COMPOSE_FILE.
+def open_runtime(project_name: str = "", compose_file: Path | None = None, checkout: str = "") -> DockerRuntime:
+    """The one factory of the real runtime: compose project PROJECT_NAME rendered at COMPOSE_FILE, whose resources
+    are labelled with CHECKOUT (the checkout's path).
 
-    Without a project (gc, doctor outside one) only the engine-wide calls make sense.
+    Without a project (gc, ls, doctor outside one) only the engine-wide calls make sense.
     """
     compose_file = compose_file or Path.cwd() / "compose.yml"
-    return DockerRuntime(project_name, compose_file, compose_file.parent)
+    return DockerRuntime(project_name, compose_file, compose_file.parent, checkout=checkout)
+
+
+def parse_created(text: str) -> datetime | None:
+    """Docker's RFC 3339 timestamps (nanoseconds trimmed)."""
+    if not text:
+        return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _rfc3339(created: Any) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 STATE_DIR = ".devenv"
 STATE_FILE = "state.json"
+CHECKOUT_FILE = "checkout.json"  # this checkout's choices: its stack's name, fallback ports (devenv.checkouts)
 GITIGNORE = "# devenv's generated files and state; never commit them.\n*\n"
 
 
@@ -67,3 +68,20 @@ def load_state(state_dir: Path) -> dict[str, Any]:
 def save_state(state_dir: Path, state: dict[str, Any]) -> None:
     """Write the state atomically."""
     atomic_write(state_dir / STATE_FILE, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o644)
+
+
+def read_record(root: Path) -> dict[str, Any]:
+    """What this checkout chose before (its stack's name, fallback ports); {} when the file is another's copy."""
+    try:
+        data = json.loads((root / STATE_DIR / CHECKOUT_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    # A copied folder (cp -r with .devenv/) carries the original's record: it is not this checkout's.
+    return data if isinstance(data, dict) and data.get("path") == str(root) else {}
+
+
+def write_record(root: Path, **updates: Any) -> None:
+    """Keep this checkout's choices (merged into what it chose before)."""
+    data = {**read_record(root), **updates, "path": str(root)}
+    ensure_state_dir(root, root / STATE_DIR)
+    atomic_write(root / STATE_DIR / CHECKOUT_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o644)

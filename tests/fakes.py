@@ -42,6 +42,7 @@ class FakeRuntime:
     calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
     oneoff_result: tuple[int, str] = (0, "")
     stacks: list[LabelledStack] = field(default_factory=list)
+    volume_labels: list[dict[str, str]] = field(default_factory=list)
 
     def host_address(self) -> str:
         return "127.0.0.1"
@@ -82,8 +83,15 @@ class FakeRuntime:
     def compose_argv(self, *args: str) -> list[str]:
         return ["docker", "compose", "-p", self.project_name, *args]
 
-    def labelled_stacks(self, *, ci_only: bool) -> list[LabelledStack]:
+    def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]:
         return list(self.stacks)
+
+    def stack_labels(self, name: str) -> list[dict[str, str]]:
+        labelled = [dict(s.labels) for s in self.states] + [dict(v) for v in self.volume_labels]
+        return [lab for lab in labelled if lab.get("devenv.project", name) == name]
+
+    def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]:
+        return [(s.name, dict(s.labels)) for s in self.states if port in s.ports.values()]
 
     def remove_labelled(self, name: str) -> StackResources:
         self.calls.append(("remove", (name,)))
