@@ -139,14 +139,18 @@ def init_command(args: argparse.Namespace) -> None:
 
 
 # -- the stack ----------------------------------------------------------------------------------------------------
-def up_command(args: argparse.Namespace) -> None:
+def up_command(args: argparse.Namespace) -> int | None:
+    from devenv.dev import watching
     from devenv.lifecycle import up
     from devenv.output import UpDisplay, print_up
     from devenv.services import expand_services
 
-    with _locked(args) as c, UpDisplay(expand_services(args.services, c.stack), as_json=args.json) as display:
-        result = up(c, args.services, timeout=args.timeout, on_event=display.on_event)
+    with _locked(args) as c:
+        c = watching(c) if args.watch else c
+        with UpDisplay(expand_services(args.services, c.stack), as_json=args.json) as display:
+            result = up(c, args.services, timeout=args.timeout, on_event=display.on_event)
     print_up(result, as_json=args.json)
+    return _watch(c, args.timeout) if args.watch else None
 
 
 def down_command(args: argparse.Namespace) -> None:
@@ -159,6 +163,31 @@ def down_command(args: argparse.Namespace) -> None:
         _confirm(f"Remove the data volumes of {_project_name(args)!r} (all its data)?", args.yes, "--volumes")
     with _locked(args) as c:
         print_down(down(c, volumes=args.volumes))
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    from devenv.dev import dev
+    from devenv.output import print_dev_ready, print_dev_stopped
+
+    code = dev(_context(args), timeout=args.timeout, on_ready=print_dev_ready)
+    print_dev_stopped(code)
+    return code
+
+
+def watch_command(args: argparse.Namespace) -> int | None:
+    args.watch, args.services, args.json = True, [], False  # `devenv watch` is `devenv up --watch`
+    return up_command(args)
+
+
+def _watch(c: Context, timeout: float) -> int:
+    from devenv.dev import watch
+    from devenv.output import echo, print_watch_event
+
+    try:
+        return watch(c, timeout=timeout, on_event=print_watch_event)
+    except KeyboardInterrupt:
+        echo("watch stopped; the stack is still up (`devenv down` stops it).", err=True)
+        return 0
 
 
 def _down_gone(args: argparse.Namespace) -> None:
@@ -200,6 +229,11 @@ def logs_command(args: argparse.Namespace) -> int:
     from devenv.shells import logs_argv
 
     c = _context(args)
+    if c.stack.host and "server" in args.services:
+        raise UsageError(
+            "the server runs on the host (`devenv dev`): its output is in the terminal that runs it.",
+            "`devenv logs` shows the stack's services (postgres, redis).",
+        )
     expand_services(args.services, c.stack)  # validates the names
     if sys.stdout.isatty():  # compose's own colours and layout, on the terminal
         return _interactive(logs_argv(c.runtime, args.services, follow=args.follow, tail=args.tail))
@@ -379,6 +413,12 @@ def build_parser() -> Parser:
     p.add_argument("services", nargs="*", metavar="SERVICE", help="Only these (and what they need).")
     _timeout(p, 60.0)
     _json(p, "NDJSON progress events and a final summary object.")
+    p.add_argument("--watch", action="store_true", help="Then reload the server on changes (see `devenv watch`).")
+
+    p = _add(sub, "dev", dev_command, "Run the server's dev script on the host against the stack (Ctrl-C stops it).")
+    _timeout(p, 120.0, "Deadline for the server to answer")
+    p = _add(sub, "watch", watch_command, "Up, then reload the server container on changes (docker compose watch).")
+    _timeout(p, 120.0, "Deadline for the server to answer after each change")
 
     p = _add(sub, "down", down_command, "Stop and remove the stack's containers; data volumes stay.")
     p.add_argument("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes).")

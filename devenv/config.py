@@ -71,6 +71,15 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """[server.watch]: compose `develop.watch` rules for `devenv watch` (None: devenv's defaults)."""
+
+    sync: tuple[Mount, ...] | None = None  # SOURCE:TARGET synced into the container, then a restart
+    rebuild: tuple[str, ...] | None = None  # paths whose change rebuilds the image
+    migrate: tuple[str, ...] | None = None  # paths whose change rebuilds and re-runs the migrate job
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """[server]: where the app lives, how its image is built, its ports and health endpoints."""
 
@@ -88,6 +97,10 @@ class ServerConfig:
     template: str | None = None  # the env template's file name in server.path (None: found by name)
     command: tuple[str, ...] = ()  # the server container's command (empty: the image's CMD)
     target: str | None = None  # the Dockerfile stage to build (None: the last one)
+    mode: str | None = None  # container | host (None: container when there is a Dockerfile, else host)
+    dev_command: tuple[str, ...] = ()  # `devenv dev` (empty: the package.json dev script)
+    dev_dockerfile: str | None = None  # the image `devenv watch` builds (None: server.dockerfile)
+    watch: WatchConfig = field(default_factory=lambda: WatchConfig())
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,12 @@ SCHEMA: dict[str, dict[str, str]] = {
         "template": "filename",
         "command": "argv_or_empty",
         "target": "stage",
+        "mode": "mode",
+        "dev_command": "argv_or_empty",
+        "dev_dockerfile": "relpath",
+        "watch": "table",
     },
+    "server.watch": {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"},
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
     "reset": {"spare": "bool"},
 }
@@ -286,6 +304,14 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
         if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in {".", ".."}:
             raise _fail(where, dotted, f"= {value!r} is not a file name.", "give the file's name, e.g. '.env.example'.")
         return value
+    if kind == "mode":
+        if value not in {"container", "host"}:
+            raise _fail(where, dotted, f"= {value!r} is not a server mode.", 'use "container" or "host".')
+        return value
+    if kind == "relpaths":
+        if not isinstance(value, list):
+            raise _fail(where, dotted, "must be a list of paths.", 'e.g. ["apps/server/package.json"].')
+        return tuple(_convert("relpath", item, dotted, where) for item in value)
     if kind == "stage":
         if not isinstance(value, str) or not STAGE_RE.fullmatch(value):
             raise _fail(where, dotted, f"= {value!r} is not a build stage name.", "use the name after `FROM … AS`.")
@@ -480,7 +506,9 @@ def load_config(
 
     values: dict[tuple[str, str], tuple[Any, _Where]] = {}  # (table, key) -> raw value, origin
     for table, keys in SCHEMA.items():
-        section = data if not table else data.get(table, {})
+        section: Any = data
+        for part in table.split(".") if table else []:
+            section = section.get(part, {}) if isinstance(section, dict) else {}
         for key, kind in keys.items():
             if kind != "table" and key in section:
                 values[(table, key)] = (section[key], file_where)
@@ -534,7 +562,12 @@ def load_config(
         context=srv.get("context", context(spath, dockerfile) if context else "."),
         build_args=dict(sorted(build_args.items())),
         build_secrets=dict(sorted(build_secrets.items())),
-        **{k: v for k, v in srv.items() if k not in {"path", "dockerfile", "context", "build_args", "build_secrets"}},
+        watch=WatchConfig(**srv.get("watch", {})),
+        **{
+            k: v
+            for k, v in srv.items()
+            if k not in {"path", "dockerfile", "context", "build_args", "build_secrets", "watch"}
+        },
     )
     migrate = converted.get("migrate", {})
     config = Config(

@@ -138,7 +138,8 @@ class Context:
     def stack(self) -> Stack:
         """Which services this project's stack has, and why."""
         migrates = self.prisma.schema is not None or self.config.is_pinned("migrate.command")
-        return plan_stack(self.config, self.files, self.app, self.dockerfile is not None, migrates)
+        has_dockerfile = self.dockerfile is not None
+        return plan_stack(self.config, self.files, self.app, has_dockerfile, migrates, ci=self.project.ci)
 
     @functools.cached_property
     def endpoints(self) -> Endpoints:

@@ -7,6 +7,7 @@ relative to the repository root or to the server folder, which stage is a dev ta
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,18 @@ class Dockerfile:
     copies: tuple[str, ...]  # the sources of COPY/ADD (not --from= copies)
     cmd: str | None  # the last CMD as written
     instructions: tuple[tuple[int, str], ...] = ()  # (line, instruction) with continuations joined
+    placements: tuple[tuple[int, str, str], ...] = ()  # (stage index, source, absolute destination) of COPY/ADD
+
+    def destination(self, source: str, stage: str | None = None) -> str | None:
+        """Where STAGE (default: the last) copies SOURCE (a path relative to the build context), or None."""
+        index = len(self.froms) - 1
+        if stage is not None:
+            index = next((i for i, f in enumerate(self.froms) if f.stage == stage), index)
+        wanted = source.strip("/").removeprefix("./")
+        for at, src, dest in self.placements:
+            if at == index and src.strip("/").removeprefix("./") == wanted:
+                return dest
+        return None
 
     def line_of(self, instruction: str) -> int | None:
         """The line an instruction as BuildKit echoes it (`RUN npm ci`) starts on."""
@@ -102,6 +115,8 @@ def parse(path: Path, text: str, build_args: Mapping[str, str] | None = None) ->
     args: dict[str, str] = {}
     froms: list[FromLine] = []
     copies: list[str] = []
+    placements: list[tuple[int, str, str]] = []
+    workdir = "/"
     cmd: str | None = None
     given = dict(build_args or {})
 
@@ -124,14 +139,22 @@ def parse(path: Path, text: str, build_args: Mapping[str, str] | None = None) ->
             image = words[0] if words else ""
             stage = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
             froms.append(FromLine(number, line, image, resolve(image), stage))
+            workdir = "/"
+        elif keyword == "WORKDIR":
+            workdir = posixpath.join(workdir, rest.strip().strip('"'))
         elif keyword in {"COPY", "ADD"}:
             words = rest.split()
             if not any(w.startswith("--from") for w in words):
-                paths = [w for w in words if not w.startswith("--")]
-                copies.extend(p.strip('[]",') for p in paths[:-1])
+                paths = [p.strip('[]",') for p in words if not p.startswith("--")]
+                copies.extend(paths[:-1])
+                if len(paths) == 2 and froms:
+                    dest = posixpath.normpath(posixpath.join(workdir, paths[1]))
+                    if paths[1].endswith("/") or paths[1] in {".", "./"}:
+                        dest = posixpath.join(dest, posixpath.basename(paths[0].rstrip("/")))
+                    placements.append((len(froms) - 1, paths[0], dest))
         elif keyword == "CMD":
             cmd = rest.strip()
-    return Dockerfile(path, syntax, tuple(froms), tuple(copies), cmd, tuple(lines))
+    return Dockerfile(path, syntax, tuple(froms), tuple(copies), cmd, tuple(lines), tuple(placements))
 
 
 def read(path: Path, build_args: Mapping[str, str] | None = None) -> Dockerfile | None:

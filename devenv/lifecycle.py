@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from devenv.endpoints import Endpoints
 from devenv.envfile import HostPorts, ensure_env, sync_ports
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
-from devenv.migrate import failed_job, run_seed
+from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
 from devenv.ports import port_is_free
 from devenv.probes import FALLBACK_PATHS, ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
 from devenv.render import write_compose
@@ -198,6 +197,7 @@ class _Waiter:
     ready_at: dict[str, float] = field(default_factory=dict)
     seeded: bool = False
     seed_note: str = ""  # what happened about the seed on a new database
+    host_note: str = ""  # what the migrations from the host did (server.mode = host)
     templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
     readiness: HttpProbe | None = None
 
@@ -259,29 +259,53 @@ class _Waiter:
         if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
             self.seed_if_new()
 
+    def migrate_on_host(self, ctx: Context) -> None:
+        """server.mode = host: `prisma migrate deploy` from the host (the project's own prisma, the .env values),
+        on every `up` that has work to do, as the migrate job would in a container."""
+        self.emit(Event("postgres", "migrating", self.elapsed(), "on the host"))
+        outcome = migrate_outcome(migrate_on_host(ctx, ()))
+        self.host_note = f"migrated from the host: `{' '.join(ctx.config.migrate.command)}`" + (
+            f" ({outcome})" if outcome else ""
+        )
+        self.emit(Event("postgres", "migrated", self.elapsed(), "on the host"))
+
     def seed_if_new(self) -> None:
         """On a new database: run the seed once, mark the database seeded and take the reset template."""
         ctx = self.live()
+        if ctx.stack.host and ctx.prisma.schema is not None:
+            self.migrate_on_host(ctx)
         with ctx.postgres.session(what="the seed mark") as conn:
             if marks.is_seeded(conn):
                 return
-        seed = ctx.seed_command if ctx.stack.migrates else ()
+        seed = ctx.seed_command if ctx.stack.migrates or ctx.stack.host else ()
         if seed:
-            self.emit(Event("migrate", "seeding", self.elapsed()))
-            run_seed(ctx.runtime, seed)
-            self.seeded = True
-            self.seed_note = f"seeded the new database: `{' '.join(seed)}`."
-            self.emit(Event("migrate", "seeded", self.elapsed()))
-        elif not ctx.stack.migrates:
-            if ctx.prisma.schema is not None:
-                self.seed_note = (
-                    "the new database is empty: nothing in the stack migrates it (the server has no Dockerfile); "
-                    f"run `npx prisma migrate deploy` in {ctx.project.server_dir} with the .env devenv wrote."
+            job = "postgres" if ctx.stack.host else "migrate"
+            self.emit(Event(job, "seeding", self.elapsed()))
+            if ctx.stack.host:
+                from devenv.migrate import run_on_host
+
+                run_on_host(
+                    ctx,
+                    seed,
+                    failure="the seed (`{argv}`) exited with code {code} (run on the host).",
+                    hint="fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
                 )
-        else:
+            else:
+                run_seed(ctx.runtime, seed)
+            self.seeded = True
+            self.seed_note = f"seeded the new database: `{' '.join(seed)}`" + (
+                " (on the host)." if ctx.stack.host else "."
+            )
+            self.emit(Event(job, "seeded", self.elapsed()))
+        elif ctx.stack.migrates or (ctx.stack.host and ctx.prisma.schema is not None):
             self.seed_note = (
                 "no seed configured (no prisma.seed in package.json, no seed in prisma.config.*, no "
                 "migrate.seed_command): the new database has the schema only."
+            )
+        elif ctx.prisma.schema is not None:
+            self.seed_note = (
+                "the new database is empty: nothing in the stack migrates it (the server has no Dockerfile); "
+                f"run `npx prisma migrate deploy` in {ctx.project.server_dir} with the .env devenv wrote."
             )
         db = ctx.settings.pg_db
         with ctx.postgres.session("postgres", what="the reset template") as conn:
@@ -304,19 +328,6 @@ def _summary_url(ctx: Context, service: str, migrate_outcome: str = "") -> str:
     return "-"
 
 
-def _migrate_outcome(logs: str) -> str:
-    """What prisma migrate deploy said it did, in a few words ("" when it is not Prisma talking)."""
-    found = re.search(r"(\d+) migrations? found", logs)
-    applied = re.findall(r"^\s*└─ (\S+)|Applying migration `([^`]+)`", logs, re.MULTILINE)
-    if "No pending migrations to apply" in logs:
-        return f"{found.group(1)} migrations, none pending" if found else "no pending migrations"
-    if "successfully applied" in logs or applied:
-        return f"{len(applied) or (found.group(1) if found else '?')} applied"
-    if "No migration found" in logs:
-        return "no migrations found"
-    return ""
-
-
 def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]:
     """What `up` tells the user about this project's shape: (notes, warnings)."""
     project, stack, cfg = ctx.project, ctx.stack, ctx.config
@@ -326,11 +337,14 @@ def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]
         notes.append(f"{project.env_file.name} is written from {project.env_template.name} (the env template).")
     if not stack.redis:
         notes.append(f"redis: not in the stack ({stack.redis_reason}; [redis] enabled = true adds it).")
-    if not stack.server:
+    if stack.host and ctx.app.path is not None:
+        folder = cfg.server.path if cfg.server.path != "." else "the project root"
         notes.append(
-            f"server: {stack.server_reason}; postgres and redis run in containers. Start it with the .env devenv "
-            f"wrote: `npm run dev` in {project.server_dir.name if cfg.server.path != '.' else 'the project root'}."
+            f"server: {stack.server_reason}. Start it with `devenv dev` (its dev script in {folder}, with the .env "
+            "devenv wrote, until Ctrl-C; the stack stays up)."
         )
+    elif not stack.server:
+        notes.append(f"server: not in the stack ({stack.server_reason}).")
     setup = ctx.prisma
     pinned = cfg.is_pinned("migrate.command")
     if "migrate" in selected and not pinned and setup.schema is not None and not setup.migration_count:
@@ -394,6 +408,8 @@ def up(
     builds = "server" in selected or "migrate" in selected
     if builds:
         fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
+    if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
+        fingerprint["migrations"] = ctx.migrations_key
     state = load_state(project.state_dir)
 
     cache = StateCache(runtime)
@@ -462,8 +478,7 @@ def up(
                 f"server: GET {project.config.server.ready_path} → 404, so readiness is read from {ready_path} "
                 "(server.ready_path in devenv.toml chooses)."
             )
-    if waiter.seed_note:
-        notes.append(waiter.seed_note)
+    notes += [n for n in (waiter.host_note, waiter.seed_note) if n]
     ours = {**state.get("env_values", {}), **env_result.values}
     if not project.ci:  # a CI stack exports its URLs; the checkout's .env stays the developer's
         ep = final.endpoints
@@ -486,7 +501,7 @@ def up(
     outcome = ""
     if "migrate" in selected and not unchanged:
         try:
-            outcome = _migrate_outcome(runtime.logs(["migrate"], tail=40))
+            outcome = migrate_outcome(runtime.logs(["migrate"], tail=40))
         except DevenvError:
             outcome = ""
     reports = tuple(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from devenv.errors import LOG_TAIL, ComposeFailed, DevenvError, MigrationFailed, StackNotRunning
+from devenv.context import Context
+from devenv.errors import LOG_TAIL, ComposeFailed, DevenvError, MigrationFailed, StackNotRunning, UsageError
 from devenv.errors import tail as output_tail
 from devenv.probes import MIGRATE_HINT, hint_from_logs, log_details
 from devenv.runtime import Runtime
@@ -18,6 +21,20 @@ class MigrateResult:
     argv: tuple[str, ...]
     output: str
     exit_code: int = 0
+
+
+def migrate_outcome(logs: str) -> str:
+    """What prisma migrate deploy said it did, in a few words ("" when it is not Prisma talking)."""
+    found = re.search(r"(\d+) migrations? found", logs)
+    # The migration folders under "The following migration(s) have been applied:" (log lines may carry a prefix).
+    applied = set(re.findall(r"└─ ([\w.-]+)/\s*$", logs, re.MULTILINE))
+    if "No pending migrations to apply" in logs:
+        return f"{found.group(1)} migrations, none pending" if found else "no pending migrations"
+    if "successfully applied" in logs or applied:
+        return f"{len(applied) or (found.group(1) if found else '?')} applied"
+    if "No migration found" in logs:
+        return "no migrations found"
+    return ""
 
 
 def run_job(runtime: Runtime, argv: Sequence[str], *, failure: str, hint: str) -> str:
@@ -86,3 +103,78 @@ def migrate(
         hint="fix the migration named below, then run it again.",
     )
     return MigrateResult(tuple(argv), output)
+
+
+# -- on the host (server.mode = host) -----------------------------------------------------------------------------
+def host_env(ctx: Context) -> dict[str, str]:
+    """The environment of a process devenv runs on the host for the server: the user's, then .env over it (the
+    stack's URLs and credentials, as the server would load them)."""
+    import os
+
+    current = ctx.files.current
+    env = {**os.environ, **(current.values() if current else {})}
+    ep, settings = ctx.endpoints, ctx.settings
+    if ep.postgres_port:  # the stack's own, whatever port it got (Docker's choice reaches .env only after `up`)
+        env["DATABASE_URL"] = settings.database_url(ep.host, ep.postgres_port)
+    if ep.redis_port and ctx.stack.redis:
+        env["REDIS_URL"] = settings.redis_url(ep.host, ep.redis_port)
+    return env
+
+
+def host_binary(ctx: Context, name: str) -> Path | None:
+    """node_modules/.bin/NAME in the server folder or above it (workspaces hoist), up to the project root."""
+    server = ctx.project.server_dir
+    for folder in (server, *server.parents):
+        candidate = folder / "node_modules" / ".bin" / name
+        if candidate.is_file():
+            return candidate
+        if folder == ctx.project.root:
+            break
+    return None
+
+
+def host_argv(ctx: Context, argv: Sequence[str]) -> list[str]:
+    """ARGV for the host: `npx prisma …` becomes the project's own prisma (never a download)."""
+    if list(argv[:2]) == ["npx", "prisma"]:
+        binary = host_binary(ctx, "prisma")
+        if binary is None:
+            project = ctx.project
+            raise UsageError(
+                f"prisma is not installed for {project.server_dir}: no node_modules/.bin/prisma there or above.",
+                f"install the server's dependencies first (`npm install` in {project.root}), then `devenv up`.",
+            )
+        return [str(binary), *argv[2:]]
+    if argv[:1] == ["npx"] and "--no-install" not in argv:
+        return ["npx", "--no-install", *argv[1:]]
+    return list(argv)
+
+
+def run_on_host(ctx: Context, argv: Sequence[str], *, failure: str, hint: str) -> str:
+    """Run ARGV in the server folder with the .env values; a non-zero exit is MigrationFailed with the tail."""
+    from devenv import proc
+
+    command = host_argv(ctx, argv)
+    done = proc.run(command, cwd=ctx.project.server_dir, env=host_env(ctx))
+    if not done.ok:
+        raise MigrationFailed(
+            failure.format(argv=" ".join(argv), code=done.returncode), hint, details=output_tail(done.output)
+        )
+    return done.output
+
+
+def migrate_on_host(ctx: Context, seed: Sequence[str]) -> str:
+    """`prisma migrate deploy` (migrate.command) and SEED, on the host; the migrate output."""
+    output = run_on_host(
+        ctx,
+        ctx.config.migrate.command,
+        failure="`{argv}` exited with code {code} (run on the host, in the server folder).",
+        hint=MIGRATE_HINT,
+    )
+    if seed:
+        run_on_host(
+            ctx,
+            seed,
+            failure="the seed (`{argv}`) exited with code {code} (run on the host).",
+            hint="fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
+        )
+    return output

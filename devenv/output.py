@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this module for every command
     from devenv.checkouts import StackInfo
     from devenv.ci import CiStack, StackAge
+    from devenv.dev import WatchEvent
     from devenv.doctor import DoctorReport
     from devenv.envfile import DriftReport, EnvResult
     from devenv.errors import DevenvError
@@ -35,6 +36,7 @@ PHASE_STYLES = {
     "building": "yellow",
     "built": "green",
     "waiting": "yellow",
+    "migrating": "yellow",
     "ready": "green",
     "migrated": "green",
     "seeding": "yellow",
@@ -178,7 +180,7 @@ class UpDisplay:
             self.rows[event.service] = event
             if self.live:
                 self._draw()
-            elif event.phase in {"ready", "migrated", "seeded", "failed", "built"}:
+            elif event.phase in {"ready", "migrated", "seeded", "failed", "built", "migrating"}:
                 detail = f": {event.detail}" if event.phase == "built" and event.detail else ""
                 self.stream.write(f"  {event.service:<9} {event.phase} ({event.elapsed:.2f} s){detail}\n")
                 self.stream.flush()
@@ -383,3 +385,39 @@ def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
             on=on,
         )
     )
+
+
+def print_dev_ready(url: str, seconds: float) -> None:
+    """`devenv dev`: the server answers."""
+    echo(
+        paint(
+            f"devenv: ready at {url} ({seconds:.1f} s); Ctrl-C stops the server, the stack stays up.",
+            "green",
+            colour_on(sys.stderr),
+        ),
+        err=True,
+    )
+
+
+def print_dev_stopped(code: int) -> None:
+    """`devenv dev` after the server's command ended."""
+    why = "stopped" if code in {0, 130, -2} else f"the dev command exited with code {code}"
+    echo(f"devenv: {why}; the stack is still up (`devenv down` stops it).", err=True)
+
+
+def print_watch_event(event: WatchEvent) -> None:
+    """`devenv watch`: one line per change, reload and migration."""
+    on = colour_on(sys.stderr)
+    if event.kind == "watching":
+        echo("devenv: watching the server (Ctrl-C stops watching; the stack stays up).", err=True)
+    elif event.kind in {"syncing", "rebuilding"}:
+        echo(f"  {event.kind} ...", err=True)
+    elif event.kind == "step":
+        echo(f"  building {event.detail}", err=True)
+    elif event.kind == "reloaded":
+        ms = (event.seconds or 0) * 1000
+        echo(paint(f"  reloaded in {ms:.0f} ms ({event.detail})", "green", on), err=True)
+    elif event.kind == "migrated":
+        echo(paint(f"  migrated: `{event.detail}`", "green", on), err=True)
+    elif event.kind == "failed":
+        echo(paint(f"  {event.detail}", "red", on), err=True)

@@ -177,8 +177,8 @@ def supervised(
         code = proc.wait()
         end_group(proc, grace=min(grace, 2.0))
         return code
-    except KeyboardInterrupt:
-        if not received:  # raised by ON_START (e.g. its deadline), not by a signal: ask the group to stop
+    except BaseException:  # a signal, or ON_START failed (a deadline, the command died): the group goes too
+        if not received:
             _signal_group(proc.pid, signal.SIGTERM)
         end_group(proc, grace)
         raise
@@ -231,6 +231,49 @@ def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> None:
             poll_until(lambda: not _group_alive(proc.pid), timeout=min(grace, 2.0), interval=0.02)
         _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class Background:
+    """A command running beside devenv (`compose watch`), its lines handed to ON_LINE from a thread of its own."""
+
+    def __init__(self, argv: Sequence[str], on_line: Callable[[str], None], *, env: Mapping[str, str] | None) -> None:
+        import threading
+
+        _log(argv, None)
+        self.argv = tuple(argv)
+        self.proc = subprocess.Popen(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # Ctrl-C is devenv's to handle: it stops this one itself
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, args=(on_line,), name="background", daemon=True)
+        self._reader.start()
+
+    def _read(self, on_line: Callable[[str], None]) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            on_line(line.rstrip("\n"))
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> int:
+        """SIGINT to its group, then (after GRACE s) SIGKILL; its exit code."""
+        if self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+            _signal_group(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        self._reader.join(timeout=grace)
+        return code
 
 
 def detached(argv: Sequence[str], *, stdin_data: bytes, cwd: Path, pass_fds: Sequence[int] = ()) -> None:

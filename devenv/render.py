@@ -121,6 +121,54 @@ def _liveness(config: ServerConfig, pinned: bool) -> str:
     return "r.ok" if pinned else "r.status < 500"
 
 
+LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lockb")
+
+
+@dataclass(frozen=True)
+class WatchRule:
+    """One compose `develop.watch` rule: ACTION on changes under SOURCE (relative to the project root)."""
+
+    action: str  # sync+restart | rebuild
+    source: str
+    target: str = ""  # in the container, for sync+restart
+    migrates: bool = False  # a change here also re-runs the migrate job (devenv does that after the rebuild)
+
+
+def watch_rules(project: Project, dockerfile: Dockerfile | None) -> list[WatchRule]:
+    """The server's live-reload rules: [server.watch] in devenv.toml, else devenv's defaults.
+
+    Defaults: the server's src/ is synced into the container and the server restarted, when the image runs the
+    sources as they are (the Dockerfile copies src/ into its final stage); otherwise a change rebuilds. package.json,
+    the lockfiles and the Dockerfile rebuild; prisma/ rebuilds and re-runs the migrate job.
+    """
+    cfg = project.config.server
+    root, server = project.root, project.server_dir
+    context = (root / cfg.context).resolve()
+    rules: list[WatchRule] = []
+    if cfg.watch.sync is not None:
+        rules += [WatchRule("sync+restart", m.source, m.target) for m in cfg.watch.sync]
+    elif (server / "src").is_dir():
+        src = (server / "src").relative_to(root).as_posix()
+        dest = dockerfile.destination(_rel(server / "src", context), cfg.target) if dockerfile else None
+        rules.append(WatchRule("sync+restart", src, dest) if dest else WatchRule("rebuild", src))
+    if cfg.watch.rebuild is not None:
+        rules += [WatchRule("rebuild", path) for path in cfg.watch.rebuild]
+    else:
+        folders = [server] if context == server.resolve() else [server, root]
+        candidates = [
+            f / name for f in dict.fromkeys(folders) for name in ("package.json", *LOCKFILES, "tsconfig.json")
+        ]
+        candidates.append(project.root / (cfg.dev_dockerfile or cfg.dockerfile))
+        rules += [WatchRule("rebuild", c.relative_to(root).as_posix()) for c in candidates if c.is_file()]
+    migrate = (
+        cfg.watch.migrate
+        if cfg.watch.migrate is not None
+        else ([(server / "prisma").relative_to(root).as_posix()] if (server / "prisma").is_dir() else [])
+    )
+    rules += [WatchRule("rebuild", path, migrates=True) for path in migrate]
+    return rules
+
+
 def image_contexts(config: Config, dockerfile: Dockerfile | None) -> dict[str, str]:
     """BuildKit named contexts that replace the Dockerfile's base images mapped in [images] / DEVENV_IMAGE_MAP."""
     if dockerfile is None or not config.images:
@@ -132,6 +180,15 @@ def image_contexts(config: Config, dockerfile: Dockerfile | None) -> dict[str, s
         if target:
             out[image] = f"docker-image://{target}"
     return dict(sorted(out.items()))
+
+
+def _watch_entry(rule: WatchRule, root: Path, base: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"action": rule.action, "path": _rel(root / rule.source, base)}
+    if rule.target:
+        entry["target"] = rule.target
+    if rule.action == "sync+restart":
+        entry["ignore"] = ["node_modules/"]
+    return entry
 
 
 def build_compose(
@@ -231,6 +288,9 @@ def build_compose(
         )
         if srv.command:
             server["command"] = list(srv.command)
+        watch = watch_rules(project, dockerfile)
+        if watch:
+            server["develop"] = {"watch": [_watch_entry(rule, project.root, base) for rule in watch]}
         migrate = _block("migrate")
         migrate.update(
             image=image,

@@ -199,7 +199,7 @@ def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
 
 def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) -> ResetResult:
     """Restore the app database from its template (or re-migrate + re-template when the key changed)."""
-    from devenv.migrate import migrate_and_seed
+    from devenv.migrate import migrate_and_seed, migrate_on_host
 
     t0 = time.perf_counter()
     project, settings = ctx.project, ctx.settings
@@ -227,8 +227,11 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
             on_step(f"re-creating {db}: {reason}; running migrations and seed")
             recreate(conn, db, settings.pg_user, None)
-            if ctx.stack.migrates:  # else nothing in the stack migrates: the template is the empty database
+            if ctx.stack.migrates:
                 migrate_and_seed(ctx.runtime, project.config.migrate.command, ctx.seed_command)
+            elif ctx.stack.host and ctx.prisma.schema is not None:  # server.mode = host: from the host
+                migrate_on_host(ctx, ctx.seed_command)
+            # else nothing migrates this database: the template is the empty database
             take_template(conn, db, key, project.state_dir)
             marks.mark_seeded(conn, db)
             mode, from_spare = "remigrated", False

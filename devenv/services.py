@@ -32,6 +32,12 @@ class Stack:
     services: tuple[str, ...] = SERVICES
     redis_reason: str = ""
     server_reason: str = ""
+    server_mode: str = "container"  # container: built and run in the stack; host: `devenv dev` runs it here
+
+    @property
+    def host(self) -> bool:
+        """The server runs on the host (`devenv dev`), migrations too."""
+        return self.server_mode == "host"
 
     @property
     def redis(self) -> bool:
@@ -66,18 +72,34 @@ def redis_use(config: Config, files: EnvFiles, app: NodeApp) -> str | None:
     return None
 
 
-def plan_stack(config: Config, files: EnvFiles, app: NodeApp, has_dockerfile: bool, migrates: bool) -> Stack:
+def server_mode(config: Config, has_dockerfile: bool, ci: bool) -> str:
+    """container or host: server.mode / DEVENV_SERVER_MODE, else container when there is a Dockerfile.
+
+    CI stacks always run the server in a container (there is no developer's terminal to run it in).
+    """
+    if ci:
+        return "container"
+    return config.server.mode or ("container" if has_dockerfile else "host")
+
+
+def plan_stack(
+    config: Config, files: EnvFiles, app: NodeApp, has_dockerfile: bool, migrates: bool, *, ci: bool = False
+) -> Stack:
     """The services this project gets (MIGRATES: it has a Prisma schema, or devenv.toml sets migrate.command)."""
     redis = redis_use(config, files, app)
     services = ["postgres"]
     if redis:
         services.append("redis")
+    mode = server_mode(config, has_dockerfile, ci)
     server_reason = ""
-    if has_dockerfile:
+    if mode == "container" and has_dockerfile:
         services += ["migrate", "server"] if migrates else ["server"]
+    elif mode == "host":
+        why = "server.mode = host" if config.server.mode == "host" else f"no {config.server.dockerfile}"
+        server_reason = f"{why}: the server runs on the host (`devenv dev`)"
     else:
-        server_reason = f"no {config.server.dockerfile}: the server runs on the host"
-    return Stack(tuple(services), redis or "no REDIS_* key in the template and no Redis client", server_reason)
+        server_reason = f"no {config.server.dockerfile}"
+    return Stack(tuple(services), redis or "no REDIS_* key in the template and no Redis client", server_reason, mode)
 
 
 def expand_services(requested: Sequence[str], stack: Stack | None = None) -> list[str]:

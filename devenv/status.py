@@ -143,8 +143,19 @@ def stack_status(ctx: Context) -> StatusReport:
         "server": lambda: HttpProbe(ctx.server, ready_path),
     }
     checked = ctx.stack.long_running()
+    host_server = ctx.stack.host and ctx.app.path is not None
+    if host_server:  # `devenv dev` runs it on this machine: is it answering on its port?
+        checked = (*checked, "server")
+        url = f"http://127.0.0.1:{cfg.server.port}"
+        probes["server"] = lambda: HttpProbe(ctx.connectors.server(url), ready_path)
 
     def check(service: str) -> Check:
+        if service == "server" and host_server:
+            ok, ms, error = _timed(probes["server"])
+            where = "host process (devenv dev)"
+            if ok:
+                return Check("up", True, True, where, ms)
+            return Check("down", False, False, where, None, "not answering; `devenv dev` starts it")
         state = states.get(service)
         live = state is not None and state.status == "running"
         if not live:
@@ -168,8 +179,12 @@ def stack_status(ctx: Context) -> StatusReport:
 
     if all(c.status == "up" for c in checks.values()):
         overall = "healthy"
-    elif any(checks[s].status == "down" for s in ("postgres", "server") if s in checks):
-        overall = "unhealthy"
+    elif any(
+        checks[s].status == "down"
+        for s in ("postgres", "server")
+        if s in checks and not (s == "server" and host_server)
+    ):
+        overall = "unhealthy"  # a host server that is not running is not the stack's failure: degraded
     else:
         overall = "degraded"
     return StatusReport(

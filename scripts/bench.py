@@ -5,7 +5,7 @@ Each case prints devenv's time, the baseline's and the ratio next to the target 
 
     python scripts/bench.py [--runs N] [--only CASE ...]
 
-Cases: help, pg_redis, full_up, warm, reset, ci_parallel.
+Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -36,8 +38,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sh(argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+def sh(
+    argv: list[str], env: dict[str, str] | None = None, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, cwd=cwd)
     if check and done.returncode != 0:
         sys.exit(f"bench: `{' '.join(argv)}` failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return done
@@ -177,7 +181,9 @@ def case_help(runs: int) -> None:
     bare = [timed(lambda: sh([sys.executable, "-c", "pass"])) for _ in range(runs)]
     value, base = median(samples), median(bare)
     ratio = value / base
-    record("devenv --help", value, "python -c pass", base, "<= 6x", f"{ratio:.2f}x ({'ok' if ratio <= 6 else 'MISSED'})")
+    record(
+        "devenv --help", value, "python -c pass", base, "<= 6x", f"{ratio:.2f}x ({'ok' if ratio <= 6 else 'MISSED'})"
+    )
 
 
 REVIEW_COMPOSE = """
@@ -433,6 +439,122 @@ def case_ci_parallel(runs: int) -> None:
         p.cleanup()
 
 
+def _edit_to_served(route: Path, url: str, marker: str, timeout: float = 60) -> float:
+    """Rewrite the example's `GET /` to answer MARKER, then poll URL() every 20 ms until it does: seconds."""
+    text = route.read_text()
+    start = text.index("res.json({ ")
+    end = text.index("name:", start)
+    route.write_text(text[:start] + f'res.json({{ marker: "{marker}", ' + text[end:])
+    t0 = time.perf_counter()
+    deadline = t0 + timeout
+    while time.perf_counter() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if marker.encode() in resp.read():
+                    return time.perf_counter() - t0
+        except OSError:
+            pass
+        time.sleep(0.02)
+    sys.exit(f"bench: {url} never served {marker}")
+
+
+def _wait_line(proc: subprocess.Popen[str], fragment: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if fragment in line:
+            return
+        if not line and proc.poll() is not None:
+            sys.exit(f"bench: the command ended before {fragment!r}")
+    sys.exit(f"bench: {fragment!r} never came")
+
+
+def case_dev_host(runs: int) -> None:
+    """Edit-to-served with the server on the host: `devenv dev` vs the project's own `npm run dev` by hand."""
+    p = Project()
+    try:
+        sh(["npm", "ci", "--no-audit", "--no-fund"], env={**os.environ, **{"npm_config_loglevel": "error"}}, cwd=p.root)
+        env = {**p.env, "DEVENV_SERVER_MODE": "host"}
+        p.env = env
+        p.devenv("up")
+        server = p.root / "apps" / "server"
+        route, port = server / "src" / "app.js", int(env["DEVENV_SERVER_PORT"])
+        url = f"http://127.0.0.1:{port}/"
+
+        def measure(argv: list[str], cwd: Path, run_env: dict[str, str], ready: str, count: int) -> list[float]:
+            proc = subprocess.Popen(argv, cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)  # fmt: skip
+            try:
+                _wait_line(proc, ready)
+                threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
+                samples = []
+                for i in range(count):
+                    samples.append(_edit_to_served(route, url, f"{argv[0][-6:]}-{i}-{uuid.uuid4().hex[:4]}"))
+                    time.sleep(0.5)
+                return samples
+            finally:
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(timeout=30)
+
+        dotenv = env_of(p)
+        by_hand = {**os.environ, **dotenv, "PORT": str(port)}
+        own: list[float] = []
+        ours: list[float] = []
+        block = max(2, (runs + 1) // 2)
+        for _ in range(2):  # A B A B: the machine's drift (other load, caches) falls on both alike
+            own += measure(["npm", "run", "dev"], server, by_hand, '"listening"', block)
+            ours += measure([*DEVENV, "-C", str(p.root), "dev"], p.root, env, "devenv: ready at", block)
+        print(f"  edit-to-served samples, npm run dev: {' '.join(f'{t:.2f}' for t in own)}", flush=True)
+        print(f"  edit-to-served samples, devenv dev: {' '.join(f'{t:.2f}' for t in ours)}", flush=True)
+        d, b = median(ours), median(own)
+        record(
+            "edit-to-served, host",
+            d,
+            "npm run dev by hand",
+            b,
+            "<= 1.3x",
+            f"{d / b:.2f}x ({'ok' if d <= 1.3 * b else 'MISSED'})",
+        )
+    finally:
+        p.cleanup()
+
+
+def case_watch(runs: int) -> None:
+    """Edit-to-served with the server in its container: `devenv watch` vs plain `docker compose watch` (the same
+    rules: devenv's rendered compose file)."""
+    p = Project()
+    try:
+        p.devenv("up")
+        route = p.root / "apps" / "server" / "src" / "app.js"
+        port = int(p.env["DEVENV_SERVER_PORT"])
+        url = f"http://127.0.0.1:{port}/"
+
+        def measure(argv: list[str], ready: str) -> list[float]:
+            proc = subprocess.Popen(argv, env={**p.env, "DEVENV_CHECKOUT": str(p.root)}, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+            try:
+                _wait_line(proc, ready)
+                threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
+                samples = []
+                for i in range(runs):
+                    samples.append(_edit_to_served(route, url, f"w{i}-{uuid.uuid4().hex[:6]}"))
+                    time.sleep(1.0)
+                return samples
+            finally:
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(timeout=30)
+
+        plain = measure(compose(p, "watch", "--no-up", "server"), "Watch enabled")
+        ours = measure([*DEVENV, "-C", str(p.root), "watch"], "devenv: watching the server")
+        d, b = median(ours), median(plain)
+        print(f"  edit-to-served samples, devenv watch: {' '.join(f'{t:.2f}' for t in ours)}", flush=True)
+        record("edit-to-served, container watch", d, "docker compose watch", b, "<= 3 s and <= 1.5x",
+               f"{d / b:.2f}x ({'ok' if d <= 3 and d <= 1.5 * b else 'MISSED'})")  # fmt: skip
+    finally:
+        p.cleanup()
+
+
 CASES = {
     "help": case_help,
     "pg_redis": case_pg_redis,
@@ -440,6 +562,8 @@ CASES = {
     "warm": case_warm,
     "reset": case_reset,
     "ci_parallel": case_ci_parallel,
+    "dev_host": case_dev_host,
+    "watch": case_watch,
 }
 
 

@@ -89,7 +89,7 @@ def test_no_dockerfile_means_the_databases_only_and_a_clear_refusal_for_the_serv
     with pytest.raises(UsageError, match="has no redis"):
         expand_services(["redis"], ctx.stack)
     notes, _ = _notes(ctx, ctx.stack.services)
-    assert any("npm run dev" in n for n in notes) and any(n.startswith("redis: not in the stack") for n in notes)
+    assert any("`devenv dev`" in n for n in notes) and any(n.startswith("redis: not in the stack") for n in notes)
 
 
 def test_redis_can_be_turned_on_or_off(tmp_path: Path) -> None:
