@@ -14,6 +14,7 @@ who holds it.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from typing import Any
 from devenv.errors import PortInUse, UsageError
 from devenv.ports import port_is_free
 from devenv.runtime import CHECKOUT_LABEL, PROJECT_LABEL, LabelledStack, Runtime, parse_created
+from devenv.state import STATE_DIR, secrets_dir
 
 PORT_KEYS = {"postgres": "postgres.port", "redis": "redis.port", "server": "server.port"}
 ENV_VARS = {"postgres": "DEVENV_POSTGRES_PORT", "redis": "DEVENV_REDIS_PORT", "server": "DEVENV_SERVER_PORT"}
@@ -229,5 +231,8 @@ def remove_gone(runtime: Runtime, stacks: Iterable[StackInfo]) -> list[StackInfo
     for stack in stacks:
         if stack.gone and not Path(stack.checkout).exists():
             runtime.remove_labelled(stack.name)
+            top = Path(stack.checkout) / STATE_DIR
+            for state_dir in (top, top / "stacks" / stack.name):  # its env files, wherever its state was
+                shutil.rmtree(secrets_dir(state_dir), ignore_errors=True)
             removed.append(replace(stack, state="removed"))
     return removed

@@ -184,7 +184,8 @@ def _with_shared_env(ctx: Context) -> Context:
     from devenv.lock import project_lock
 
     with project_lock(ctx.project.root / ".devenv", name="env"):
-        return ctx.with_files(ensure_env(ctx.project, ctx.environ, files=read_env_files(ctx.project)).files)
+        done = ensure_env(ctx.project, ctx.environ, files=read_env_files(ctx.project), redis=ctx.stack.redis)
+        return ctx.with_files(done.files)
 
 
 def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
@@ -198,7 +199,7 @@ def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
     assert ep.postgres_port
     stack = CiStack(
         name=stack_name,
-        database_url=settings.database_url(ep.host, ep.postgres_port, query=False),
+        database_url=settings.database_url(ep.host, ep.postgres_port),  # with the app's query (Prisma's ?schema=)
         redis_url=settings.redis_url(ep.host, ep.redis_port) if ep.redis_port else "",
         server_url=ep.server_url() if ep.server_port else "",
         seconds=result.elapsed,
@@ -220,10 +221,20 @@ def export(stack: CiStack, *, env_file: Path | None, environ: Mapping[str, str] 
     append_github_env(stack.variables(), environ)
 
 
-def ci_down(runtime: Runtime, name: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """Remove the stack NAME's containers, network and volumes; fine when it is already gone."""
+def ci_down(
+    runtime: Runtime, name: str | None, environ: Mapping[str, str] | None = None, project: Project | None = None
+) -> str:
+    """Remove the stack NAME's containers, network and volumes, and its generated files (PROJECT's
+    .devenv/stacks/NAME and its env files); fine when it is already gone."""
+    import shutil
+
     stack_name = validate_name(name) if name else ci_name(environ)
     runtime.remove_labelled(stack_name)
+    if project is not None:
+        ci = ci_project(project, stack_name)
+        for folder in (ci.state_dir, ci.secrets_dir):
+            if folder != project.root / ".devenv":  # only a CI stack's own folders
+                shutil.rmtree(folder, ignore_errors=True)
     return stack_name
 
 
@@ -261,7 +272,7 @@ def run_with_stack(
             # Teardown must finish even if a second Ctrl-C arrives.
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                ci_down(ctx.runtime, stack_name)
+                ci_down(ctx.runtime, stack_name, project=ctx.project)
             finally:
                 signal.signal(signal.SIGINT, old_int)
 

@@ -90,7 +90,7 @@ def _interactive(argv: list[str]) -> int:
 
 # -- env / render ---------------------------------------------------------------------------------------------------
 def env_command(args: argparse.Namespace) -> None:
-    from devenv.envfile import check_env, ensure_env
+    from devenv.envfile import check_env, ensure_env, remember
     from devenv.errors import CheckFailed
     from devenv.output import print_drift, print_env
 
@@ -105,7 +105,9 @@ def env_command(args: argparse.Namespace) -> None:
                 "`devenv env` adds the missing keys; remove the extra ones and fix the ports by hand.",
             )
         return
-    print_env(ensure_env(c.project, c.environ, files=c.files))
+    result = ensure_env(c.project, c.environ, files=c.files, redis=c.stack.redis)
+    remember(c.project, result)
+    print_env(result)
 
 
 def render_command(args: argparse.Namespace) -> None:
@@ -127,6 +129,12 @@ def render_command(args: argparse.Namespace) -> None:
         if written.env is not None and written.env.written:
             print_env(written.env)
         echo(f"{written.path}: {'written' if written.changed else 'unchanged'}.")
+        if written.env_files:
+            folder = written.env_files[0].parent
+            echo(
+                f"its env files ({', '.join(p.name for p in written.env_files)}) are in {folder} (0600, outside the "
+                f"project); plain docker compose needs DEVENV_SECRETS={folder}."
+            )
     else:
         write(render_compose(c, base_dir=Path.cwd()))
 
@@ -149,7 +157,7 @@ def up_command(args: argparse.Namespace) -> int | None:
         c = watching(c) if args.watch else c
         with UpDisplay(expand_services(args.services, c.stack), as_json=args.json) as display:
             result = up(c, args.services, timeout=args.timeout, on_event=display.on_event)
-    print_up(result, as_json=args.json)
+    print_up(result, as_json=args.json, said=display.said)
     return _watch(c, args.timeout) if args.watch else None
 
 
@@ -265,12 +273,10 @@ def exec_command(args: argparse.Namespace) -> int:
 
 
 def migrate_command(args: argparse.Namespace) -> int:
-    from devenv.migrate import migrate
+    from devenv.migrate import migrate_command as run_migrate
     from devenv.output import print_migrate
 
-    c = _context(args)
-    cfg = c.config.migrate
-    result = migrate(c.runtime, cfg.command, cfg.status_command, status=args.status)
+    result = run_migrate(_context(args), status=args.status)
     print_migrate(result)
     return result.exit_code
 
@@ -307,7 +313,8 @@ def ci_down_command(args: argparse.Namespace) -> None:
     from devenv.ci import ci_down
     from devenv.output import echo
 
-    echo(f"{ci_down(_context(args).runtime, args.name)}: removed.")
+    c = _context(args)
+    echo(f"{ci_down(c.runtime, args.name, project=c.project)}: removed.")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -344,7 +351,11 @@ def doctor_command(args: argparse.Namespace) -> int:
         project: Project | DevenvError = load_project(args.project_dir)
     except DevenvError as ex:
         project = ex
-    runtime = open_runtime(project.name, project.compose_file) if isinstance(project, Project) else open_runtime()
+    runtime = (
+        open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir))
+        if isinstance(project, Project)
+        else open_runtime()
+    )
     report = diagnose(project, runtime, runtime.engine_facts)
     print_doctor(report, as_json=args.json)
     return 1 if report.failed else 0

@@ -133,10 +133,15 @@ class Config:
     images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
     source: Path | None = None
     pinned: frozenset[str] = frozenset()  # dotted keys set in devenv.toml or by a DEVENV_* variable
+    origins: Mapping[str, _Where] = field(default_factory=dict, compare=False, repr=False)  # dotted key -> source
 
     def is_pinned(self, dotted: str) -> bool:
         """Whether KEY was set by the user (devenv.toml or environment) rather than left to its default."""
         return dotted in self.pinned
+
+    def where(self, dotted: str) -> str:
+        """Where KEY was set, for messages: `devenv.toml:LINE: KEY`, `DEVENV_… (overrides KEY)`, or KEY."""
+        return self.origins.get(dotted, _Where()).of(dotted)
 
     def image(self, reference: str) -> str:
         """REFERENCE after [images] / DEVENV_IMAGE_MAP."""
@@ -581,6 +586,7 @@ def load_config(
         images=images,
         source=path,
         pinned=frozenset(f"{t}.{k}" if t else k for t, k in values) | frozenset(f"images.{i}" for i in images),
+        origins={f"{t}.{k}" if t else k: where for (t, k), (_, where) in values.items()},
     )
     _check_port_clash(config, values)
     return config

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from devenv import httpget, pgwire, resp
-from devenv.errors import RESET_HARD_HINT, CredentialsRefused, DevenvError, ServiceNotReady, ServiceUnavailable
+from devenv.errors import CREDENTIALS_HINT, CredentialsRefused, DevenvError, ServiceNotReady, ServiceUnavailable
 
 CANNOT_CONNECT_NOW = "57P03"  # SQLSTATE: the database system is starting up / shutting down
 ADMIN_SHUTDOWN = "57P01"
@@ -39,13 +39,13 @@ def _pg_error(ex: BaseException, host: str, port: int, user: str, db: str, what:
     if isinstance(ex, pgwire.PgError):
         if pgwire.credentials_refused(ex) or ex.sqlstate == INVALID_CATALOG_NAME:
             return CredentialsRefused(
-                f"postgres at {where} refused the credentials in .env ({user}@{db}): {ex.message}", RESET_HARD_HINT
+                f"postgres at {where} refused the credentials in .env ({user}@{db}): {ex.message}", CREDENTIALS_HINT
             )
         if ex.sqlstate in {CANNOT_CONNECT_NOW, ADMIN_SHUTDOWN}:
             return ServiceUnavailable(f"postgres at {where} is not ready: {ex.message}", "see `devenv status`.")
         return DevenvError(
             f"postgres at {where} refused {what}: {ex.message} (SQLSTATE {ex.sqlstate})",
-            ex.hint or "see `devenv logs postgres`; `devenv reset --hard` starts over from new volumes.",
+            ex.hint or "see `devenv logs postgres`.",
         )
     return ServiceUnavailable(
         f"postgres at {where} is not answering: {ex}", "start the stack with `devenv up` (or check `devenv status`)."

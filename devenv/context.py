@@ -200,7 +200,8 @@ class Context:
         return replace(
             self,
             project=project,
-            runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout),
+            runtime=runtime
+            or open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir)),
             known_endpoints=None,
         )
 
@@ -227,10 +228,34 @@ def open_project(
 ) -> Context:
     """The context of a project found already (a command that holds the project's lock reads .env under it)."""
     env = os.environ if environ is None else environ
+    files = read_env_files(project)
+    project = _with_template_port(project, files)
     return Context(
         project=project,
         environ=env,
-        files=read_env_files(project),
-        runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout),
+        files=files,
+        runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir)),
         connectors=connectors or WireConnectors(),
     )
+
+
+PORT_KEYS = ("PORT", "HTTP_PORT", "APP_PORT", "SERVER_PORT")
+
+
+def port_key(files: EnvFiles) -> tuple[str, int] | None:
+    """The key (and value) the server takes its listening port from, as the template says: PORT, HTTP_PORT, …"""
+    bindings = files.template.bindings if files.template else {}
+    for key in PORT_KEYS:
+        value = (bindings[key].value or "").strip() if key in bindings else ""
+        if value.isdigit() and 0 < int(value) < 65536:
+            return key, int(value)
+    return None
+
+
+def _with_template_port(project: Project, files: EnvFiles) -> Project:
+    """PROJECT with server.container_port from the template (`HTTP_PORT=3001`) unless devenv.toml sets it."""
+    found = port_key(files)
+    cfg = project.config
+    if found is None or cfg.is_pinned("server.container_port") or found[1] == cfg.server.container_port:
+        return project
+    return replace(project, config=replace(cfg, server=replace(cfg.server, container_port=found[1])))

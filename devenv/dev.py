@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from devenv import proc
 from devenv.build import BuildLog
 from devenv.context import Context
-from devenv.errors import DevenvError, PortInUse, ServiceNotReady, StackNotRunning, UsageError
+from devenv.errors import ConfigError, DevenvError, PortInUse, ServiceNotReady, StackNotRunning, UsageError
 from devenv.migrate import host_env, migrate_outcome
 from devenv.probes import FALLBACK_PATHS, HttpProbe
 from devenv.wait import wait_for
@@ -49,6 +49,23 @@ def dev_argv(ctx: Context) -> list[str]:
     return ["npm", "run", "dev"]
 
 
+def host_port(ctx: Context) -> tuple[int, dict[str, str]]:
+    """Where the server listens on the host, and what devenv sets for it: server.port when devenv.toml (or
+    DEVENV_SERVER_PORT) sets it (then PORT too); else the port .env gives the server (PORT, HTTP_PORT, …), as it
+    would listen without devenv; else 3000."""
+    cfg = ctx.config
+    if cfg.is_pinned("server.port") and cfg.server.port:
+        return cfg.server.port, {"PORT": str(cfg.server.port)}
+    values = ctx.files.current.values() if ctx.files.current else {}
+    from devenv.context import PORT_KEYS
+
+    for key in PORT_KEYS:
+        value = values.get(key, "").strip()
+        if value.isdigit() and 0 < int(value) < 65536:
+            return int(value), {}
+    return cfg.server.port or 3000, {"PORT": str(cfg.server.port or 3000)}
+
+
 def _readiness(ctx: Context, url: str) -> HttpProbe:
     cfg = ctx.config
     fallbacks = () if cfg.is_pinned("server.ready_path") else (cfg.server.health_path, *FALLBACK_PATHS)
@@ -72,7 +89,7 @@ def dev(
     if ctx.endpoints.postgres_port is None or not ctx.postgres.probe():
         raise StackNotRunning("the stack is not running: the server would have no database.", "`devenv up` first.")
     argv = dev_argv(ctx)
-    port = project.config.server.port
+    port, port_env = host_port(ctx)
     from devenv import checkouts
     from devenv.ports import port_is_free
 
@@ -82,7 +99,7 @@ def dev(
             f"host port {port} for the server is already in use on 127.0.0.1, by {holder}.",
             f"stop what holds it (`ss -ltnp 'sport = :{port}'`) or set server.port / DEVENV_SERVER_PORT.",
         )
-    env = {**host_env(ctx), "PORT": str(port)}
+    env = {**host_env(ctx), **port_env}
     url = f"http://127.0.0.1:{port}"
     probe = _readiness(ctx, url)
 
@@ -97,10 +114,27 @@ def dev(
                     "its output is above; fix the cause and run `devenv dev` again.",
                 )
 
-        wait_for(probe, timeout=timeout, watch=alive, hint="its output is above; raise the deadline with --timeout.")
+        wait_for(
+            probe,
+            timeout=timeout,
+            watch=alive,
+            hint=f"its output is above (a watcher such as tsx or nodemon keeps running after the server crashed); "
+            f"is it listening on {port} (server.port)? raise the deadline with --timeout.",
+        )
+        if probe.chosen:  # `status` checks the same route
+            from devenv.state import load_state, save_state
+
+            save_state(project.state_dir, {**load_state(project.state_dir), "ready_path": probe.chosen})
         on_ready(f"{url}{probe.chosen or ''}", time.monotonic() - t0)
 
-    return proc.supervised(argv, env=env, cwd=project.server_dir, on_start=on_start)
+    return proc.supervised(
+        argv,
+        env=env,
+        cwd=project.server_dir,
+        on_start=on_start,
+        hint=f"is {argv[0]} installed and on PATH? (`{ctx.app.install_command(project.root)}` installs the project's "
+        "own tools); server.dev_command in devenv.toml sets another dev command.",
+    )
 
 
 # -- container mode: compose watch --------------------------------------------------------------------------------
@@ -112,6 +146,13 @@ def watching(ctx: Context) -> Context:
     cfg = ctx.config
     if not cfg.server.dev_dockerfile:
         return ctx
+    if not (ctx.project.root / cfg.server.dev_dockerfile).is_file():
+        raise ConfigError(
+            f"{cfg.where('server.dev_dockerfile')} = {cfg.server.dev_dockerfile!r}: "
+            f"{ctx.project.root / cfg.server.dev_dockerfile} does not exist.",
+            "set server.dev_dockerfile (relative to the project root) to the dev image's Dockerfile, or remove it "
+            "to watch with server.dockerfile.",
+        )
     server = replace(cfg.server, dockerfile=cfg.server.dev_dockerfile)
     return ctx.for_project(replace(ctx.project, config=replace(cfg, server=server)), runtime=ctx.runtime)
 

@@ -97,32 +97,45 @@ def check_disk(root_dir: str, host: str) -> Finding:
 
 
 def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
-    """The stack's host ports: free, or held by this stack."""
+    """The stack's host ports: free, or held by this stack; a taken default is a warning (up picks another one),
+    a taken pinned one a failure naming who holds it."""
+    from devenv.checkouts import holder
     from devenv.endpoints import container_ports
-    from devenv.services import port_claims
+    from devenv.services import port_claims, server_mode
 
     out = []
     published: dict[tuple[str, int], int] | None = None  # looked up once, and only when a port is taken
     inside = container_ports(project.config)
+    host = server_mode(project.config, project.dockerfile.is_file(), project.ci) == "host"
     for claim in port_claims(project.config, ["postgres", "redis", "server"]):
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
             continue
-        container_port = inside[claim.service]
         if port_is_free(claim.port):
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free"))
             continue
         if runtime is not None and published is None:
             published = runtime.published_ports()
-        if published and published.get((claim.service, container_port)) == claim.port:
+        if published and published.get((claim.service, inside[claim.service])) == claim.port:
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is held by this stack"))
-        else:
+        elif claim.service == "server" and host:
+            out.append(Finding("port server", "ok", f"{claim.port} is in use: the server on the host (devenv dev)?"))
+        elif project.config.is_pinned(f"{claim.service}.port"):
             out.append(
                 Finding(
                     f"port {claim.service}",
                     "fail",
-                    f"{claim.port} is taken by another process",
-                    f"stop it (`ss -ltnp 'sport = :{claim.port}'`) or set {claim.setting}.",
+                    f"{claim.port} is taken by {holder(runtime, claim.port)}",
+                    f"stop it (`ss -ltnp 'sport = :{claim.port}'`, `devenv ls`) or set {claim.setting} to a free port.",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    f"port {claim.service}",
+                    "warn",
+                    f"{claim.port} is taken by {holder(runtime, claim.port)}; `devenv up` uses a free one instead",
+                    f"{claim.setting} pins one.",
                 )
             )
     return out
@@ -146,13 +159,16 @@ def check_env(project: Project, ports: HostPorts | None = None) -> list[Finding]
         out.append(Finding(".env", "warn", f"out of step with the template: {keys}", "`devenv env` adds missing keys."))
     else:
         out.append(Finding(".env", "ok", f"in step with {report.template.name}"))
+    from devenv.settings import masked
+
     for item, value in report.ports:
+        port = value if item.key.endswith("_PORT") else urlparse(value).port
         out.append(
             Finding(
                 ".env ports",
                 "warn",
-                f"{item.key} ({item.where()}) points at another port than the stack's ({value})",
-                f"set it to {value}, or delete the line and run `devenv env`.",
+                f"{item.key} ({item.where()}) points at another port than the stack's ({port})",
+                f"make it {masked(value)}, or delete the line and run `devenv env`.",
             )
         )
     if report.env_exists:
@@ -210,7 +226,7 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
                     f"image {image}",
                     "warn",
                     f"not present; `devenv up` will pull it ({key})",
-                    "offline? `make images` builds stand-ins; see README 'Offline / air-gapped'.",
+                    "offline? devenv's `scripts/build-images.sh` builds stand-ins; see README 'Offline / air-gapped'.",
                 )
             )
     return out

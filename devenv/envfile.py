@@ -29,6 +29,7 @@ from devenv.settings import (
     Settings,
     is_placeholder,
     is_secret_key,
+    masked,
     merge,
     new_secret,
     stack_catalogue,
@@ -414,6 +415,26 @@ def ensure_env(
     return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written, after, ours)
 
 
+def written_marks(values: Mapping[str, str]) -> dict[str, str]:
+    """What devenv keeps of the port-carrying values it wrote into .env: a digest of each, never the value (a URL
+    holds the password; state.json is inside the project)."""
+    import hashlib
+
+    return {k: hashlib.sha256(v.encode()).hexdigest()[:16] for k, v in values.items() if k in PORT_KEYS}
+
+
+def remember(project: Project, result: EnvResult) -> None:
+    """Keep which values devenv wrote into .env itself (.devenv/state.json, as digests): `up` may later point
+    those values, and only those, at the ports the stack really uses (sync_ports)."""
+    marks = written_marks(result.values)
+    if not marks or project.ci:
+        return
+    from devenv.state import load_state, save_state
+
+    state = load_state(project.state_dir)
+    save_state(project.state_dir, {**state, "env_written": {**state.get("env_written", {}), **marks}})
+
+
 def _warnings(project: Project, current: DotenvFile | None, written: bool) -> list[str]:
     path = project.env_file
     shown = display_path(path)
@@ -494,8 +515,8 @@ def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]
 def sync_ports(project: Project, files: EnvFiles, ports: HostPorts, ours: Mapping[str, str]) -> PortSync:
     """Point .env at the ports the stack really publishes (Docker-chosen, or a fallback devenv picked).
 
-    Only values devenv wrote itself (OURS: what it wrote, still unchanged) are rewritten; a value the user wrote is
-    left alone with a warning (`devenv env --check` and `doctor` report it too).
+    Only values devenv wrote itself (OURS: written_marks of what it wrote, still unchanged) are rewritten; a value
+    the user wrote is left alone with a warning (`devenv env --check` and `doctor` report it too).
     """
     current = files.current
     mismatches = port_mismatches(files, ports)
@@ -506,16 +527,17 @@ def sync_ports(project: Project, files: EnvFiles, ports: HostPorts, ours: Mappin
     warnings: list[str] = []
     for entry, value in sorted(mismatches, key=lambda m: -m[0].line):  # bottom up: line numbers stay right
         assert entry.key is not None
-        if ours.get(entry.key) == (entry.value or ""):
+        if ours.get(entry.key) == written_marks({entry.key: entry.value or ""})[entry.key]:
             prefix = "export " if entry.text.lstrip().startswith("export ") else ""
             span = entry.text.rstrip("\n").count("\n") + 1
             lines[entry.line - 1 : entry.line - 1 + span] = [f"{prefix}{entry.key}={dotenv_quote(value)}"]
             updated[entry.key] = value
         else:
+            wanted = value if entry.key.endswith("_PORT") else urlsplit(value).port
             warnings.append(
-                f"{entry.key} ({current.where(entry.key)}) points at {entry.value!r}, but the stack's "
-                f"{PORT_KEYS[entry.key]} is on port {value if entry.key.endswith('_PORT') else urlsplit(value).port}; "
-                "devenv leaves a value you wrote alone: change it, or delete the line and run `devenv env`."
+                f"{entry.key} ({current.where(entry.key)}) points at {masked(entry.value or '')!r}, but the stack's "
+                f"{PORT_KEYS[entry.key]} is on port {wanted}; devenv leaves a value you wrote alone: change it, or "
+                "delete the line and run `devenv env`."
             )
     warnings.reverse()
     if not updated:

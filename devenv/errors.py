@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from enum import IntEnum
 
 LOG_TAIL = 30  # lines of a container's or command's output shown under an error
-RESET_HARD_HINT = (
-    "the volume was created with other credentials; `devenv reset --hard` recreates it (drops this stack's data)."
+CREDENTIALS_HINT = (
+    "the data volume was made with other credentials (a .env written anew gets new passwords): put the "
+    "POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB it was made with back in .env; README 'Troubleshooting' "
+    "says how to start over instead."
 )
 
 

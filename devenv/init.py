@@ -17,7 +17,12 @@ from devenv.config import CONFIG_FILE, load_config
 from devenv.context import Context
 from devenv.errors import UsageError
 
-ROUTE_RE = re.compile(r"""['"`](/(?:[\w.-]+/)*(?:health|healthz|ready|readyz|live|livez|ping|status)[\w/-]*)['"`]""")
+# A route as the code registers it: `app.get("/health"`, `router.route('/ready'`, `fastify.get('/api/health'`,
+# `@Get('health')` / `@Controller("health")` (NestJS), `{ method: 'GET', url: '/health' }`; not any string.
+ROUTE_RE = re.compile(
+    r"""(?:\.(?:get|all|route|head|use)\s*\(\s*|@(?:Get|Controller|All)\s*\(\s*|\b(?:path|url)\s*:\s*)"""
+    r"""['"`](/?(?:[\w.-]+/)*(?:health|healthz|ready|readyz|live|livez|ping|status)[\w/-]*)['"`]"""
+)
 SOURCE_SUFFIXES = {".ts", ".js", ".mjs", ".cjs", ".mts"}
 MAX_SOURCE_FILES = 400
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml", "docker-compose.dev.yml")
@@ -76,7 +81,8 @@ def health_routes(server_dir: Path) -> list[str]:
             except OSError:
                 continue
             for match in ROUTE_RE.finditer(text):
-                found[match.group(1)] = found.get(match.group(1), 0) + 1
+                route = "/" + match.group(1).lstrip("/")
+                found[route] = found.get(route, 0) + 1
         if folder != "." and found:
             break
     return sorted(found, key=lambda r: (not any(w in r for w in ("ready", "readyz")), r.count("/") * -1, r))
@@ -211,7 +217,8 @@ def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
         live = min(liveness, key=lambda r: ("live" not in r, len(r)), default=None)
         if live:
             choices.append(
-                Choice("server", "health_path", live, "liveness route in the source", active=live != srv.health_path)
+                # A comment only: a health_path set in devenv.toml must answer 2xx, a found one may be wrong.
+                Choice("server", "health_path", live, "a liveness route in the source", active=False)
             )
         if not any("status" in r for r in routes):
             choices.append(Choice("server", "status_path", "", "no detailed status route in the source", active=False))
@@ -254,7 +261,8 @@ def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
             )
         others = [n for n in services if n not in {pg[0] if pg else "", rd[0] if rd else ""}]
         if others:
-            findings.append(f"{compose.name} also has {', '.join(others)}: devenv does not run them.")
+            what = "it" if len(others) == 1 else "them"
+            findings.append(f"{compose.name} also has {', '.join(others)}: devenv does not run {what}.")
     if app.worker_script:
         findings.append(
             f"package.json has a `{app.worker_script}` script (a second process, e.g. a queue worker): run it "

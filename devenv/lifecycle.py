@@ -25,7 +25,7 @@ from devenv import checkouts, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
-from devenv.envfile import HostPorts, ensure_env, sync_ports
+from devenv.envfile import HostPorts, ensure_env, sync_ports, written_marks
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
@@ -212,6 +212,11 @@ class _Waiter:
         ctx = self.ctx
 
         def published(service: str) -> Endpoints | None:
+            # Only a running container of this `up` counts: with a fixed host port the container compose is about
+            # to replace still answers there, and must not be taken for the new one.
+            state = self.cache.service(service)
+            if state is None or state.status != "running":
+                return None
             ep = self.live().endpoints
             return ep if ep.port(service) is not None else None
 
@@ -254,7 +259,8 @@ class _Waiter:
         self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
         if service == "postgres":
             with self.live().postgres.session(what="devenv's mark") as conn:
-                marks.mark_cluster(conn, self.ctx.project.name, self.ctx.project.checkout)  # reset knows its own
+                # so reset knows its own
+                marks.mark_cluster(conn, self.ctx.project.name, self.ctx.project.checkout, self.ctx.settings.pg_db)
         # The database is ready once migrated, or at once when nothing migrates it in the stack.
         if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
             self.seed_if_new()
@@ -308,7 +314,7 @@ class _Waiter:
                 f"run `npx prisma migrate deploy` in {ctx.project.server_dir} with the .env devenv wrote."
             )
         db = ctx.settings.pg_db
-        with ctx.postgres.session("postgres", what="the reset template") as conn:
+        with ctx.postgres.session(marks.maintenance_db(db), what="the reset template") as conn:
             marks.mark_seeded(conn, db)
             take_template(conn, db, ctx.migrations_key, ctx.project.state_dir)
         self.templated = True
@@ -353,6 +359,12 @@ def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]
             "nothing and the database stays empty. Create one with `npx prisma migrate dev --name init`, or "
             'set migrate.command = "npx prisma db push" in devenv.toml to sync the schema without migrations.'
         )
+    if stack.server and ctx.dockerfile is not None:
+        from devenv.dockerignore import image_warnings
+
+        migrations = setup.migrations if "migrate" in selected and not pinned else None
+        context = project.root / cfg.server.context
+        warnings.extend(image_warnings(ctx.dockerfile, context, migrations, project.env_file))
     compose_file = next((project.root / f for f in COMPOSE_FILES if (project.root / f).is_file()), None)
     if compose_file is not None:
         notes.append(
@@ -417,6 +429,10 @@ def up(
     unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
     notes, warnings = _notes(ctx, selected) if not unchanged else ([], [])
     notes = claim_notes + notes
+    for note in notes:  # said now: a failing `up` still tells what it decided
+        on_event(Event("up", "note", time.monotonic() - t0, note))
+    for warning in warnings:
+        on_event(Event("up", "warning", time.monotonic() - t0, warning))
     compose_error: list[BaseException] = []
     compose_thread: threading.Thread | None = None
     if unchanged:
@@ -479,7 +495,7 @@ def up(
                 "(server.ready_path in devenv.toml chooses)."
             )
     notes += [n for n in (waiter.host_note, waiter.seed_note) if n]
-    ours = {**state.get("env_values", {}), **env_result.values}
+    ours = {**state.get("env_written", {}), **written_marks(env_result.values)}
     if not project.ci:  # a CI stack exports its URLs; the checkout's .env stays the developer's
         ep = final.endpoints
         synced = sync_ports(
@@ -489,10 +505,10 @@ def up(
             ours,
         )
         if synced.updated:
-            ours.update(synced.updated)
+            ours.update(written_marks(synced.updated))
             notes.append(f".env now points at the ports in use: {', '.join(sorted(synced.updated))}.")
         warnings += synced.warnings
-    new_state["env_values"] = (
+    new_state["env_written"] = (
         {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
     )
     save_state(project.state_dir, new_state)
@@ -536,6 +552,10 @@ def down(ctx: Context, *, volumes: bool = False) -> DownResult:
     ctx.runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project.state_dir).get("fingerprint"):  # forget it: the next `up` has compose work to do
         save_state(project.state_dir, {"project": project.name})
+    if volumes:  # the data went: its env files go too (`up` writes them again from .env)
+        import shutil
+
+        shutil.rmtree(project.secrets_dir, ignore_errors=True)
     left = ctx.runtime.resources().volumes
     return DownResult(project=project.name, volumes_removed=volumes, remaining_volumes=left)
 

@@ -67,22 +67,29 @@ def migrations_key(server_dir: Path, files: Sequence[Path], commands: Sequence[S
     return digest.hexdigest()[:16]
 
 
+def maintenance_db(app_db: str) -> str:
+    """The database devenv connects to and marks, besides the app's: `postgres`, or `template1` when the app's own
+    database is called postgres (devenv must be able to drop and rename it, and keep its marks apart)."""
+    return "template1" if app_db == "postgres" else "postgres"
+
+
 def cluster_mark(project_name: str, checkout: str) -> str:
     """The mark of the stack PROJECT_NAME of the checkout at CHECKOUT."""
     return f"{CLUSTER_MARK}{project_name}@{checkout}"
 
 
-def mark_cluster(conn: Connection, project_name: str, checkout: str) -> None:
-    """Write devenv's mark on the cluster's `postgres` database (done by `up` on the stack's own container)."""
-    conn.execute(f"COMMENT ON DATABASE postgres IS {quote_literal(cluster_mark(project_name, checkout))}")
+def mark_cluster(conn: Connection, project_name: str, checkout: str, app_db: str) -> None:
+    """Write devenv's mark on the cluster's maintenance database (done by `up` on the stack's own container)."""
+    target = quote_ident(maintenance_db(app_db))
+    conn.execute(f"COMMENT ON DATABASE {target} IS {quote_literal(cluster_mark(project_name, checkout))}")
 
 
-def verify_cluster(conn: Connection, project_name: str, checkout: str, where: str) -> None:
+def verify_cluster(conn: Connection, project_name: str, checkout: str, where: str, app_db: str = "") -> None:
     """Refuse unless this Postgres (at WHERE) carries the mark of this checkout's PROJECT_NAME stack.
 
     A mark without a checkout (written before devenv labelled checkouts) is the stack's own, as it was then.
     """
-    _, mark = conn.database("postgres") or ("", None)
+    _, mark = conn.database(maintenance_db(app_db)) or ("", None)
     if mark in {cluster_mark(project_name, checkout), CLUSTER_MARK + project_name}:
         return
     owner = (mark or "").split("@", 1)[1] if (mark or "").startswith(f"{CLUSTER_MARK}{project_name}@") else ""

@@ -44,6 +44,7 @@ def run_job(runtime: Runtime, argv: Sequence[str], *, failure: str, hint: str) -
     """
     code, output = runtime.run_oneoff("migrate", list(argv))
     if code != 0:
+        hint = hint_from_logs(output) or hint
         raise MigrationFailed(failure.format(argv=" ".join(argv), code=code), hint, details=output_tail(output))
     return output
 
@@ -113,6 +114,9 @@ def host_env(ctx: Context) -> dict[str, str]:
 
     current = ctx.files.current
     env = {**os.environ, **(current.values() if current else {})}
+    # The project's own tools first (a seed's `tsx`, `ts-node`), as `npm run` would put them.
+    bins = [str(f / "node_modules" / ".bin") for f in _up_to_root(ctx) if (f / "node_modules" / ".bin").is_dir()]
+    env["PATH"] = os.pathsep.join([*bins, env.get("PATH", "")])
     ep, settings = ctx.endpoints, ctx.settings
     if ep.postgres_port:  # the stack's own, whatever port it got (Docker's choice reaches .env only after `up`)
         env["DATABASE_URL"] = settings.database_url(ep.host, ep.postgres_port)
@@ -121,16 +125,33 @@ def host_env(ctx: Context) -> dict[str, str]:
     return env
 
 
+def _up_to_root(ctx: Context) -> list[Path]:
+    """The server folder and the folders above it, up to the project root (where workspaces hoist packages)."""
+    server, root = ctx.project.server_dir, ctx.project.root
+    folders = [server]
+    for folder in server.parents:
+        if not folder.is_relative_to(root):
+            break
+        folders.append(folder)
+    return folders
+
+
 def host_binary(ctx: Context, name: str) -> Path | None:
     """node_modules/.bin/NAME in the server folder or above it (workspaces hoist), up to the project root."""
-    server = ctx.project.server_dir
-    for folder in (server, *server.parents):
-        candidate = folder / "node_modules" / ".bin" / name
-        if candidate.is_file():
-            return candidate
-        if folder == ctx.project.root:
-            break
-    return None
+    return next(
+        (f / "node_modules" / ".bin" / name for f in _up_to_root(ctx) if (f / "node_modules/.bin" / name).is_file()),
+        None,
+    )
+
+
+def host_cwd(ctx: Context) -> Path:
+    """Where Prisma runs on the host: the server folder, or the folder above it that holds the Prisma setup (a
+    schema and prisma.config.* shared at the repository root)."""
+    setup = ctx.prisma
+    folder = setup.folder
+    if folder is not None and not folder.is_relative_to(ctx.project.server_dir):
+        return folder.parent
+    return ctx.project.server_dir
 
 
 def host_argv(ctx: Context, argv: Sequence[str]) -> list[str]:
@@ -141,7 +162,8 @@ def host_argv(ctx: Context, argv: Sequence[str]) -> list[str]:
             project = ctx.project
             raise UsageError(
                 f"prisma is not installed for {project.server_dir}: no node_modules/.bin/prisma there or above.",
-                f"install the server's dependencies first (`npm install` in {project.root}), then `devenv up`.",
+                f"install the server's dependencies first (`{ctx.app.install_command(project.root)}` in "
+                f"{project.root}), then `devenv up`.",
             )
         return [str(binary), *argv[2:]]
     if argv[:1] == ["npx"] and "--no-install" not in argv:
@@ -154,7 +176,7 @@ def run_on_host(ctx: Context, argv: Sequence[str], *, failure: str, hint: str) -
     from devenv import proc
 
     command = host_argv(ctx, argv)
-    done = proc.run(command, cwd=ctx.project.server_dir, env=host_env(ctx))
+    done = proc.run(command, cwd=host_cwd(ctx), env=host_env(ctx))
     if not done.ok:
         raise MigrationFailed(
             failure.format(argv=" ".join(argv), code=done.returncode), hint, details=output_tail(done.output)
@@ -178,3 +200,20 @@ def migrate_on_host(ctx: Context, seed: Sequence[str]) -> str:
             hint="fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
         )
     return output
+
+
+def migrate_command(ctx: Context, *, status: bool = False) -> MigrateResult:
+    """`devenv migrate [--status]`: in the server image, or on the host (server.mode = host)."""
+    cfg = ctx.config.migrate
+    if not ctx.stack.host:
+        return migrate(ctx.runtime, cfg.command, cfg.status_command, status=status)
+    if ctx.endpoints.postgres_port is None or not ctx.postgres.probe():
+        raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
+    argv = cfg.status_command if status else cfg.command
+    if status:  # exit 1 with pending migrations is an answer, not a crash
+        from devenv import proc
+
+        done = proc.run(host_argv(ctx, argv), cwd=host_cwd(ctx), env=host_env(ctx))
+        return MigrateResult(tuple(argv), done.output, done.returncode)
+    output = run_on_host(ctx, argv, failure="`{argv}` exited with code {code} (run on the host).", hint=MIGRATE_HINT)
+    return MigrateResult(tuple(argv), output)

@@ -31,6 +31,17 @@ class NodeApp:
         """The Redis client (or queue library) the app depends on."""
         return self.uses(*REDIS_CLIENTS)
 
+    def install_command(self, root: Path) -> str:
+        """How this project installs its dependencies: by its lockfile or packageManager (npm install otherwise)."""
+        for folder in dict.fromkeys([self.path.parent if self.path else root, root]):
+            if (folder / "yarn.lock").is_file() or (folder / ".yarnrc.yml").is_file():
+                return "yarn install"
+            if (folder / "pnpm-lock.yaml").is_file():
+                return "pnpm install"
+            if (folder / "bun.lockb").is_file():
+                return "bun install"
+        return "npm install"
+
     @property
     def worker_script(self) -> str | None:
         """A script that starts a second process (a queue worker)."""

@@ -136,6 +136,8 @@ class UpDisplay:
         self._drawn = 0
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.said: list[str] = []  # notes and warnings already printed (print_up does not repeat them)
+        self._held: list[Event] = []  # on a terminal: printed when the live lines are gone
 
     def __enter__(self) -> UpDisplay:
         if self.live:
@@ -154,6 +156,9 @@ class UpDisplay:
             with self._lock:  # transient: the summary (or the error) replaces the live lines
                 self.stream.write(f"\x1b[{self._drawn}F\x1b[J" if self._drawn else "")
                 self.stream.flush()
+            if exc is not None:  # no summary follows: what `up` decided is said now
+                for event in self._held:
+                    self._say(event)
 
     def _tick(self) -> None:
         while not self._stop.wait(0.1):
@@ -172,10 +177,22 @@ class UpDisplay:
         self.stream.flush()
         self._drawn = len(self.rows)
 
+    def _say(self, event: Event) -> None:
+        label = "Note" if event.phase == "note" else "Warning"
+        self.stream.write(f"{label}: {event.detail}\n")
+        self.stream.flush()
+        self.said.append(event.detail)
+
     def on_event(self, event: Event) -> None:
         with self._lock:
             if self.as_json:
                 emit_json({"event": "progress", **asdict(event), "elapsed": round(event.elapsed, 3)})
+                return
+            if event.phase in {"note", "warning"}:
+                if self.live:
+                    self._held.append(event)
+                else:
+                    self._say(event)
                 return
             self.rows[event.service] = event
             if self.live:
@@ -189,8 +206,9 @@ class UpDisplay:
                 self.stream.flush()
 
 
-def print_up(result: UpResult, *, as_json: bool) -> None:
-    """The summary after `up`: service, state, host URL (passwords masked), seconds to ready."""
+def print_up(result: UpResult, *, as_json: bool, said: Sequence[str] = ()) -> None:
+    """The summary after `up`: service, state, host URL (passwords masked), seconds to ready; then the notes and
+    warnings not SAID already (during `up`, off a terminal)."""
     for warning in result.env_warnings:
         warn(warning)
     if as_json:
@@ -214,9 +232,11 @@ def print_up(result: UpResult, *, as_json: bool) -> None:
         generated = f" (generated secrets: {', '.join(result.env_generated)})" if result.env_generated else ""
         echo(f".env: added {', '.join(result.env_added)}{generated}")
     for note in result.notes:
-        echo(f"Note: {note}")
+        if note not in said:
+            echo(f"Note: {note}")
     for warning in result.warnings:
-        warn(warning)
+        if warning not in said:
+            warn(warning)
 
 
 def print_status(report: StatusReport, *, as_json: bool) -> None:
@@ -264,8 +284,10 @@ def print_drift(report: DriftReport) -> None:
         echo(f"missing: {item.key} (template {item.where()})")
     for item in report.extra:
         echo(f"extra:   {item.key} ({item.where()}; the template no longer has it)")
+    from devenv.settings import masked
+
     for item, value in report.ports:
-        echo(f"port:    {item.key} ({item.where()}) should be {value} (the port the stack uses)")
+        echo(f"port:    {item.key} ({item.where()}) should be {masked(value)} (the port the stack uses)")
     if not report.drift:
         echo(f"{report.env_file}: in step with {report.template.name}.")
 

@@ -35,7 +35,15 @@ class PrismaSetup:
 def find_prisma(root: Path, server_dir: Path, app: NodeApp) -> PrismaSetup:
     """Look where Prisma looks: package.json's prisma.schema, prisma/schema.prisma in the server folder, then at
     the repository root (a schema shared by several packages)."""
-    config_file = next((p for p in sorted(server_dir.glob("prisma.config.*")) if p.is_file()), None)
+    config_file = next(
+        (
+            p
+            for folder in dict.fromkeys([server_dir, root])
+            for p in sorted(folder.glob("prisma.config.*"))
+            if p.is_file()
+        ),
+        None,
+    )
     schema: Path | None = None
     declared = app.prisma.get("schema")
     candidates = [server_dir / str(declared)] if isinstance(declared, str) else []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from devenv.errors import LOG_TAIL, RESET_HARD_HINT, DevenvError, MigrationFailed, ServiceNotReady
+from devenv.errors import CREDENTIALS_HINT, LOG_TAIL, DevenvError, MigrationFailed, ServiceNotReady
 from devenv.errors import tail as output_tail
 from devenv.httpget import Response
 from devenv.runtime import ContainerState, Runtime
@@ -157,11 +157,24 @@ def hint_from_logs(logs: str) -> str | None:
     text = logs.lower()
     # Postgres' own words, and Prisma's (P1000) for the same refusal seen from the migrate job.
     if "password authentication failed" in text or "authentication failed against database server" in text:
-        return RESET_HARD_HINT
+        return CREDENTIALS_HINT
     if "database files are incompatible" in text:
-        return "the volume holds another Postgres major version; `devenv reset --hard` recreates it (drops its data)."
+        return (
+            "the data volume was made by another Postgres major version: set postgres.image (DEVENV_POSTGRES_IMAGE) "
+            "back to that version; README 'Troubleshooting' says how to move the data or start over."
+        )
     if "address already in use" in text:
         return "another process in the container already holds the port; check the service's command."
+    if (
+        "prisma" in text
+        and ("engine" in text or "binaries" in text)
+        and any(word in text for word in ("enotfound", "eai_again", "econnrefused", "etimedout", "failed to fetch"))
+    ):
+        return (
+            "Prisma tried to download its engines and the network did not answer: offline, use Prisma 6 with "
+            'engine = "js" and a driver adapter (see the example\'s prisma.config.ts), or point PRISMA_ENGINES_MIRROR '
+            "at a mirror you have."
+        )
     if "cannot find module" in text or "err_module_not_found" in text:
         return "the server image is missing a dependency; rebuild it with `devenv up` after fixing package.json."
     if "eaddrinuse" in text:

@@ -147,6 +147,7 @@ def supervised(
     cwd: Path | str | None = None,
     grace: float = GRACE,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    hint: str = "check the command after `--`.",
 ) -> int:
     """Run ARGV in a process group of its own and return its exit code; nothing of the group outlives it.
 
@@ -154,13 +155,14 @@ def supervised(
     command and everything it started, and devenv waits. Off a terminal, SIGINT/SIGTERM sent to devenv (a CI
     runner cancelling the job) are passed on to the whole group, devenv waits up to GRACE seconds, SIGKILLs what
     is left, and raises KeyboardInterrupt so the caller's cleanup runs. When the command ends, what it left
-    running in its group (test workers, watchers) is stopped too. ON_START gets the process once it runs.
+    running in its group (test workers, watchers) is stopped too. ON_START gets the process once it runs; HINT
+    is the caller's advice when ARGV cannot start at all.
     """
     _log(argv, cwd)
     try:
         proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd, process_group=0)
     except OSError as ex:
-        raise UsageError(f"cannot run {argv[0]!r}: {ex.strerror or ex}.", "check the command after `--`.") from ex
+        raise UsageError(f"cannot run {argv[0]!r}: {ex.strerror or ex}.", hint) from ex
     terminal = _foreground(proc.pid)
     received: list[int] = []
 

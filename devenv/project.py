@@ -21,7 +21,7 @@ from pathlib import Path
 
 from devenv.config import CONFIG_FILE, DEFAULT_SERVER_PATH, Config, check_name_override, load_config, sanitize_name
 from devenv.errors import ProjectNotFound
-from devenv.state import STATE_DIR, read_record
+from devenv.state import STATE_DIR, read_record, secrets_dir
 
 TEMPLATE_NAMES = (".env.template", ".env.example", ".env.sample", ".env.dist")
 TEMPLATE_NAME = TEMPLATE_NAMES[0]
@@ -72,6 +72,11 @@ class Project:
         if self.base_name and self.name != self.base_name:
             return base / "stacks" / self.name
         return base
+
+    @property
+    def secrets_dir(self) -> Path:
+        """The private folder outside the project holding the stack's generated env files (devenv.state)."""
+        return secrets_dir(self.state_dir)
 
     @property
     def compose_file(self) -> Path:

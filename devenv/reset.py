@@ -106,6 +106,8 @@ def _drop(conn: Connection, db: str) -> None:
 def recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
     """Drop DB (ending its sessions) and create it anew, empty or as a copy of TEMPLATE."""
     _drop(conn, db)
+    # Empty: from template1 as CREATE DATABASE does, unless this session is on template1 (then template0).
+    template = template or ("template0" if marks.maintenance_db(db) == "template1" else None)
     source = f" TEMPLATE {ident(template)}" if template else ""
     conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
 
@@ -164,6 +166,7 @@ def start_spare(ctx: Context, key: str) -> bool:
         "template": marks.template_name(settings.pg_db),
         "template_mark": marks.template_mark(key),
         "key": key,
+        "maintenance_db": marks.maintenance_db(settings.pg_db),
     }
     return spare.start(project.state_dir, job)
 
@@ -216,8 +219,9 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
     db, key = settings.pg_db, ctx.migrations_key
     tmpl = marks.template_name(db)
 
-    with postgres.session("postgres", what="the reset", application_name=APPLICATION_NAME) as conn:
-        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}")
+    maintenance = marks.maintenance_db(db)
+    with postgres.session(maintenance, what="the reset", application_name=APPLICATION_NAME) as conn:
+        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
         tmpl_oid, tmpl_comment = conn.database(tmpl) or ("", None)
         if tmpl_comment == marks.template_mark(key):
             spares = project.state_dir if project.config.reset.spare else None

@@ -30,6 +30,7 @@ PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
 CHECKOUT_LABEL = "devenv.checkout"  # the absolute path of the checkout a stack belongs to
 CHECKOUT_VAR = "DEVENV_CHECKOUT"  # compose interpolates it into CHECKOUT_LABEL (the compose file stays path-free)
+SECRETS_VAR = "DEVENV_SECRETS"  # and this one into the env_file paths of the generated env files (devenv.state)
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
@@ -295,11 +296,13 @@ class DockerRuntime:
         project_dir: Path,
         engine: EngineAPI | None = None,
         checkout: str = "",
+        secrets: str = "",
     ) -> None:
         self.project_name = project_name
         self.compose_file = compose_file
         self.project_dir = project_dir
         self.checkout = checkout  # labelled on what compose creates (CHECKOUT_LABEL)
+        self.secrets = secrets  # the folder of the generated env files
         self._engine = engine
         self._lock = threading.Lock()
 
@@ -319,7 +322,7 @@ class DockerRuntime:
     # -- compose ------------------------------------------------------------------------------------------------
     def compose_env(self) -> dict[str, str]:
         """The environment compose runs with: the user's, plus the checkout it labels resources with."""
-        return {**os.environ, CHECKOUT_VAR: self.checkout}
+        return {**os.environ, CHECKOUT_VAR: self.checkout, SECRETS_VAR: self.secrets}
 
     def compose_argv(self, *args: str) -> list[str]:
         """The docker compose command line for this project."""
@@ -596,14 +599,16 @@ class DockerRuntime:
         )
 
 
-def open_runtime(project_name: str = "", compose_file: Path | None = None, checkout: str = "") -> DockerRuntime:
+def open_runtime(
+    project_name: str = "", compose_file: Path | None = None, checkout: str = "", secrets: str = ""
+) -> DockerRuntime:
     """The one factory of the real runtime: compose project PROJECT_NAME rendered at COMPOSE_FILE, whose resources
     are labelled with CHECKOUT (the checkout's path).
 
     Without a project (gc, ls, doctor outside one) only the engine-wide calls make sense.
     """
     compose_file = compose_file or Path.cwd() / "compose.yml"
-    return DockerRuntime(project_name, compose_file, compose_file.parent, checkout=checkout)
+    return DockerRuntime(project_name, compose_file, compose_file.parent, checkout=checkout, secrets=secrets)
 
 
 def parse_created(text: str) -> datetime | None:

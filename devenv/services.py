@@ -75,10 +75,11 @@ def redis_use(config: Config, files: EnvFiles, app: NodeApp) -> str | None:
 def server_mode(config: Config, has_dockerfile: bool, ci: bool) -> str:
     """container or host: server.mode / DEVENV_SERVER_MODE, else container when there is a Dockerfile.
 
-    CI stacks always run the server in a container (there is no developer's terminal to run it in).
+    CI stacks always run the server in a container (there is no developer's terminal to run it in); one without a
+    Dockerfile is migrated from the host.
     """
-    if ci:
-        return "container"
+    if ci:  # no developer's terminal: the server in a container; without a Dockerfile, migrations from the host
+        return "container" if has_dockerfile else "host"
     return config.server.mode or ("container" if has_dockerfile else "host")
 
 
@@ -107,8 +108,12 @@ def expand_services(requested: Sequence[str], stack: Stack | None = None) -> lis
     stack = stack or Stack()
     unknown = [s for s in requested if s not in SERVICES]
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], stack.services, n=1, cutoff=0.6)
         raise UsageError(
-            f"unknown service {unknown[0]!r}.", f"choose from {', '.join(stack.services)} (or name none for all)."
+            f"unknown service {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)." if close else "."),
+            f"choose from {', '.join(stack.services)} (or name none for all).",
         )
     missing = [s for s in requested if s not in stack.services]
     if missing:

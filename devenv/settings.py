@@ -168,3 +168,13 @@ def merge(
         database_query=urlsplit(database_url or "").query,
         values=dict(values),
     )
+
+
+def masked(value: str) -> str:
+    """VALUE with the password of a URL in it replaced by *** (for messages and listings)."""
+    parts = urlsplit(value)
+    if not parts.scheme or parts.password is None:
+        return value
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{user}***@{host}").geturl()

@@ -86,7 +86,7 @@ def make(settings: dict[str, Any]) -> None:
         settings["port"],
         settings["user"],
         settings["password"],
-        "postgres",
+        settings.get("maintenance_db", "postgres"),
         timeout=settings.get("connect_timeout", 5.0),
         io_timeout=COPY_TIMEOUT,
         application_name=APPLICATION_NAME,

@@ -45,6 +45,23 @@ def write_if_changed(path: Path, text: str, mode: int) -> bool:
     return True
 
 
+def secrets_dir(state_dir: Path) -> Path:
+    """Where the env files with the stack's passwords live: a private folder outside the project (0700), so they
+    never reach a build context (`COPY . .`) or an image; one per stack, named by a hash of its state folder."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "devenv" / "secrets"
+    return base / hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """PATH and its devenv parents, readable by this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (path, path.parent):
+        os.chmod(folder, 0o700)
+    return path
+
+
 def ensure_state_dir(root: Path, state_dir: Path) -> Path:
     """Create ROOT/.devenv (with a .gitignore of `*`) and the stack's folder STATE_DIR inside it."""
     top = root / STATE_DIR

@@ -145,8 +145,10 @@ def stack_status(ctx: Context) -> StatusReport:
     checked = ctx.stack.long_running()
     host_server = ctx.stack.host and ctx.app.path is not None
     if host_server:  # `devenv dev` runs it on this machine: is it answering on its port?
+        from devenv.dev import host_port
+
         checked = (*checked, "server")
-        url = f"http://127.0.0.1:{cfg.server.port}"
+        url = f"http://127.0.0.1:{host_port(ctx)[0]}"
         probes["server"] = lambda: HttpProbe(ctx.connectors.server(url), ready_path)
 
     def check(service: str) -> Check:

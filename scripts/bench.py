@@ -376,7 +376,7 @@ def case_ci_parallel(runs: int) -> None:
     p = Project()
     probe = (
         "import os,psycopg,redis;"
-        "psycopg.connect(os.environ['DATABASE_URL']).execute('select 1');"
+        "psycopg.connect(os.environ['DATABASE_URL'].split('?')[0]).execute('select 1');"
         "redis.Redis.from_url(os.environ['REDIS_URL']).ping()"
     )
     try:

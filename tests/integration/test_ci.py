@@ -59,7 +59,7 @@ def test_two_parallel_ci_stacks_are_isolated_and_export_working_settings(
             values = dotenv_values(tmp_path / f"{name}.env")
             assert values["DEVENV_PROJECT_NAME"] == name
             psql = subprocess.run(
-                ["psql", values["DATABASE_URL"] or "", "-tAc", "select count(*) from quotes"],
+                ["psql", (values["DATABASE_URL"] or "").split("?")[0], "-tAc", "select count(*) from quotes"],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             assert psql.returncode == 0, psql.stderr
@@ -86,7 +86,7 @@ def test_two_parallel_ci_stacks_are_isolated_and_export_working_settings(
 def test_run_returns_the_commands_exit_code_and_leaves_nothing(example: ExampleProject) -> None:
     probe = (
         "import os, sys, psycopg, redis; "
-        "psycopg.connect(os.environ['DATABASE_URL']).execute('select 1'); "
+        "psycopg.connect(os.environ['DATABASE_URL'].split('?')[0]).execute('select 1'); "
         "redis.Redis.from_url(os.environ['REDIS_URL']).ping(); "
         "sys.exit(int(os.environ.get('WANT', '0')))"
     )

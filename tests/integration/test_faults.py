@@ -31,25 +31,30 @@ def test_a_taken_host_port_is_refused_before_anything_starts(example: ExamplePro
     assert example.resources()["containers"] == []  # nothing started
 
 
-def test_an_old_volume_with_other_credentials_gets_the_reset_hard_hint(example: ExampleProject) -> None:
+def test_an_old_volume_with_other_credentials_says_to_put_them_back_and_drops_nothing(example: ExampleProject) -> None:
     example.devenv("up", "postgres", check=True)
     example.devenv("down", check=True)
     env_file = example.server_dir / ".env"
-    env_file.write_text(re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=a-new-password", env_file.read_text()))
+    original = env_file.read_text()
+    env_file.write_text(re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=a-new-password", original))
     done = example.devenv("up", "postgres")
     assert done.returncode == 4, done.stderr
     assert "password authentication failed" in done.stderr
-    assert "devenv reset --hard" in done.stderr
+    hint = done.stderr.split("Hint:")[-1]
+    assert "back in .env" in hint and "reset --hard" not in hint and "--volumes" not in hint  # no data-dropping advice
     assert len(example.resources()["volumes"]) == 2  # the data is still there: nothing dropped without asking
 
     # The whole stack: the migrate job may meet the refusal first (Prisma's P1000); the hint is the same.
     full = example.devenv("up")
     assert full.returncode in (4, 5), full.stderr
-    assert "devenv reset --hard" in full.stderr and "fix the migration" not in full.stderr
+    assert "back in .env" in full.stderr and "fix the migration" not in full.stderr
     soft = example.devenv("reset", "--yes")
     assert soft.returncode == 4, soft.stderr
-    assert "refused the credentials" in soft.stderr and "devenv reset --hard" in soft.stderr
+    assert "refused the credentials" in soft.stderr and "back in .env" in soft.stderr
     assert len(example.resources()["volumes"]) == 2
+
+    env_file.write_text(original)  # what the hint says: the volume's own credentials again
+    example.devenv("up", "postgres", check=True)
 
 
 def test_an_image_that_cannot_be_pulled_names_the_image_and_the_setting(example: ExampleProject) -> None:

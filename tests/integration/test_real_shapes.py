@@ -86,8 +86,9 @@ def test_a_single_ts_app_comes_up_with_zero_configuration(ts_app: ExampleProject
 def test_without_a_dockerfile_only_postgres_runs_and_env_reaches_it(host_app: ExampleProject) -> None:
     done = host_app.devenv("up")
     assert done.returncode == 0, done.stderr
-    assert "server: no apps/server/Dockerfile: the server runs on the host" in done.stdout
-    assert "redis: not in the stack" in done.stdout
+    said = done.stdout + done.stderr  # the notes are said as up decides (stderr), the summary on stdout
+    assert "server: no apps/server/Dockerfile: the server runs on the host" in said
+    assert "redis: not in the stack" in said
     assert {c.split("-")[-2] for c in labelled(f"devenv.project={host_app.name}")["containers"]} == {"postgres"}
     values = {k: v or "" for k, v in dotenv_values(host_app.server_dir / ".env").items()}
     assert values["SESSION_SECRET"] != "change_me_to_a_long_random_string"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -29,9 +30,13 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def compose(file: Path, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    from devenv.state import secrets_dir
+
+    env = {**os.environ, "DEVENV_SECRETS": str(secrets_dir(file.parent))}  # what devenv gives compose
     done = subprocess.run(
-        ["docker", "compose", "-f", str(file), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+        ["docker", "compose", "-f", str(file), *args], capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+    )  # fmt: skip
     if check:
         assert done.returncode == 0, f"docker compose {' '.join(args)}: {done.stderr}"
     return done

@@ -247,3 +247,22 @@ def test_hard_reset_recreates_only_the_stacks_volumes(example: ExampleProject) -
         assert subprocess.run(["docker", "volume", "inspect", bystander], capture_output=True).returncode == 0
     finally:
         subprocess.run(["docker", "volume", "rm", bystander], capture_output=True, check=False)
+
+
+def test_an_app_database_named_postgres_is_reset_and_marked_on_template1(example: ExampleProject) -> None:
+    template = example.server_dir / ".env.template"
+    template.write_text(template.read_text().replace("POSTGRES_DB=quotes", "POSTGRES_DB=postgres"))
+    example.devenv("up", check=True)
+    assert example.env_values()["POSTGRES_DB"] == "postgres"
+    seeded = _quotes(example)
+    status, _ = example.http("POST", "/v1/quotes", {"author": "Test", "text": "in the postgres database"})
+    assert status == 201
+    for _ in range(2):  # from the spare, then again with the spare `up` or the first reset left
+        done = json.loads(example.devenv("reset", "--yes", "--json", check=True).stdout)
+        assert done["mode"] == "template"
+        assert sorted(_quotes(example)) == sorted(seeded)
+    with _pg(example, "template1") as conn:  # devenv's maintenance database when the app's is postgres
+        names = [r[0] for r in conn.execute("select datname from pg_database order by datname").fetchall()]
+        mark = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = 'template1'")
+        assert (mark.fetchone() or ("",))[0] == f"devenv-project:{example.name}@{example.root.resolve()}"
+    assert "postgres" in names

@@ -13,8 +13,9 @@ from tests.fixtures.helpers import clean_environ, copy_project
 
 
 @pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_environ(monkeypatch)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the generated env files' folder
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_a_default_port_that_is_taken_falls_back_and_is_kept(example: Project, t
     write_record(project.root, ports={"postgres": taken})
     project = load_project(example.root, environ={})
     assert project.config.postgres.port == taken  # what the record says
-    runtime = FakeRuntime(states=[])
+    runtime = FakeRuntime(states=[state("postgres", health="healthy")])  # compose started it
     result = up(context_of(project, runtime=runtime, connectors=FakeConnectors()), ["postgres"])
     chosen = read_record(project.root)["ports"]["postgres"]
     assert chosen != taken and result.notes and f"host port {taken} is taken" in " ".join(result.notes)

@@ -55,7 +55,8 @@ def test_render_stdout_is_relative_to_cwd_and_writes_nothing(tmp_path: Path, cli
     code, out, _ = cli(["render"], root)
     assert code == 0
     data = yaml.safe_load(out)
-    assert data["services"]["server"]["env_file"] == ["apps/server/.env", ".devenv/server.env"]
+    env_files = data["services"]["server"]["env_file"]
+    assert env_files[0] == "apps/server/.env" and env_files[1].startswith("${DEVENV_SECRETS:?")
     assert tree(root) == before
 
 
@@ -63,7 +64,8 @@ def test_render_output_and_check(tmp_path: Path, cli) -> None:  # type: ignore[n
     root = copy_project("example", tmp_path / "quotes")
     code, out, _ = cli(["render", "-o", "compose.yml"], root)
     assert code == 0 and "written" in out
-    assert (root / ".devenv" / "server.env").exists() and (root / "apps/server/.env").exists()
+    assert (root / "compose.yml").exists() and (root / "apps/server/.env").exists()
+    assert not (root / ".devenv" / "server.env").exists()  # the generated env files live outside the project
     code, out, _ = cli(["render", "--check", "compose.yml"], root)
     assert code == 0 and "up to date" in out
     (root / "compose.yml").write_text("name: old\n")

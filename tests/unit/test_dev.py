@@ -121,3 +121,9 @@ def test_a_supervised_command_whose_readiness_fails_takes_its_whole_group_down(t
         except (ProcessLookupError, FileNotFoundError):
             continue
         assert state == "Z", f"{pid} still runs"
+
+
+def test_a_dev_command_that_cannot_start_is_one_error_with_the_callers_hint(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"cannot run 'no-such-tool-x'") as err:
+        proc.supervised(["no-such-tool-x", "dev"], cwd=tmp_path, hint="is no-such-tool-x installed?")
+    assert err.value.hint == "is no-such-tool-x installed?"

@@ -43,7 +43,7 @@ def test_expand_services_adds_dependencies_in_start_order(asked: list[str], expe
 
 
 def test_unknown_service_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="unknown service 'postgress'") as info:
+    with pytest.raises(UsageError, match=r"unknown service 'postgress' \(did you mean 'postgres'\?\)") as info:
         expand_services(["postgress"])
     assert info.value.hint and "postgres" in info.value.hint
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devenv.connectors import PostgresConnector
-from devenv.errors import RESET_HARD_HINT, ServiceNotReady
+from devenv.errors import CREDENTIALS_HINT, ServiceNotReady
 from devenv.pgwire import (
     PgError,
     ProtocolError,
@@ -156,7 +156,7 @@ def test_probe_fails_fast_with_the_reset_hard_hint_when_the_volume_has_other_cre
     server = ScriptedServer({}, startup_error=error)
     with pytest.raises(ServiceNotReady) as err:
         _probe(server.port).check()
-    assert err.value.hint == RESET_HARD_HINT and "app@quotes" in err.value.message
+    assert err.value.hint == CREDENTIALS_HINT and "app@quotes" in err.value.message
 
 
 def test_scram_login_against_a_scripted_server() -> None:

@@ -160,11 +160,12 @@ def test_init_writes_a_commented_devenv_toml_that_loads_and_never_overwrites(tmp
     data = tomllib.loads(result.path.read_text())
     server = data["server"]
     assert server["path"] == "apps/api" and server["container_port"] == 4000  # HTTP_PORT=4000
-    assert server["ready_path"] == "/api/health/ready" and server["health_path"] == "/api/health"
+    assert server["ready_path"] == "/api/health/ready" and "health_path" not in server  # offered, not pinned
     assert server["command"] == ["npm", "start"]  # the image's CMD runs `prisma migrate deploy` again
     assert data["migrate"]["command"][:4] == ["npx", "prisma", "db", "push"]  # no migrations in the project
     text = result.path.read_text()
     assert '# target = "dev"' in text and '# image = "postgres:15-alpine"' in text  # offered, not pinned
+    assert '# health_path = "/api/health"' in text and "/health/live" not in text  # a string list is no route
     assert any("start:worker" in f for f in result.findings) and any("mail" in f for f in result.findings)
     load_config(result.path, {})
     with pytest.raises(UsageError, match="never overwrites"):

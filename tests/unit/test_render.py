@@ -123,9 +123,12 @@ def test_build_and_mounts_relative_to_the_compose_file(tmp_path: Path) -> None:
         "target": "/srv/src",
         "read_only": True,
     }
-    assert server["env_file"] == ["../services/api/.env", "server.env"]
+    assert server["env_file"] == [
+        "../services/api/.env",
+        "${DEVENV_SECRETS:?run this stack through devenv (it sets DEVENV_SECRETS)}/server.env",
+    ]
     root_relative = yaml.safe_load(render_of(project, base_dir=project.root))["services"]["server"]
-    assert root_relative["env_file"] == ["services/api/.env", ".devenv/server.env"]
+    assert root_relative["env_file"][0] == "services/api/.env"  # the generated one is outside the project
 
 
 def test_stand_in_images_come_from_the_environment(tmp_path: Path) -> None:
@@ -142,6 +145,7 @@ def test_every_dollar_is_escaped(tmp_path: Path) -> None:
     text = render_of(project)
     # Every dollar is doubled but the one compose is meant to interpolate: the checkout label.
     rest = text.replace("$$", "").replace("${DEVENV_CHECKOUT:-}", "")
+    rest = rest.replace("${DEVENV_SECRETS:?run this stack through devenv (it sets DEVENV_SECRETS)}", "")
     assert re.search(r"\$", rest) is None and text.count("${DEVENV_CHECKOUT:-}") >= 5
     svc = yaml.safe_load(text)["services"]
     assert svc["server"]["build"]["args"]["GREETING"] == "costs $$5 or $${PRICE}"
@@ -154,14 +158,16 @@ def test_write_compose_files_modes_and_no_secrets(example: Project) -> None:
     assert result.path == example.compose_file and result.changed
     assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
     for name in ("postgres.env", "redis.env", "server.env"):
-        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
+        assert stat.S_IMODE((example.secrets_dir / name).stat().st_mode) == 0o600
+        assert not (state / name).exists()  # never inside the project: it would reach a build context and an image
+    assert stat.S_IMODE(example.secrets_dir.stat().st_mode) == 0o700
     assert result.env is not None and result.env.generated
     values = read_env(example)
     compose_text = example.compose_file.read_text()
     for key in result.env.generated:
         assert values[key] not in compose_text, key
-    assert values["POSTGRES_PASSWORD"] in (state / "postgres.env").read_text()
-    server_env = (state / "server.env").read_text()
+    assert values["POSTGRES_PASSWORD"] in (example.secrets_dir / "postgres.env").read_text()
+    server_env = (example.secrets_dir / "server.env").read_text()
     assert "@postgres:5432/quotes?schema=public" in server_env and "@redis:6379/0" in server_env
 
 
@@ -181,8 +187,8 @@ def test_password_with_dollar_reaches_the_env_files_literally(tmp_path: Path) ->
     project.env_file.write_text(f"POSTGRES_PASSWORD={PASSWORD}\nREDIS_PASSWORD='{PASSWORD}'\n")
     write_of(project, environ={})
     for name in ("postgres.env", "server.env"):
-        assert f"POSTGRES_PASSWORD='{PASSWORD}'" in (project.state_dir / name).read_text()
-    assert f"REDISCLI_AUTH='{PASSWORD}'" in (project.state_dir / "redis.env").read_text()
+        assert f"POSTGRES_PASSWORD='{PASSWORD}'" in (project.secrets_dir / name).read_text()
+    assert f"REDISCLI_AUTH='{PASSWORD}'" in (project.secrets_dir / "redis.env").read_text()
     assert PASSWORD not in project.compose_file.read_text()
 
 
@@ -204,11 +210,11 @@ def test_without_a_dockerfile_only_the_databases_are_in_containers(tmp_path: Pat
 
 def test_a_dockerfile_or_context_named_in_devenv_toml_must_exist(tmp_path: Path) -> None:
     root = copy_project("example", tmp_path / "quotes")
-    (root / "devenv.toml").write_text('[server]\ndockerfile = "apps/server/Dockerfile.dev"\n')
-    with pytest.raises(ConfigError, match=r"server\.dockerfile = 'apps/server/Dockerfile.dev'"):
+    (root / "devenv.toml").write_text('name = "q"\n\n[server]\ndockerfile = "apps/server/Dockerfile.dev"\n')
+    with pytest.raises(ConfigError, match=r"devenv\.toml:4: server\.dockerfile = 'apps/server/Dockerfile.dev'"):
         build_of(load_project(root, environ={}))
     (root / "devenv.toml").write_text('[server]\ncontext = "nope"\n')
-    with pytest.raises(ConfigError, match=r"server\.context = 'nope'"):
+    with pytest.raises(ConfigError, match=r"devenv\.toml:2: server\.context = 'nope'"):
         build_of(load_project(root, environ={}))
 
 

@@ -89,7 +89,7 @@ def test_watch_reports_dead_containers_with_logs(container: object, message: str
         watch()
     assert message in info.value.message
     assert info.value.details and "password authentication failed" in info.value.details
-    assert info.value.hint and "reset --hard" in info.value.hint
+    assert info.value.hint and "back in .env" in info.value.hint and "reset --hard" not in info.value.hint
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_state_cache_shares_one_engine_call() -> None:
 @pytest.mark.parametrize(
     ("logs", "expected"),
     [
-        ("FATAL:  password authentication failed for user", "reset --hard"),
+        ("FATAL:  password authentication failed for user", "back in .env"),
         ("database files are incompatible with server", "major version"),
         ("Error: Cannot find module 'express'", "dependency"),
         ("all good", None),
