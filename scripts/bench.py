@@ -458,6 +458,25 @@ def _edit_to_served(route: Path, url: str, marker: str, timeout: float = 60) -> 
     sys.exit(f"bench: {url} never served {marker}")
 
 
+def _edits_served(argv: list[str], env: dict[str, str], cwd: Path | None, ready: str, route: Path, url: str,
+                  count: int, pause: float, tag: str) -> list[float]:  # fmt: skip
+    """Start ARGV (a dev server or watcher), wait for READY in its output, then time COUNT edits of ROUTE until URL
+    serves each one; the process group is stopped with SIGINT afterwards, as Ctrl-C would."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _wait_line(proc, ready)
+        threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
+        samples = []
+        for i in range(count):
+            samples.append(_edit_to_served(route, url, f"{tag}-{i}-{uuid.uuid4().hex[:4]}"))
+            time.sleep(pause)
+        return samples
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def _wait_line(proc: subprocess.Popen[str], fragment: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
@@ -482,29 +501,15 @@ def case_dev_host(runs: int) -> None:
         route, port = server / "src" / "app.js", int(env["DEVENV_SERVER_PORT"])
         url = f"http://127.0.0.1:{port}/"
 
-        def measure(argv: list[str], cwd: Path, run_env: dict[str, str], ready: str, count: int) -> list[float]:
-            proc = subprocess.Popen(argv, cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, start_new_session=True)  # fmt: skip
-            try:
-                _wait_line(proc, ready)
-                threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
-                samples = []
-                for i in range(count):
-                    samples.append(_edit_to_served(route, url, f"{argv[0][-6:]}-{i}-{uuid.uuid4().hex[:4]}"))
-                    time.sleep(0.5)
-                return samples
-            finally:
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(timeout=30)
-
         dotenv = env_of(p)
         by_hand = {**os.environ, **dotenv, "PORT": str(port)}
         own: list[float] = []
         ours: list[float] = []
         block = max(2, (runs + 1) // 2)
         for _ in range(2):  # A B A B: the machine's drift (other load, caches) falls on both alike
-            own += measure(["npm", "run", "dev"], server, by_hand, '"listening"', block)
-            ours += measure([*DEVENV, "-C", str(p.root), "dev"], p.root, env, "devenv: ready at", block)
+            own += _edits_served(["npm", "run", "dev"], by_hand, server, '"listening"', route, url, block, 0.5, "npm")
+            ours += _edits_served([*DEVENV, "-C", str(p.root), "dev"], env, p.root, "devenv: ready at", route, url,
+                                  block, 0.5, "dev")  # fmt: skip
         print(f"  edit-to-served samples, npm run dev: {' '.join(f'{t:.2f}' for t in own)}", flush=True)
         print(f"  edit-to-served samples, devenv dev: {' '.join(f'{t:.2f}' for t in ours)}", flush=True)
         d, b = median(ours), median(own)
@@ -530,20 +535,10 @@ def case_watch(runs: int) -> None:
         port = int(p.env["DEVENV_SERVER_PORT"])
         url = f"http://127.0.0.1:{port}/"
 
+        watch_env = {**p.env, "DEVENV_CHECKOUT": str(p.root)}
+
         def measure(argv: list[str], ready: str) -> list[float]:
-            proc = subprocess.Popen(argv, env={**p.env, "DEVENV_CHECKOUT": str(p.root)}, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
-            try:
-                _wait_line(proc, ready)
-                threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
-                samples = []
-                for i in range(runs):
-                    samples.append(_edit_to_served(route, url, f"w{i}-{uuid.uuid4().hex[:6]}"))
-                    time.sleep(1.0)
-                return samples
-            finally:
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(timeout=30)
+            return _edits_served(argv, watch_env, None, ready, route, url, runs, 1.0, "w")
 
         plain = measure(compose(p, "watch", "--no-up", "server"), "Watch enabled")
         ours = measure([*DEVENV, "-C", str(p.root), "watch"], "devenv: watching the server")
