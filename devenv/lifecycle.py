@@ -514,7 +514,7 @@ def up(
     save_state(project.state_dir, new_state)
     if waiter.templated:
         start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
-    outcome = ""
+    outcome = "not run, nothing changed since the last up" if unchanged else ""
     if "migrate" in selected and not unchanged:
         try:
             outcome = migrate_outcome(runtime.logs(["migrate"], tail=40))
@@ -523,7 +523,7 @@ def up(
     reports = tuple(
         ServiceReport(
             service=s,
-            state="ready" if s != "migrate" else "migrated",
+            state="ready" if s != "migrate" else "up to date" if unchanged else "migrated",
             url=_summary_url(final, s, outcome),
             seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
         )

@@ -39,6 +39,7 @@ PHASE_STYLES = {
     "migrating": "yellow",
     "ready": "green",
     "migrated": "green",
+    "up to date": "green",
     "seeding": "yellow",
     "seeded": "green",
     "unchanged": "green",
