@@ -88,12 +88,23 @@ class Project:
             DEVENV_REDIS_PORT=str(free_port()),
             DEVENV_SERVER_PORT=str(free_port()),
         )
+        # What devenv hands compose itself: the checkout's label and the private folder of the stack's env files,
+        # so the baselines run the same compose file under the same labels.
+        from devenv.state import secrets_dir
+
+        self.env.update(DEVENV_CHECKOUT=str(self.root), DEVENV_SECRETS=str(secrets_dir(self.root / ".devenv")))
 
     def devenv(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh([*DEVENV, "-C", str(self.root), *args], env=self.env, check=check)
 
     def down(self) -> None:
         self.devenv("down", "--volumes", "--yes", check=False)
+
+    def down_for_baseline(self) -> None:
+        """Down with the volumes (which also deletes the stack's env files), then write the compose file and its env
+        files again, untimed, for a baseline that runs plain compose on them."""
+        self.down()
+        self.devenv("render", "-o", str(self.root / ".devenv" / "compose.yml"))
 
     def cleanup(self) -> None:
         self.down()
@@ -241,7 +252,7 @@ def case_pg_redis(runs: int) -> None:
         for _ in range(runs):
             p.down()
             devenv_s.append(timed(lambda: p.devenv("up", "postgres", "redis")))
-            p.down()
+            p.down_for_baseline()
 
             def floor() -> None:
                 sh(compose(p, "up", "-d", "postgres", "redis"), env=p.env)
@@ -282,7 +293,7 @@ def case_full_up(runs: int) -> None:
         for _ in range(runs):
             p.down()
             devenv_s.append(timed(lambda: p.devenv("up")))
-            p.down()
+            p.down_for_baseline()
             t_pg = timed(
                 lambda: (sh(compose(p, "up", "-d", "--no-deps", "postgres", "redis"), env=p.env), poll(pg), poll(rd))
             )
@@ -535,10 +546,8 @@ def case_watch(runs: int) -> None:
         port = int(p.env["DEVENV_SERVER_PORT"])
         url = f"http://127.0.0.1:{port}/"
 
-        watch_env = {**p.env, "DEVENV_CHECKOUT": str(p.root)}
-
         def measure(argv: list[str], ready: str) -> list[float]:
-            return _edits_served(argv, watch_env, None, ready, route, url, runs, 1.0, "w")
+            return _edits_served(argv, p.env, None, ready, route, url, runs, 1.0, "w")
 
         plain = measure(compose(p, "watch", "--no-up", "server"), "Watch enabled")
         ours = measure([*DEVENV, "-C", str(p.root), "watch"], "devenv: watching the server")
