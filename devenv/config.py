@@ -206,6 +206,10 @@ class _Where:
         if self.file is None:
             return dotted
         line = find_key_line(self.text, dotted)
+        parts = dotted.split(".")
+        while not line and parts[0] == "services" and len(parts) > 2:  # a key of an inline table: its table's line
+            parts.pop()
+            line = find_key_line(self.text, ".".join(parts))
         return f"{display_path(self.file)}:{line}: {dotted}" if line else f"{display_path(self.file)}: {dotted}"
 
 

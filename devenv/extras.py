@@ -126,9 +126,7 @@ def parse_services(raw: Any, where: Where, convert: Convert) -> tuple[ExtraServi
 def _service(name: str, table: Any, names: Sequence[str], where: Where, convert: Convert) -> ExtraService:
     dotted = f"services.{name}"
     if name in BUILTIN:
-        raise _fail(
-            where, dotted, f"is one of devenv's own services ({', '.join(BUILTIN)}).", "give it another name."
-        )
+        raise _fail(where, dotted, f"is one of devenv's own services ({', '.join(BUILTIN)}).", "give it another name.")
     if not NAME_RE.fullmatch(name):
         raise _fail(
             where,
@@ -167,7 +165,9 @@ def _service(name: str, table: Any, names: Sequence[str], where: Where, convert:
             raise _fail(where, f"{dotted}.ports", f"publishes container port {port.container} twice.", "keep one.")
         seen.add(port.container)
     environment = _environment(table.get("environment", {}), f"{dotted}.environment", where)
-    volumes = tuple(_volume(item, f"{dotted}.volumes", where, convert) for item in _list(table, "volumes", dotted, where))
+    volumes = tuple(
+        _volume(item, f"{dotted}.volumes", where, convert) for item in _list(table, "volumes", dotted, where)
+    )
     healthcheck: tuple[str, ...] = ()
     if "healthcheck" in table:
         value = table["healthcheck"]
@@ -213,7 +213,9 @@ def _port(item: Any, dotted: str, where: Where, convert: Convert) -> PortSpec:
         number = convert("container_port", parts[0], dotted)
         return PortSpec(number, number)
     if len(parts) != 2:
-        raise _fail(where, dotted, f"has {item!r}, not a port.", 'use 8025 or "HOST:CONTAINER" ("0:8025": any host port).')
+        raise _fail(
+            where, dotted, f"has {item!r}, not a port.", 'use 8025 or "HOST:CONTAINER" ("0:8025": any host port).'
+        )
     return PortSpec(convert("port", parts[0], dotted), convert("container_port", parts[1], dotted))
 
 
@@ -246,7 +248,9 @@ def _volume(item: Any, dotted: str, where: Where, convert: Convert) -> VolumeSpe
     source, target = parts
     if VOLUME_NAME_RE.fullmatch(source) and "/" not in source and not source.startswith("."):
         if source in RESERVED_VOLUMES:
-            raise _fail(where, dotted, f"uses {source!r}, the stack's own data volume.", "give the volume its own name.")
+            raise _fail(
+                where, dotted, f"uses {source!r}, the stack's own data volume.", "give the volume its own name."
+            )
         return VolumeSpec(source, target, mode == "ro", named=True)
     return VolumeSpec(convert("relpath", source, dotted), target, mode == "ro", named=False)
 
@@ -333,7 +337,11 @@ def interpolate(service: ExtraService, values: Mapping[str, str], where: Where) 
 
 def published(service: ExtraService, ports: Mapping[int, int]) -> int | None:
     """The host port its readiness (or first) port is published on, from a container's PORTS (inside -> host)."""
-    inside = service.ready.port if service.ready.port is not None else (service.ports[0].container if service.ports else None)
+    inside = (
+        service.ready.port
+        if service.ready.port is not None
+        else (service.ports[0].container if service.ports else None)
+    )
     if inside is None:
         return None
     return ports.get(inside) or service.host_port(inside) or None
@@ -350,3 +358,9 @@ def url(service: ExtraService, host: str, port: int | None) -> str:
 def shell_words(argv: Sequence[str]) -> str:
     """ARGV as one shell line, for messages."""
     return shlex.join(argv)
+
+
+def urls(services: Sequence[ExtraService], ports: Mapping[str, Mapping[int, int]], host: str) -> dict[str, str]:
+    """NAME -> its URL (see `url`) for the services with a published port; PORTS: service -> inside -> host port."""
+    found = {s.name: url(s, host, published(s, ports.get(s.name, {}))) for s in services}
+    return {name: value for name, value in found.items() if value}

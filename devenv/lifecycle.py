@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from devenv import checkouts, marks
+from devenv import checkouts, extras, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
@@ -30,7 +30,17 @@ from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
 from devenv.ports import port_is_free
-from devenv.probes import FALLBACK_PATHS, ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
+from devenv.probes import (
+    FALLBACK_PATHS,
+    ConnectorProbe,
+    ContainerWatch,
+    HealthProbe,
+    HttpProbe,
+    JobProbe,
+    SettleProbe,
+    StateCache,
+    TcpProbe,
+)
 from devenv.render import write_compose
 from devenv.reset import ResetResult, start_spare, take_template
 from devenv.runtime import ContainerState
@@ -150,7 +160,7 @@ def _claim(
                 f"give {service} another port ({claim_.setting}).",
             )
         seen[port] = service
-        if cfg.is_pinned(f"{service}.port"):
+        if cfg.is_pinned(f"{service}.port") or ctx.stack.extra(service) is not None:  # [services.*] ports: pinned
             if port and port not in owned and not port_is_free(port):
                 raise checkouts.pinned_port_error(service, port, runtime, claim_.setting)
             continue
@@ -243,7 +253,30 @@ class _Waiter:
             "migrate": lambda: JobProbe(ctx.runtime, self.cache),
             "server": lambda: _LazyProbe("server", srv),
         }
-        return {s: factories[s]() for s in services}
+        return {s: factories[s]() if s in factories else self.extra_probe(s) for s in services}
+
+    def extra_probe(self, service: str) -> Probe:
+        """A [services.NAME] service's own readiness (devenv.extras.Readiness), on this `up`'s container."""
+        spec = self.ctx.stack.extra(service)
+        assert spec is not None
+        if spec.ready.kind == "health":
+            return HealthProbe(service, self.cache)
+        if spec.ready.kind == "none":
+            return SettleProbe(service, self.ctx.runtime, self.cache, extras.SETTLE_SECONDS)
+
+        def make() -> Probe | None:
+            state = self.cache.service(service)
+            port = extras.published(spec, state.ports) if state is not None and state.status == "running" else None
+            if port is None:
+                return None
+            host = self.ctx.runtime.host_address()
+            if spec.ready.kind == "http":
+                base = f"http://{host}:{port}"
+                setting = f"services.{service}.ready"
+                return HttpProbe(self.ctx.connectors.server(base), spec.ready.path, name=service, setting=setting)
+            return TcpProbe(service, host, port)
+
+        return _LazyProbe(service, make)
 
     def run_one(self, service: str, probe: Probe, watch: ContainerWatch) -> None:
         self.emit(Event(service, "waiting", self.elapsed()))
@@ -320,8 +353,11 @@ class _Waiter:
         self.templated = True
 
 
-def _summary_url(ctx: Context, service: str, migrate_outcome: str = "") -> str:
-    """The summary's URL for SERVICE (passwords masked); for migrate, the command that ran and what it said."""
+def _summary_url(ctx: Context, service: str, migrate_outcome: str = "", others: dict[str, str] | None = None) -> str:
+    """The summary's URL for SERVICE (passwords masked); for migrate, the command that ran and what it said;
+    OTHERS: the extra services' URLs."""
+    if others and service in others:
+        return others[service]
     ep, settings = ctx.endpoints, ctx.settings
     if service == "postgres" and ep.postgres_port:
         return settings.database_url(ep.host, ep.postgres_port, query=False, masked=True)
@@ -417,7 +453,7 @@ def up(
     ctx = ctx.with_files(env_result.files)
     rendered = write_compose(ctx)
     fingerprint = {"compose": rendered.digest}
-    builds = "server" in selected or "migrate" in selected
+    builds = ctx.stack.uses_server_image(selected)
     if builds:
         fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
     if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
@@ -520,11 +556,14 @@ def up(
             outcome = migrate_outcome(runtime.logs(["migrate"], tail=40))
         except DevenvError:
             outcome = ""
+    states = waiter.cache.current()
+    ports = {c.service: c.ports for c in states if not c.oneoff}
+    extra_urls = extras.urls(ctx.stack.extras, ports, final.endpoints.host)
     reports = tuple(
         ServiceReport(
             service=s,
             state="ready" if s != "migrate" else "up to date" if unchanged else "migrated",
-            url=_summary_url(final, s, outcome),
+            url=_summary_url(final, s, outcome, extra_urls),
             seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
         )
         for s in selected

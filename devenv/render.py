@@ -381,7 +381,9 @@ def _extra_block(
         if volume.named:
             volumes.append({"type": "volume", "source": volume.source, "target": volume.target})
         else:
-            volumes.append({"type": "bind", "source": _rel(project.root / volume.source, base), "target": volume.target})
+            volumes.append(
+                {"type": "bind", "source": _rel(project.root / volume.source, base), "target": volume.target}
+            )
         if volume.read_only:
             volumes[-1]["read_only"] = True
     if volumes:

@@ -128,8 +128,9 @@ def _check_extra(
     dotted = f"services.{extra.name}"
     if extra.from_server and not server:
         raise ConfigError(
-            f"{config.where(dotted + '.from')} = \"server\": this project's stack has no server image ({server_reason}).",
-            "add the server's Dockerfile (server.dockerfile), or give the service its own image = \"…\".",
+            f'{config.where(dotted + ".from")} = "server": this project\'s stack has no server image '
+            f"({server_reason}).",
+            'add the server\'s Dockerfile (server.dockerfile), or give the service its own image = "…".',
         )
     for dep in extra.depends_on or ():
         if dep in {"postgres", "redis", "migrate", "server"} and dep not in builtin:
