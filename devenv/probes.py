@@ -288,8 +288,9 @@ class HealthProbe:
 class SettleProbe:
     """A service with nothing to ask (ready = "none"): ready once its container stayed up for SETTLE seconds.
 
-    A container that exits in between is reported by the watch; one restarted by its policy between two looks is
-    caught by a last look in detail (the engine's list does not count restarts).
+    A container that exits in between is reported by the watch. One that its restart policy restarted between two
+    looks shows as running in the engine's list (which does not count restarts), so while the clock runs each look
+    is made in detail: a worker that dies at once fails `up` within a restart, not after the settle time.
     """
 
     name: str
@@ -302,16 +303,17 @@ class SettleProbe:
 
     def check(self) -> bool:
         state = self.cache.service(self.name)
-        if state is None or state.status != "running" or state.restart_count:
+        if state is None or state.status != "running":
             self._since = None
             return False
+        detailed = [c for c in self.runtime.containers(detail=True) if c.service == self.name and not c.oneoff]
+        current = detailed[-1] if detailed else state
+        if current.restart_count:
+            problem = f"is crash-looping (restarted {current.restart_count} times)"
+            raise container_failed(self.runtime, self.name, problem)
+        if current.status != "running":
+            return False  # the watch reports it on its next look
         if self._since is None or state.id != self._id:
             self._since, self._id = self.clock(), state.id
             return False
-        if self.clock() - self._since < self.settle:
-            return False
-        detailed = [c for c in self.runtime.containers(detail=True) if c.service == self.name and not c.oneoff]
-        if detailed and detailed[-1].restart_count:
-            restarts = detailed[-1].restart_count
-            raise container_failed(self.runtime, self.name, f"is crash-looping (restarted {restarts} times)")
-        return True
+        return self.clock() - self._since >= self.settle
