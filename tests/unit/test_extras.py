@@ -261,3 +261,37 @@ def test_init_proposes_the_worker_script_and_the_compose_mail_service(tmp_path: 
     assert services["worker"].from_server and services["worker"].command == ("npm", "run", "start:worker")
     assert services["mail"].image == "axllent/mailpit" and services["mail"].ready == Readiness("http", 8025, "/livez")
     assert any("proposed as [services.worker]" in f for f in result.findings)
+
+
+def test_status_reports_each_extra_service_and_a_dead_one_degrades_the_stack(tmp_path: Path) -> None:
+    from devenv.envfile import ensure_env
+    from devenv.status import stack_status
+    from tests.fakes import FakeConnectors
+
+    project = load_project(_project(tmp_path, GOOD), environ={})
+    ensure_env(project, {})
+    runtime = FakeRuntime(
+        states=[
+            state("postgres"),
+            state("redis"),
+            state("server"),
+            state("worker"),
+            state("mail", ports={8025: 41000}),
+            state("storage", "exited", exit_code=1),
+        ]
+    )
+    report = stack_status(context_of(project, runtime=runtime, connectors=FakeConnectors()))
+    assert report.checks["worker"].status == "up"  # ready = "none": running is ready
+    assert report.checks["mail"].status == "up"  # GET /livez on its published port answered 200
+    assert report.checks["storage"].status == "down" and report.checks["storage"].container == "exited (1)"
+    assert report.status == "degraded"  # only postgres or the server down makes the stack unhealthy
+
+
+def test_doctor_checks_the_extra_services_host_ports(tmp_path: Path, held_port: int) -> None:
+    from devenv.doctor import check_ports
+
+    text = f'[services.mail]\nimage = "x:1"\nports = ["{held_port}:8025", "0:1025"]\n'
+    project = load_project(_project(tmp_path, text), environ={})
+    found = [f for f in check_ports(project, FakeRuntime()) if f.check == "port mail"]
+    assert [f.level for f in found] == ["fail", "ok"]
+    assert "services.mail.ports" in (found[0].hint or "") and found[1].detail == "chosen by Docker"
