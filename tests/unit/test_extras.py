@@ -295,3 +295,35 @@ def test_doctor_checks_the_extra_services_host_ports(tmp_path: Path, held_port: 
     found = [f for f in check_ports(project, FakeRuntime()) if f.check == "port mail"]
     assert [f.level for f in found] == ["fail", "ok"]
     assert "services.mail.ports" in (found[0].hint or "") and found[1].detail == "chosen by Docker"
+
+
+def test_up_starts_extras_waits_for_their_readiness_and_reports_their_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devenv import extras
+    from devenv.lifecycle import up
+    from tests.fakes import FakeConnectors
+
+    monkeypatch.setattr(extras, "SETTLE_SECONDS", 0.05)
+    text = '[services.worker]\nfrom = "server"\ncommand = "npm run start:worker"\n' + (
+        '[services.mail]\nimage = "x:1"\nports = ["0:8025"]\nready = "http:/livez"\n'
+    )
+    project = load_project(_project(tmp_path, text), environ={"DEVENV_POSTGRES_PORT": "0", "DEVENV_REDIS_PORT": "0"})
+    runtime = FakeRuntime(
+        states=[
+            state("postgres", health="healthy", ports={5432: 49001}),
+            state("redis", health="healthy", ports={6379: 49002}),
+            state("migrate", "exited"),
+            state("server", health="healthy", ports={3000: 3000}),
+            state("worker"),
+            state("mail", ports={8025: 49010}),
+        ]
+    )
+    fakes = FakeConnectors()
+    result = up(context_of(project, runtime=runtime, connectors=fakes), ["worker", "mail"])
+    assert ("build", (("server",),)) in runtime.calls  # the worker runs the server's image
+    assert ("up", (("postgres", "redis", "migrate", "worker", "mail"), False)) in runtime.calls
+    assert ("server", "http://127.0.0.1:49010", 0) in fakes.seen  # GET /livez on the published port
+    reports = {r.service: r for r in result.services}
+    assert reports["mail"].url == "http://127.0.0.1:49010" and reports["mail"].state == "ready"
+    assert reports["worker"].url == "-" and reports["worker"].seconds is not None
