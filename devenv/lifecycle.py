@@ -210,6 +210,8 @@ class _Waiter:
     host_note: str = ""  # what the migrations from the host did (server.mode = host)
     templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
     readiness: HttpProbe | None = None
+    settle: float = extras.SETTLE_SECONDS  # ready = "none": 0 when the stack was up already and nothing changed
+    existing: frozenset[str] = frozenset()  # the containers there before this `up` (their old restarts don't count)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -262,7 +264,7 @@ class _Waiter:
         if spec.ready.kind == "health":
             return HealthProbe(service, self.cache)
         if spec.ready.kind == "none":
-            return SettleProbe(service, self.ctx.runtime, self.cache, extras.SETTLE_SECONDS)
+            return SettleProbe(service, self.ctx.runtime, self.cache, self.settle, existing=self.existing)
 
         def make() -> Probe | None:
             state = self.cache.service(service)
@@ -482,6 +484,8 @@ def up(
         # Only containers of this `up` count until compose is done (see StateCache).
         cache = StateCache(runtime, stale=frozenset(s.id for s in before))
     waiter = _Waiter(ctx, cache, timeout, on_event, t0)  # each wait's deadline starts when it does: after the build
+    waiter.settle = 0.0 if unchanged else extras.SETTLE_SECONDS  # up, unchanged and never restarted: settled
+    waiter.existing = frozenset(s.id for s in before)
 
     def compose_up() -> None:
         try:

@@ -298,8 +298,10 @@ class SettleProbe:
     cache: StateCache
     settle: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    existing: frozenset[str] = frozenset()  # ids of the containers there before this `up`
     _since: float | None = None
     _id: str = ""
+    _baseline: dict[str, int] = field(default_factory=dict)  # container id -> its restarts when first seen
 
     def check(self) -> bool:
         state = self.cache.service(self.name)
@@ -308,7 +310,9 @@ class SettleProbe:
             return False
         detailed = [c for c in self.runtime.containers(detail=True) if c.service == self.name and not c.oneoff]
         current = detailed[-1] if detailed else state
-        if current.restart_count:
+        if current.id not in self._baseline:  # restarts before this `up` (a container it did not create) do not count
+            self._baseline[current.id] = current.restart_count if current.id in self.existing else 0
+        if current.restart_count > self._baseline[current.id]:
             problem = f"is crash-looping (restarted {current.restart_count} times)"
             raise container_failed(self.runtime, self.name, problem)
         if current.status != "running":

@@ -253,6 +253,16 @@ def test_settle_probe_sees_a_restart_the_engines_list_does_not_show() -> None:
     assert "worker: cannot reach the queue" in (caught.value.details or "")
 
 
+def test_settle_probe_ignores_restarts_from_before_this_up() -> None:
+    runtime = FakeRuntime(states=[state("worker", restarts=2)])  # restarted yesterday; this up left it alone
+    cache = StateCache(runtime, max_age=0)
+    probe = SettleProbe("worker", runtime, cache, settle=0.0, existing=frozenset({"id-worker"}))
+    assert probe.check() is False and probe.check() is True
+    runtime.states = [state("worker", restarts=3)]
+    with pytest.raises(ServiceNotReady, match="crash-looping"):
+        probe.check()  # but a restart while up waits is one
+
+
 def test_init_proposes_the_worker_script_and_the_compose_mail_service(tmp_path: Path) -> None:
     root = copy_project("apps-api", tmp_path / "shop")
     result = init(context_of(load_project(root, environ={})))
