@@ -212,6 +212,7 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
 
     cfg = project.config
     wanted = {"postgres.image": cfg.image(cfg.postgres.image), "redis.image": cfg.image(cfg.redis.image)}
+    wanted.update({f"services.{e.name}.image": cfg.image(e.image) for e in cfg.services if e.image})
     parsed = dockerfile.read(project.dockerfile, cfg.server.build_args)
     if parsed is not None:
         bases = parsed.base_images()

@@ -307,6 +307,18 @@ def test_doctor_checks_the_extra_services_host_ports(tmp_path: Path, held_port: 
     assert "services.mail.ports" in (found[0].hint or "") and found[1].detail == "chosen by Docker"
 
 
+def test_doctor_checks_the_extra_services_images(tmp_path: Path) -> None:
+    from devenv.doctor import check_images
+    from devenv.runtime import EngineFacts
+
+    project = load_project(_project(tmp_path, GOOD), environ={})
+    facts = EngineFacts("unix:///var/run/docker.sock", "26.1.5", "2.26.1", "/x", frozenset({"minio/minio:latest"}))
+    found = {f.check: f for f in check_images(project, facts)}
+    assert found["image minio/minio"].level == "ok"
+    assert found["image axllent/mailpit:v1.20"].level == "warn"
+    assert "services.mail.image" in found["image axllent/mailpit:v1.20"].detail
+
+
 def test_up_starts_extras_waits_for_their_readiness_and_reports_their_urls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
