@@ -204,6 +204,7 @@ class _Waiter:
     emit: Callable[[Event], None]
     t0: float
     cancel: threading.Event = field(default_factory=threading.Event)
+    failing: threading.Lock = field(default_factory=threading.Lock)
     ready_at: dict[str, float] = field(default_factory=dict)
     seeded: bool = False
     seed_note: str = ""  # what happened about the seed on a new database
@@ -287,8 +288,14 @@ class _Waiter:
         except Cancelled:
             return
         except BaseException as ex:
-            self.cancel.set()
-            self.emit(Event(service, "failed", self.elapsed(), getattr(ex, "message", str(ex))))
+            with self.failing:  # the shared watch raises one dead container's error in every wait: say it once
+                first = not self.cancel.is_set()
+                self.cancel.set()
+            if first:
+                message = getattr(ex, "message", str(ex))
+                # The watch's errors name the dead container's service first ("worker exited with code 3.").
+                about = next((s for s in self.ctx.stack.services if message.startswith(f"{s} ")), service)
+                self.emit(Event(about, "failed", self.elapsed(), message))
             raise
         self.ready_at[service] = self.elapsed()
         self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
