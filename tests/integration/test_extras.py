@@ -109,9 +109,9 @@ depends_on = ["postgres"]
     assert done.returncode == 4, done.stdout + done.stderr
     # From the worker's first start (Docker's event; its restart policy starts it again) to `up` having exited.
     worker = example.container("worker")
+    argv = ["docker", "events", "--since", "10m", "--until", "0s", "--filter", f"container={worker}"]
     events = subprocess.run(
-        ["docker", "events", "--since", "10m", "--until", "0s", "--filter", f"container={worker}"]
-        + ["--filter", "event=start", "--format", "{{.TimeNano}}"],
+        [*argv, "--filter", "event=start", "--format", "{{.TimeNano}}"],
         capture_output=True,
         text=True,
         timeout=30,
