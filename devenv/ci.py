@@ -6,10 +6,11 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devenv import extras
 from devenv.config import sanitize_name as _sanitize
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
@@ -26,6 +27,7 @@ class CiStack:
     redis_url: str
     server_url: str
     seconds: float
+    extra_urls: dict[str, str] = field(default_factory=dict)  # NAME_URL -> URL of a [services.NAME] with a port
 
     def variables(self) -> dict[str, str]:
         """The connection settings exported to the CI job."""
@@ -34,6 +36,7 @@ class CiStack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "SERVER_URL": self.server_url,
+            **self.extra_urls,
         }
         return {k: v for k, v in found.items() if v}  # a stack without Redis or a server exports no URL for it
 
@@ -171,6 +174,9 @@ def ci_project(project: Project, name: str) -> Project:
         postgres=replace(cfg.postgres, port=0),
         redis=replace(cfg.redis, port=0),
         server=replace(cfg.server, port=0),
+        services=tuple(
+            replace(e, ports=tuple(replace(p, host=0) for p in e.ports)) for e in cfg.services
+        ),  # Docker picks every host port
     )
     return replace(project, name=name, config=config, ci=True)
 
@@ -195,14 +201,19 @@ def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
     stack_name = validate_name(name) if name else ci_name(ctx.environ)
     ci = _with_shared_env(ctx.for_project(ci_project(ctx.project, stack_name)))
     result = up(ci, timeout=timeout)
+    listed = ci.runtime.containers(detail=False)
+    ci = ci.with_states(listed)
     ep, settings = ci.endpoints, ci.settings
     assert ep.postgres_port
+    ports = {c.service: c.ports for c in listed if not c.oneoff}
+    found = extras.urls(ci.stack.extras, ports, ep.host)
     stack = CiStack(
         name=stack_name,
         database_url=settings.database_url(ep.host, ep.postgres_port),  # with the app's query (Prisma's ?schema=)
         redis_url=settings.redis_url(ep.host, ep.redis_port) if ep.redis_port else "",
         server_url=ep.server_url() if ep.server_port else "",
         seconds=result.elapsed,
+        extra_urls={e.url_variable: found[e.name] for e in ci.stack.extras if e.name in found},
     )
     if not stack.server_url:  # no Dockerfile: the server runs on the host, there is nothing to smoke-test
         return stack

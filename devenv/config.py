@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.errors import ConfigError
+from devenv.extras import ExtraService, parse_services
 
 CONFIG_FILE = "devenv.toml"
 DEFAULT_POSTGRES_IMAGE = "postgres:16-alpine"
@@ -131,6 +132,7 @@ class Config:
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
     images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
+    services: tuple[ExtraService, ...] = ()  # [services.NAME]: workers and extra services (devenv.extras)
     source: Path | None = None
     pinned: frozenset[str] = frozenset()  # dotted keys set in devenv.toml or by a DEVENV_* variable
     origins: Mapping[str, _Where] = field(default_factory=dict, compare=False, repr=False)  # dotted key -> source
@@ -141,7 +143,8 @@ class Config:
 
     def where(self, dotted: str) -> str:
         """Where KEY was set, for messages: `devenv.toml:LINE: KEY`, `DEVENV_… (overrides KEY)`, or KEY."""
-        return self.origins.get(dotted, _Where()).of(dotted)
+        origin = self.origins.get("services") if dotted.startswith("services.") else None
+        return (origin or self.origins.get(dotted, _Where())).of(dotted)
 
     def image(self, reference: str) -> str:
         """REFERENCE after [images] / DEVENV_IMAGE_MAP."""
@@ -159,6 +162,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "migrate": "table",
         "reset": "table",
         "images": "image_map",
+        "services": "services",
     },
     "postgres": {"image": "image", "port": "port"},
     "redis": {"image": "image", "port": "port", "enabled": "bool"},
@@ -202,6 +206,10 @@ class _Where:
         if self.file is None:
             return dotted
         line = find_key_line(self.text, dotted)
+        parts = dotted.split(".")
+        while not line and parts[0] == "services" and len(parts) > 2:  # a key of an inline table: its table's line
+            parts.pop()
+            line = find_key_line(self.text, ".".join(parts))
         return f"{display_path(self.file)}:{line}: {dotted}" if line else f"{display_path(self.file)}: {dotted}"
 
 
@@ -338,6 +346,8 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                     )
             mapped[source] = target
         return mapped
+    if kind == "services":  # [services.NAME] tables: checked by devenv.extras, with this file's lines
+        return parse_services(value, where.of, lambda k, v, d: _convert(k, v, d, where))
     if kind == "urlpath_or_empty" and value == "":
         return ""
     if kind in {"urlpath", "urlpath_or_empty"}:
@@ -584,6 +594,7 @@ def load_config(
         migrate=MigrateConfig(**migrate),
         reset=ResetConfig(**converted.get("reset", {})),
         images=images,
+        services=converted.get("services", ()),
         source=path,
         pinned=frozenset(f"{t}.{k}" if t else k for t, k in values) | frozenset(f"images.{i}" for i in images),
         origins={f"{t}.{k}" if t else k: where for (t, k), (_, where) in values.items()},
@@ -595,6 +606,8 @@ def load_config(
 def _check_port_clash(config: Config, values: Mapping[tuple[str, str], tuple[Any, _Where]]) -> None:
     """Two services cannot publish on one host port (0, chosen by Docker, never clashes)."""
     claims = [("postgres", config.postgres.port), ("redis", config.redis.port), ("server", config.server.port)]
+    claims += [(extra.name, p.host) for extra in config.services for p in extra.ports]
+    extras = {extra.name for extra in config.services}
     seen: dict[int, str] = {}
     for service, port in claims:
         if port == 0:
@@ -603,12 +616,18 @@ def _check_port_clash(config: Config, values: Mapping[tuple[str, str], tuple[Any
             other = seen[port]
 
             def origin(svc: str) -> str:
+                if svc in extras:
+                    return values[("", "services")][1].of(f"services.{svc}.ports")
                 where = values.get((svc, "port"), (None, _Where()))[1]
                 return where.of(f"{svc}.port")
 
+            setting = (
+                f"services.{service}.ports in devenv.toml"
+                if service in extras
+                else f"{service}.port in devenv.toml or DEVENV_{service.upper()}_PORT"
+            )
             raise ConfigError(
                 f"{origin(other)} and {origin(service)} both publish host port {port}.",
-                f"give {service} another port ({service}.port in devenv.toml or DEVENV_{service.upper()}_PORT), "
-                "or 0 to let Docker choose.",
+                f"give {service} another port ({setting}), or 0 to let Docker choose.",
             )
         seen[port] = service
