@@ -120,6 +120,13 @@ class ResetConfig:
 
 
 @dataclass(frozen=True)
+class DbConfig:
+    """[db]: a database per git branch (the app database is parked and swapped by rename when the branch changes)."""
+
+    per_branch: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """devenv.toml merged with the DEVENV_* environment; `source` is the file it came from (None: defaults)."""
 
@@ -130,6 +137,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
+    db: DbConfig = field(default_factory=DbConfig)
     images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
     source: Path | None = None
     pinned: frozenset[str] = frozenset()  # dotted keys set in devenv.toml or by a DEVENV_* variable
@@ -158,6 +166,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "server": "table",
         "migrate": "table",
         "reset": "table",
+        "db": "table",
         "images": "image_map",
     },
     "postgres": {"image": "image", "port": "port"},
@@ -185,6 +194,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "server.watch": {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"},
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
     "reset": {"spare": "bool"},
+    "db": {"per_branch": "bool"},
 }
 
 
@@ -583,6 +593,7 @@ def load_config(
         server=server,
         migrate=MigrateConfig(**migrate),
         reset=ResetConfig(**converted.get("reset", {})),
+        db=DbConfig(**converted.get("db", {})),
         images=images,
         source=path,
         pinned=frozenset(f"{t}.{k}" if t else k for t, k in values) | frozenset(f"images.{i}" for i in images),

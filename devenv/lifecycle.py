@@ -395,8 +395,13 @@ def up(
     *,
     timeout: float = 60.0,
     on_event: Callable[[Event], None] = lambda e: None,
+    follow_branch: bool = True,
 ) -> UpResult:
-    """Render, build, start what is not running, and wait until every selected service really answers."""
+    """Render, build, start what is not running, and wait until every selected service really answers.
+
+    With per-branch databases (FOLLOW_BRANCH and [db] per_branch), the app database is the checked-out branch's
+    before anything migrates it (devenv.branches).
+    """
     t0 = time.monotonic()
     project, runtime = ctx.project, ctx.runtime
     selected = expand_services(services, ctx.stack)
@@ -415,6 +420,8 @@ def up(
         project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
     ctx = ctx.with_files(env_result.files)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        claim_notes += _follow_branch(ctx, before, timeout, on_event)
     rendered = write_compose(ctx)
     fingerprint = {"compose": rendered.digest}
     builds = "server" in selected or "migrate" in selected
@@ -541,6 +548,22 @@ def up(
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _follow_branch(
+    ctx: Context, before: Sequence[ContainerState], timeout: float, on_event: Callable[[Event], None]
+) -> list[str]:
+    """[db] per_branch: make the app database the checked-out branch's before anything migrates it; Postgres is
+    started first when it is not running. A new, empty database makes this `up` migrate and seed it."""
+    from devenv import branches
+
+    postgres = next((s for s in before if s.service == "postgres" and not s.oneoff), None)
+    if postgres is None or postgres.status != "running" or postgres.health not in {None, "healthy"}:
+        up(ctx, ["postgres"], timeout=timeout, on_event=on_event, follow_branch=False)
+    result = branches.switch(ctx)
+    if result.needs_migrations:  # forget the fingerprint: the migrate job must run for the new database
+        save_state(ctx.project.state_dir, {"project": ctx.project.name})
+    return [result.note] if result.switched or result.how == "adopted" else []
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:

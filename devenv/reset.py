@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -106,6 +106,11 @@ def _drop(conn: Connection, db: str) -> None:
 def recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
     """Drop DB (ending its sessions) and create it anew, empty or as a copy of TEMPLATE."""
     _drop(conn, db)
+    if template:
+        from devenv.copies import create_copy
+
+        create_copy(conn, db, template, owner)
+        return
     # Empty: from template1 as CREATE DATABASE does, unless this session is on template1 (then template0).
     template = template or ("template0" if marks.maintenance_db(db) == "template1" else None)
     source = f" TEMPLATE {ident(template)}" if template else ""
@@ -188,8 +193,10 @@ def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
     try:
         end_connections(conn, db)
         # A backend can still be on its way out: retry while Postgres says the source is in use.
+        from devenv.copies import create_copy
+
         retry_while(
-            lambda: conn.execute(f"CREATE DATABASE {ident(tmpl)} TEMPLATE {ident(db)}"),
+            lambda: create_copy(conn, tmpl, db),
             lambda ex: isinstance(ex, PgError) and ex.sqlstate == OBJECT_IN_USE,
             timeout=5,
             interval=0.02,
@@ -258,3 +265,28 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
         reason=reason,
         from_spare=from_spare,
     )
+
+
+@contextlib.contextmanager
+def stack_session(ctx: Context, action: str, application_name: str) -> Iterator[tuple[Context, Connection]]:
+    """A session on the stack's own Postgres (its maintenance database) after the checks every database command
+    makes first: this checkout's stack (ACTION names what is refused), DATABASE_URL naming it, the cluster mark.
+
+    Yields the context with the ports as published, and the session.
+    """
+    project = ctx.project
+    states = ctx.runtime.containers(detail=False)
+    if not project.ci:
+        other = checkouts.foreign_owner([s.labels for s in states], project.root)
+        if other is not None:
+            raise checkouts.refusal(project.name, other, project.root, action)
+    ctx = ctx.with_states(states)
+    postgres = ctx.postgres  # StackNotRunning when it is not published
+    ep = ctx.endpoints
+    assert ep.postgres_port is not None
+    if not project.ci:  # a CI stack's .env is the checkout's, which points at the developer's stack
+        check_database_url(ctx, ep.host, ep.postgres_port)
+    db = ctx.settings.pg_db
+    with postgres.session(marks.maintenance_db(db), what=action, application_name=application_name) as conn:
+        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
+        yield ctx, conn

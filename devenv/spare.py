@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devenv.copies import create_copy
 from devenv.errors import Busy
 from devenv.lock import project_lock, try_lock
 from devenv.marks import spare_mark
@@ -80,7 +81,7 @@ def wait(state_dir: Path, timeout: float = 120.0, on_wait: Callable[[], None] = 
 
 def make(settings: dict[str, Any]) -> None:
     """Copy the template into the spare and mark it with the template's key and oid (the mark is written last)."""
-    spare, template, owner = (quote_ident(settings[k]) for k in ("spare", "template", "user"))
+    spare = quote_ident(settings["spare"])
     with connect(
         settings["host"],
         settings["port"],
@@ -100,7 +101,7 @@ def make(settings: dict[str, Any]) -> None:
             return
         if found:
             conn.execute(f"DROP DATABASE {spare} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {spare} TEMPLATE {template} OWNER {owner}")
+        create_copy(conn, settings["spare"], settings["template"], settings["user"])
         conn.execute(f"ALTER DATABASE {spare} WITH ALLOW_CONNECTIONS false")
         try:  # write the copy's pages now: otherwise the checkpoint in the next reset's DROP DATABASE does it
             conn.execute("CHECKPOINT")
