@@ -267,6 +267,10 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                 where, dotted, f"= {value!r} is not an IPv4 address.", "use 127.0.0.1 (default) or 0.0.0.0."
             ) from None
     if kind == "bool":
+        if isinstance(value, str) and where.env_var:  # DEVENV_DB_PER_BRANCH=true: a variable is text
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+                value.strip().lower(), value
+            )
         if not isinstance(value, bool):
             raise _fail(
                 where, dotted, f"= {value!r} is not true or false.", f"write {dotted.split('.')[-1]} = true or false."

@@ -519,6 +519,10 @@ def up(
         {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
     )
     save_state(project.state_dir, new_state)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        from devenv import branches
+
+        branches.switch(final)  # a database seeded by this `up` becomes the checked-out branch's
     if waiter.templated:
         start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
     outcome = "not run, nothing changed since the last up" if unchanged else ""
