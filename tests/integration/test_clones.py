@@ -119,3 +119,24 @@ def test_run_workers_exports_a_url_per_worker_and_drops_the_clones_even_when_cmd
         assert app in names and not [n for n in names if n.startswith(f"{app}_w")]
     finally:
         _devenv(example, "ci", "down", "--name", name, env=_ci_env(example))
+
+
+def test_the_examples_worker_tests_each_get_their_own_clone(example: ExampleProject) -> None:
+    """The example's workers-*.test.js run at once under `devenv run --workers 3`, in the stack's server image
+    (which has node_modules) on the host's network, where the exported URLs point."""
+    from tests.integration.test_ci import _ci_env, _devenv
+
+    script = (
+        'img=$(docker ps --filter "label=com.docker.compose.project=$DEVENV_PROJECT_NAME" '
+        '--filter label=com.docker.compose.service=server --format "{{.Image}}" | head -n1) && '
+        "exec docker run --rm --network host -e DEVENV_WORKERS -e DATABASE_URL_1 -e DATABASE_URL_2 "
+        '-e DATABASE_URL_3 "$img" npm run --silent test:workers'
+    )
+    name = f"wtests-{uuid.uuid4().hex[:6]}"
+    done = _devenv(example, "run", "--name", name, "--workers", "3", "--", "sh", "-c", script, env=_ci_env(example))
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    app = example.env_values()["POSTGRES_DB"]
+    seen = sorted(line.split(" on ")[-1].strip() for line in out.splitlines() if ": worker " in line and " on " in line)
+    assert seen == [f"{app}_w1", f"{app}_w2", f"{app}_w3"], out  # three files, three databases
+    assert "pass 6" in out and "fail 0" in out, out
