@@ -2,7 +2,7 @@
 // DATABASE_URL_1..N (one copy of the migrated, seeded template each) and DEVENV_WORKERS=N.
 //
 // - jest sets JEST_WORKER_ID (1..N), vitest VITEST_POOL_ID (1..N), node's test runner NODE_TEST_WORKER_ID (1..N,
-//   Node 24+): the worker takes DATABASE_URL_<id>.
+//   in releases from early 2026): the worker takes DATABASE_URL_<id>.
 // - Node 20's test runner gives no id: the file claims the first clone nobody holds, with a session advisory lock
 //   that it keeps until its connection closes.
 // Without DEVENV_WORKERS it is DATABASE_URL (one database for everything, as before).
