@@ -162,7 +162,8 @@ def _park(
                 f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true",
                 f"COMMENT ON DATABASE {ident(db)} IS {mark}",
             ]
-        conn.execute("; ".join(statements))
+        if statements:
+            conn.execute("; ".join(statements))
     except (PgError, OSError):
         if found:
             with contextlib.suppress(PgError, OSError):  # leave it as it was: open to the app

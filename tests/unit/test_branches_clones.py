@@ -105,6 +105,26 @@ def test_a_switch_parks_the_app_database_and_renames_the_branchs_own_in_one_tran
     assert not [s for s in cluster.statements if s.startswith("DROP")]  # nothing dropped on a switch
 
 
+def test_a_reset_on_another_branch_parks_the_old_database_and_resets_the_checked_out_branchs(
+    example: Project,
+) -> None:
+    project = _per_branch(example)
+    db = context_of(project).settings.pg_db
+    cluster, connectors = _switching(
+        project, {db: marks.seeded_branch_mark("a"), marks.branch_name(db, "b"): marks.branch_mark("b")}
+    )
+    result = branches.switch(context_of(project, connectors=connectors), for_reset=True)
+    assert result.switched and result.brought == "none"
+    assert cluster.statements[-2].split("; ") == [
+        f'ALTER DATABASE "{db}" RENAME TO "{db}__branch_a"',
+        f"COMMENT ON DATABASE \"{db}__branch_a\" IS 'devenv-branch:a'",
+    ]
+    assert cluster.statements[-1] == f'DROP DATABASE IF EXISTS "{db}__branch_b" WITH (FORCE)'  # what reset resets
+    empty, connectors = _switching(project, {})  # no app database at all: nothing to park
+    assert branches.switch(context_of(project, connectors=connectors), for_reset=True).switched
+    assert not [s for s in empty.statements if s.startswith("ALTER")]
+
+
 def test_a_switch_adopts_a_database_of_no_branch_and_does_nothing_on_the_same_branch(example: Project) -> None:
     project = _per_branch(example)
     db = context_of(project).settings.pg_db
