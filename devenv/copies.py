@@ -14,7 +14,7 @@ from devenv.pgwire import Connection
 from devenv.pgwire import quote_ident as ident
 from devenv.pgwire import quote_literal as lit
 
-FILE_COPY_FROM = 96 * 1024 * 1024  # bytes: a source this big or bigger is copied file by file
+FILE_COPY_FROM = 32 * 1024 * 1024  # bytes: a source this big or bigger is copied file by file
 STRATEGY_SINCE = 150000  # server_version_num of the first Postgres with CREATE DATABASE … STRATEGY
 
 

@@ -7,6 +7,7 @@ A mark is a database comment, so it lives and dies with the database and needs n
 - the seeded mark (on the app database): migrated and seeded, so `up` does not seed it again;
 - the template mark (on `<db>__devenv_template`): a copy of a fresh database for migrations key KEY;
 - the spare mark (on `<db>__devenv_spare`): a finished copy of that very template (its oid), ready for a reset;
+- none on `<db>__devenv_trash`: the database a reset replaced, which the next spare's job drops;
 - the clone mark (on `<db>_w<N>`): test worker N's copy of the template (devenv.clones);
 - the branch mark (on `<db>__branch_<branch>`): the app database of a git branch, parked while another is checked
   out; the app database's seeded mark then names its branch too (devenv.branches).
@@ -149,6 +150,11 @@ def branch_name(db: str, branch: str) -> str:
         return name
     digest = hashlib.sha256(f"{db}\0{branch}".encode()).hexdigest()[:16]
     return f"devenv_{digest}__branch"
+
+
+def trash_name(db: str) -> str:
+    """Where a reset puts the database it replaced, for the background job to drop (never anyone's data)."""
+    return _suffixed(db, "__devenv_trash")
 
 
 def staging_name(db: str) -> str:

@@ -92,6 +92,8 @@ def make(settings: dict[str, Any]) -> None:
         io_timeout=COPY_TIMEOUT,
         application_name=APPLICATION_NAME,
     ) as conn:
+        if settings.get("trash"):  # the database the last reset replaced (its drop is off the reset's time)
+            conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(settings['trash'])} WITH (FORCE)")
         template_found = conn.database(settings["template"])
         if not template_found or template_found[1] != settings["template_mark"]:
             raise RuntimeError(f"the template {settings['template']!r} is gone or was replaced")
