@@ -91,3 +91,34 @@ def test_a_database_in_the_way_of_parking_is_never_touched(example: ExampleProje
     assert done.returncode == 2, done.stderr
     assert f"'{app}__branch_a' exists and does not carry devenv's mark" in done.stderr and "Hint:" in done.stderr
     assert _rows(example) == ["written on a"]  # the previous database is still in place
+
+
+def test_a_branch_with_a_new_migration_gets_a_database_migrated_for_it(example: ExampleProject) -> None:
+    example.env.update(DEVENV_DB_PER_BRANCH="true", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                       GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")  # fmt: skip
+    _git(example, "init", "-q", "-b", "a")
+    _git(example, "add", "-A")
+    _git(example, "commit", "-q", "-m", "example")
+    example.devenv("up", "postgres", "redis", "migrate", check=True)
+    _write(example, "written on a")
+    _git(example, "checkout", "-q", "-b", "b")
+    migration = example.server_dir / "prisma" / "migrations" / "99990101000000_add_audit"
+    migration.mkdir()
+    (migration / "migration.sql").write_text('CREATE TABLE "Audit" ("id" SERIAL PRIMARY KEY, "what" TEXT);\n')
+    _git(example, "add", "-A")
+    _git(example, "commit", "-q", "-m", "audit")
+    up = example.devenv("up", "postgres", "redis", "migrate", check=True)
+    assert "'b' gets a new database" in up.stdout + up.stderr, up.stdout + up.stderr
+
+    def audit() -> bool:
+        with _pg(example) as conn:
+            row = conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone()
+        return bool(row and row[0])
+
+    assert audit() and _rows(example) == []  # migrated for b, and seeded
+    with _pg(example) as conn:
+        seeded = conn.execute("select count(*) from quotes").fetchone()
+    assert seeded is not None and seeded[0] > 0
+    _git(example, "checkout", "-q", "a")
+    example.devenv("up", "postgres", "redis", "migrate", check=True)
+    assert not audit() and _rows(example) == ["written on a"]  # a's own, as a left it
