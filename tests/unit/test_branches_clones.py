@@ -215,3 +215,23 @@ def test_the_copy_strategy_follows_the_size_and_the_server_version() -> None:
 
     conn = SimpleNamespace(parameters={"server_version": "15.10 (Debian 15.10-0+deb12u1)"})
     assert server_version(conn) == 150010  # type: ignore[arg-type]
+
+
+def test_clones_and_branches_print_masked_urls_and_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from devenv.branches import BranchDatabase, BranchList
+    from devenv.clones import Clone
+    from devenv.output import print_branches, print_clones
+
+    clone = Clone(1, "q_w1", "postgresql://app:s3cret@127.0.0.1:5432/q_w1", "postgresql://app:***@127.0.0.1:5432/q_w1")
+    print_clones(ClonesResult("q", "q__devenv_template", "k", (clone,), (), 0.12, "WAL_LOG"), as_json=False)
+    out = capsys.readouterr().out
+    assert "DATABASE_URL_1" in out and "***" in out and "s3cret" not in out and "WAL_LOG" in out
+    print_clones(ClonesResult("q", "q__devenv_template", "k", (), ("q_w1",), 0.01), as_json=False)
+    assert "no clones now (dropped: q_w1)" in capsys.readouterr().out
+    found = BranchList(True, "a", (BranchDatabase("a", "q", 8_000_000, True, "checked out"),
+                                   BranchDatabase("b", "q__branch_b", None, False, "parked")))  # fmt: skip
+    print_branches(found, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "databases per branch (on)"
+    assert lines[3].split() == ["*", "a", "q", "8.0", "MB", "checked", "out"]
+    assert lines[4].split() == ["b", "q__branch_b", "-", "parked"]
