@@ -6,7 +6,8 @@ WAL. FILE_COPY checkpoints, copies the files as they are and checkpoints again: 
 small database on a busy cluster, and the file copy wins for a big one. Measured on this kind of machine (README,
 "A clone per test worker" and the bench case `big_db`), the two cross between 30 and 100 MB (two runs: WAL_LOG
 0.18-0.20 s vs 0.27-0.45 s at 16 MB, a toss-up at 64 MB, 0.89-0.98 s vs 0.58-0.78 s at 128 MB, 5.9-8.9 s vs
-2.3-2.6 s at 1 GB), so devenv uses FILE_COPY from `FILE_COPY_FROM` bytes up. Before Postgres 15 there is no choice (the copy is FILE_COPY).
+2.3-2.6 s at 1 GB), so devenv uses FILE_COPY from `FILE_COPY_FROM` bytes up. Before Postgres 15 there is no
+choice (the copy is FILE_COPY).
 """
 
 from __future__ import annotations
