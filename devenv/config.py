@@ -121,6 +121,13 @@ class ResetConfig:
 
 
 @dataclass(frozen=True)
+class DbConfig:
+    """[db]: a database per git branch (the app database is parked and swapped by rename when the branch changes)."""
+
+    per_branch: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """devenv.toml merged with the DEVENV_* environment; `source` is the file it came from (None: defaults)."""
 
@@ -131,6 +138,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
+    db: DbConfig = field(default_factory=DbConfig)
     images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
     services: tuple[ExtraService, ...] = ()  # [services.NAME]: workers and extra services (devenv.extras)
     source: Path | None = None
@@ -161,6 +169,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "server": "table",
         "migrate": "table",
         "reset": "table",
+        "db": "table",
         "images": "image_map",
         "services": "services",
     },
@@ -189,6 +198,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "server.watch": {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"},
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
     "reset": {"spare": "bool"},
+    "db": {"per_branch": "bool"},
 }
 
 
@@ -265,6 +275,10 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                 where, dotted, f"= {value!r} is not an IPv4 address.", "use 127.0.0.1 (default) or 0.0.0.0."
             ) from None
     if kind == "bool":
+        if isinstance(value, str) and where.env_var:  # DEVENV_DB_PER_BRANCH=true: a variable is text
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+                value.strip().lower(), value
+            )
         if not isinstance(value, bool):
             raise _fail(
                 where, dotted, f"= {value!r} is not true or false.", f"write {dotted.split('.')[-1]} = true or false."
@@ -593,6 +607,7 @@ def load_config(
         server=server,
         migrate=MigrateConfig(**migrate),
         reset=ResetConfig(**converted.get("reset", {})),
+        db=DbConfig(**converted.get("db", {})),
         images=images,
         services=converted.get("services", ()),
         source=path,

@@ -440,8 +440,13 @@ def up(
     *,
     timeout: float = 60.0,
     on_event: Callable[[Event], None] = lambda e: None,
+    follow_branch: bool = True,
 ) -> UpResult:
-    """Render, build, start what is not running, and wait until every selected service really answers."""
+    """Render, build, start what is not running, and wait until every selected service really answers.
+
+    With per-branch databases (FOLLOW_BRANCH and [db] per_branch), the app database is the checked-out branch's
+    before anything migrates it (devenv.branches).
+    """
     t0 = time.monotonic()
     project, runtime = ctx.project, ctx.runtime
     selected = expand_services(services, ctx.stack)
@@ -460,6 +465,8 @@ def up(
         project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
     ctx = ctx.with_files(env_result.files)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        claim_notes += _follow_branch(ctx, before, timeout, on_event)
     rendered = write_compose(ctx)
     fingerprint = {"compose": rendered.digest}
     builds = ctx.stack.uses_server_image(selected)
@@ -559,6 +566,10 @@ def up(
         {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
     )
     save_state(project.state_dir, new_state)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        from devenv import branches
+
+        branches.switch(final)  # a database seeded by this `up` becomes the checked-out branch's
     if waiter.templated:
         start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
     outcome = "not run, nothing changed since the last up" if unchanged else ""
@@ -591,6 +602,22 @@ def up(
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _follow_branch(
+    ctx: Context, before: Sequence[ContainerState], timeout: float, on_event: Callable[[Event], None]
+) -> list[str]:
+    """[db] per_branch: make the app database the checked-out branch's before anything migrates it; Postgres is
+    started first when it is not running. A new, empty database makes this `up` migrate and seed it."""
+    from devenv import branches
+
+    postgres = next((s for s in before if s.service == "postgres" and not s.oneoff), None)
+    if postgres is None or postgres.status != "running" or postgres.health not in {None, "healthy"}:
+        up(ctx, ["postgres"], timeout=timeout, on_event=on_event, follow_branch=False)
+    result = branches.switch(ctx)
+    if result.needs_migrations:  # forget the fingerprint: the migrate job must run for the new database
+        save_state(ctx.project.state_dir, {"project": ctx.project.name})
+    return [result.note] if result.switched or result.how == "adopted" else []
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:
