@@ -177,7 +177,11 @@ def dev_command(args: argparse.Namespace) -> int:
     from devenv.dev import dev
     from devenv.output import print_dev_ready, print_dev_stopped
 
-    code = dev(_context(args), timeout=args.timeout, on_ready=print_dev_ready)
+    try:
+        code = dev(_context(args), timeout=args.timeout, on_ready=print_dev_ready)
+    except KeyboardInterrupt as ex:  # a signal sent to devenv itself (a CI runner, `kill -INT`): passed on, then here
+        signum = ex.args[0] if ex.args and isinstance(ex.args[0], int) else 2
+        code = 128 + signum
     print_dev_stopped(code)
     return code
 

@@ -241,7 +241,7 @@ def find_key_line(text: str, dotted: str) -> int | None:
         m = header.match(line)
         if m:
             current = re.sub(r"\s+", "", m.group(1)).replace('"', "")
-            if current == dotted:
+            if current == dotted or current.startswith(dotted + "."):  # [a.b] is where table a appears first
                 return number
             continue
         m = re.match(r"^\s*([A-Za-z0-9_.\"-]+)\s*=", line)

@@ -27,8 +27,6 @@ from devenv.migrate import host_env, migrate_outcome
 from devenv.probes import FALLBACK_PATHS, HttpProbe
 from devenv.wait import wait_for
 
-LOCKS = {"yarn.lock": ["yarn", "dev"], "pnpm-lock.yaml": ["pnpm", "run", "dev"], "bun.lockb": ["bun", "run", "dev"]}
-
 
 def dev_argv(ctx: Context) -> list[str]:
     """The dev command: server.dev_command, else the package.json `dev` script with the project's package manager."""
@@ -42,11 +40,7 @@ def dev_argv(ctx: Context) -> list[str]:
             'add one (e.g. "dev": "node --watch src/index.js", or "tsx watch src/index.ts"), or set '
             "server.dev_command in devenv.toml.",
         )
-    for folder in (project.server_dir, project.root):
-        for lock, argv in LOCKS.items():
-            if (folder / lock).is_file():
-                return argv
-    return ["npm", "run", "dev"]
+    return app.run_argv("dev", project.root)
 
 
 def host_port(ctx: Context) -> tuple[int, dict[str, str]]:
@@ -132,9 +126,19 @@ def dev(
         env=env,
         cwd=project.server_dir,
         on_start=on_start,
-        hint=f"is {argv[0]} installed and on PATH? (`{ctx.app.install_command(project.root)}` installs the project's "
-        "own tools); server.dev_command in devenv.toml sets another dev command.",
+        hint=_missing_hint(argv[0], ctx.app.install_command(project.root)),
     )
+
+
+def _missing_hint(program: str, install: str) -> str:
+    """What to do when PROGRAM, the dev command's first word, is not on PATH."""
+    if program in {"pnpm", "yarn"}:
+        how = f"`corepack enable` (it comes with Node) or `npm install -g {program}` installs it"
+    elif program == "bun":
+        how = "bun is installed on its own (bun.sh)"
+    else:
+        how = f"`{install}` installs the project's own tools"
+    return f"is {program} installed and on PATH? ({how}); server.dev_command in devenv.toml sets another dev command."
 
 
 # -- container mode: compose watch --------------------------------------------------------------------------------

@@ -114,9 +114,12 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(out)
 
 
-def image_warnings(dockerfile: Dockerfile, context: Path, migrations: Path | None, env_file: Path) -> list[str]:
+def image_warnings(
+    dockerfile: Dockerfile, context: Path, migrations: Path | None, env_file: Path, state_dir: Path | None = None
+) -> list[str]:
     """What the ignore file does to the server image that devenv's stack trips on: migrations the migrate job
-    (which runs in that image) would not find, and the .env devenv writes copied in by a whole-context COPY."""
+    (which runs in that image) would not find, the .env devenv writes copied in by a whole-context COPY, and
+    devenv's own folder (STATE_DIR) in the context, whose files change with every stack (a CI stack's above all)."""
     ignore = read(dockerfile.path, context)
     name = ignore.path.name if ignore else ".dockerignore"
     out: list[str] = []
@@ -137,6 +140,13 @@ def image_warnings(dockerfile: Dockerfile, context: Path, migrations: Path | Non
             f"{rel_env} is in the server's build context and {name} does not exclude it: the whole-context COPY puts "
             "the secrets devenv writes there into the image (and rebuilds it whenever they change). "
             f"Add `{rel_env}` to {name}."
+        )
+    rel_state = _relative(state_dir, context) if state_dir is not None else None
+    if rel_state and copies_all and (ignore is None or ignore.excluding(f"{rel_state}/state.json") is None):
+        out.append(
+            f"{rel_state}/ (devenv's own files) is in the server's build context and {name} does not exclude it: "
+            "the whole-context COPY takes it, so every CI stack (`devenv run`, `ci up`) and every change there "
+            f"rebuilds that step and all after it. Add `{rel_state}/` to {name}."
         )
     return out
 

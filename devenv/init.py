@@ -270,9 +270,13 @@ def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
             what = "it" if len(left) == 1 else "them"
             findings.append(f"{compose.name} also has {', '.join(left)}: devenv does not run {what}.")
     if app.worker_script:
-        runner = next((argv[:-1] for lock, argv in WORKER_RUNNERS.items() if (project.root / lock).is_file()), None)
-        command = [*(runner or ["npm", "run"]), app.worker_script]
-        if stack.server and not cfg.services:
+        # It runs in the server's image: the package manager its Dockerfile uses, when the lockfiles leave a choice.
+        dockerfile_text = "\n".join(i for _, i in ctx.dockerfile.instructions) if ctx.dockerfile else ""
+        command = app.run_argv(app.worker_script, project.root, dockerfile_text)
+        runs_it = next((x.name for x in cfg.services if app.worker_script in x.command), None)
+        if runs_it:
+            findings.append(f"package.json's `{app.worker_script}` script runs as [services.{runs_it}].")
+        elif stack.server and not cfg.services:
             why = f"package.json has a `{app.worker_script}` script: a second process (a queue worker)"
             choices.append(Choice("services.worker", "from", "server", why + ", in the server's image"))
             choices.append(Choice("services.worker", "command", command, "with the same .env, after migrate"))
@@ -288,7 +292,6 @@ def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
     return choices, findings
 
 
-WORKER_RUNNERS = {"yarn.lock": ["yarn", "_"], "pnpm-lock.yaml": ["pnpm", "run", "_"], "bun.lockb": ["bun", "run", "_"]}
 # Images of the services projects keep beside their app in a compose file, and how to know each is ready.
 KNOWN_EXTRAS = {
     "mailpit": (8025, "http:/livez"),

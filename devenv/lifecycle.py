@@ -45,7 +45,7 @@ from devenv.render import write_compose
 from devenv.reset import ResetResult, start_spare, take_template
 from devenv.runtime import ContainerState
 from devenv.services import expand_services, port_claims
-from devenv.state import load_state, read_record, save_state, write_record
+from devenv.state import STATE_DIR, load_state, read_record, save_state, write_record
 from devenv.wait import Cancelled, Probe, wait_for
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -409,7 +409,7 @@ def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]
 
         migrations = setup.migrations if "migrate" in selected and not pinned else None
         context = project.root / cfg.server.context
-        warnings.extend(image_warnings(ctx.dockerfile, context, migrations, project.env_file))
+        warnings.extend(image_warnings(ctx.dockerfile, context, migrations, project.env_file, project.root / STATE_DIR))
     compose_file = next((project.root / f for f in COMPOSE_FILES if (project.root / f).is_file()), None)
     if compose_file is not None:
         notes.append(

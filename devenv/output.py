@@ -426,7 +426,7 @@ def print_dev_ready(url: str, seconds: float) -> None:
 
 def print_dev_stopped(code: int) -> None:
     """`devenv dev` after the server's command ended."""
-    why = "stopped" if code in {0, 130, -2} else f"the dev command exited with code {code}"
+    why = "stopped" if code in {0, 130, 143, -2, -15} else f"the dev command exited with code {code}"
     echo(f"devenv: {why}; the stack is still up (`devenv down` stops it).", err=True)
 
 

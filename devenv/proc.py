@@ -170,7 +170,7 @@ def supervised(
         _signal_group(proc.pid, signum)
         if not received:  # the first one ends the wait; later ones are only passed on
             received.append(signum)
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(signum)  # the signal's number, for an exit code of 128 + it
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

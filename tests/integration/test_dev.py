@@ -110,7 +110,8 @@ def test_host_mode_migrates_from_the_host_serves_and_leaves_nothing_behind(host_
     status, quotes = _get(f"http://127.0.0.1:{host_example.port('server')}/v1/quotes")
     assert status == 200 and len(quotes["quotes"]) == 3  # type: ignore[index]
     assert _processes_in(host_example.server_dir)  # npm and node run there
-    assert dev.interrupt() == 130
+    assert dev.interrupt() == 130  # SIGINT to devenv (off a terminal): passed on to the dev command's group
+    assert "devenv: stopped; the stack is still up" in dev.wait_for("the stack is still up", timeout=10)
     gone = Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1), retry=retry_if_result(lambda pids: bool(pids)))
     assert gone(lambda: _processes_in(host_example.server_dir)) == []
     assert host_example.devenv("status").returncode in (0, 1)  # the stack stays up (the server row is down now)

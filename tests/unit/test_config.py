@@ -126,6 +126,7 @@ def test_syntax_error_names_line_and_column(tmp_path: Path) -> None:
         ('\n\nimage = "redis:7"\n', "image", "postgres.image", 3),
         ('[server]\nhealth = "/h"\n', "server.health", "server.health_path", 2),
         ("[migrate]\nseed = []\n", "migrate.seed", "migrate.seed_command", 2),
+        ('name = "x"\n[service.worker]\nfrom = "server"\n', "service", "services", 2),  # a sub-table's header
     ],
 )
 def test_unknown_key_did_you_mean(tmp_path: Path, text: str, key: str, suggestion: str, line: int) -> None:

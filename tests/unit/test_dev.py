@@ -29,6 +29,9 @@ def test_the_dev_command_is_the_dev_script_with_the_projects_package_manager(tmp
     ctx = context_of(load_project(root, environ={}))
     assert dev_argv(ctx) == ["npm", "run", "dev"]
     (root / "yarn.lock").write_text("")
+    # Two lockfiles: npm, which comes with Node (yarn or pnpm would need corepack or an install of their own).
+    assert dev_argv(context_of(load_project(root, environ={}))) == ["npm", "run", "dev"]
+    (root / "package-lock.json").unlink()
     assert dev_argv(context_of(load_project(root, environ={}))) == ["yarn", "dev"]
     (root / "devenv.toml").write_text('[server]\ndev_command = "tsx watch src/server.ts"\n')
     assert dev_argv(context_of(load_project(root, environ={}))) == ["tsx", "watch", "src/server.ts"]

@@ -68,12 +68,12 @@ def test_up_warns_when_dockerignore_keeps_the_migrations_out_of_the_image(tmp_pa
     root = _nest_like(tmp_path / "app")
     (root / ".dockerignore").write_text("node_modules\n.env\n\n# Database\nprisma/migrations\n")
     _, warnings = _notes(context_of(load_project(root, environ={})), ["postgres", "migrate", "server"])
-    (warning,) = [w for w in warnings if "dockerignore" in w]
+    (warning,) = [w for w in warnings if "keeps prisma/migrations" in w]
     assert warning.startswith(".dockerignore:5: `prisma/migrations` keeps prisma/migrations out of the server image")
     assert "Remove that line" in warning
     (root / ".dockerignore").write_text("node_modules\n.env\nprisma/migrations\n!prisma/migrations\n")
     _, warnings = _notes(context_of(load_project(root, environ={})), ["postgres", "migrate", "server"])
-    assert not [w for w in warnings if "dockerignore" in w]
+    assert not [w for w in warnings if "keeps prisma/migrations" in w]
 
 
 def test_up_warns_when_a_whole_context_copy_would_put_the_env_file_in_the_image(tmp_path: Path) -> None:
@@ -93,3 +93,16 @@ def test_the_example_and_its_ignore_file_give_no_image_warning() -> None:
 
     _, warnings = _notes(context_of(load_project(EXAMPLE, environ={})), ["postgres", "migrate", "server"])
     assert not [w for w in warnings if "dockerignore" in w or "build context" in w]
+
+
+def test_up_warns_when_devenvs_own_folder_is_in_a_whole_context_copy(tmp_path: Path) -> None:
+    """A CI stack writes .devenv/stacks/NAME/: in the context of a `COPY . .`, every CI stack rebuilds that step."""
+    root = _nest_like(tmp_path / "app")
+    (root / ".dockerignore").write_text("node_modules\n.env\n")
+    _, warnings = _notes(context_of(load_project(root, environ={})), ["postgres", "migrate", "server"])
+    (warning,) = [w for w in warnings if w.startswith(".devenv/")]
+    assert "does not exclude it" in warning and "Add `.devenv/` to .dockerignore." in warning
+    for rules in ("node_modules\n.env\n.devenv\n", "node_modules\n.env\n**/.devenv\n", ".env\n.devenv/\n"):
+        (root / ".dockerignore").write_text(rules)
+        _, warnings = _notes(context_of(load_project(root, environ={})), ["postgres", "migrate", "server"])
+        assert not [w for w in warnings if w.startswith(".devenv/")], rules
