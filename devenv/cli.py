@@ -298,6 +298,62 @@ def reset_command(args: argparse.Namespace) -> None:
     print_reset(result, as_json=args.json)
 
 
+# -- databases (devenv db) -----------------------------------------------------------------------------------------
+def db_snapshot_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db
+    from devenv.snapshots import take
+
+    with _locked(args) as c:
+        print_db(take(c, args.name), as_json=args.json)
+
+
+def db_restore_command(args: argparse.Namespace) -> None:
+    from devenv.output import echo, print_db
+    from devenv.snapshots import restore
+
+    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with snapshot "
+             f"{args.name!r}?", args.yes, "db restore")  # fmt: skip
+    with _locked(args) as c:
+        print_db(restore(c, args.name, on_step=lambda step: echo(step, err=True)), as_json=args.json)
+
+
+def db_list_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db_list
+    from devenv.snapshots import listing
+
+    print_db_list(listing(_context(args)), as_json=args.json)
+
+
+def db_rm_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db
+    from devenv.snapshots import remove
+
+    _confirm(f"Remove snapshot {args.name!r} of {_project_name(args)!r}?", args.yes, "db rm")
+    with _locked(args) as c:
+        print_db(remove(c, args.name), as_json=args.json)
+
+
+def db_dump_command(args: argparse.Namespace) -> None:
+    from devenv.dump import dump
+    from devenv.output import ByteProgress, print_dump
+
+    with _locked(args) as c, ByteProgress("dumping") as progress:
+        result = dump(c, args.output, on_bytes=progress)
+    print_dump(result, as_json=args.json)
+
+
+def db_load_command(args: argparse.Namespace) -> None:
+    from devenv.dump import check_dump_file, load
+    from devenv.output import ByteProgress, print_db
+
+    check_dump_file(args.file)  # before asking
+    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with {args.file}?",
+             args.yes, "db load")  # fmt: skip
+    with _locked(args) as c, ByteProgress("loading") as progress:
+        result = load(c, args.file, on_bytes=progress)
+    print_db(result, as_json=args.json)
+
+
 # -- CI -----------------------------------------------------------------------------------------------------------
 def ci_up_command(args: argparse.Namespace) -> None:
     from devenv.ci import ci_up, export, mask_for_github
@@ -465,6 +521,29 @@ def build_parser() -> Parser:
     p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
     _json(p, "The result as JSON.")
     _timeout(p, 60.0, "Deadline per service for --hard")
+
+    db = _add(sub, "db", lambda a: _help(db), "Snapshots, the template cache, dumps: the stack's own database.")
+    db_sub = db.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    p = _add(db_sub, "snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).")
+    p.add_argument("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "list", db_list_command, "Snapshots and cached templates: size, age, migrations key.")
+    _json(p, "The listing as JSON.")
+    p = _add(db_sub, "rm", db_rm_command, "Remove snapshot NAME.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "load", db_load_command, "Restore FILE into a new database and swap it in for the app's.")
+    p.add_argument("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file.")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
 
     ci = _add(sub, "ci", lambda a: _help(ci), "Isolated, parallel-safe stacks for CI, with exported URLs.")
     ci_sub = ci.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
