@@ -250,7 +250,7 @@ def take(ctx: Context, name: str | None) -> DbResult:
         if conn.database(target) is not None:
             raise SnapshotExists(
                 f"a snapshot {name!r} of {db!r} exists already.",
-                f"give this one another name, or remove that one first (`devenv db rm {name}`).",
+                "give this one another name (`devenv db list` lists the names in use); none is ever overwritten.",
             )
         if conn.database(db) is None:
             raise StackNotRunning(f"the app database {db!r} does not exist.", "`devenv up` creates it.")
