@@ -155,6 +155,11 @@ def cached_template_name(db: str, key: str) -> str:
     return _named(db, "cache", key)
 
 
+def cached_ready_name(db: str, key: str) -> str:
+    """The spare of the cached template of KEY, kept with it (it is the spare again when the key comes back)."""
+    return _named(db, "cacheready", key)
+
+
 def incoming_name(db: str) -> str:
     """Where a database is made before it is swapped in for DB (a restore's copy, a load)."""
     return _suffixed(db, "__devenv_incoming")

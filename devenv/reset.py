@@ -227,9 +227,10 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
             spares = project.state_dir if project.config.reset.spare else None
             from_spare = _restore(conn, db, settings.pg_user, (tmpl, tmpl_oid), key, spares, on_step)
             mode, reason = "template", ""
-        elif (back := _from_cache(conn, db, key, project.config.reset.keep, project.state_dir)) is not None:
-            _restore(conn, db, settings.pg_user, back, key, None, on_step)
-            mode, reason, from_spare = "cached", "the template of this migrations key was in the cache", False
+        elif (back := _from_cache(ctx, conn, key)) is not None:
+            spares = project.state_dir if project.config.reset.spare else None
+            from_spare = _restore(conn, db, settings.pg_user, back, key, spares, on_step)
+            mode, reason = "cached", "the template of this migrations key was in the cache"
         else:
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
             on_step(f"re-creating {db}: {reason}; running migrations and seed")
@@ -266,8 +267,9 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
     )
 
 
-def _from_cache(conn: Connection, db: str, key: str, keep: int, state_dir: Path) -> tuple[str, str] | None:
+def _from_cache(ctx: Context, conn: Connection, key: str) -> tuple[str, str] | None:
     """KEY's template brought back from the template cache (name, oid), or None (devenv.template_cache)."""
     from devenv import template_cache
 
-    return template_cache.bring_back(conn, db, key, keep, state_dir)
+    project = ctx.project
+    return template_cache.bring_back(conn, ctx.settings.pg_db, key, project.config.reset.keep, project.state_dir)

@@ -10,6 +10,7 @@ import psycopg
 import redis
 
 from tests.integration.conftest import ExampleProject, make_project, remove
+from tests.integration.test_reset import _wait_for_spare
 
 
 def _pg(example: ExampleProject, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
@@ -119,16 +120,19 @@ def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_templa
     assert branch_b["mode"] == "remigrated" and branch_b["key"] != first["key"]
 
     saved = example.root.parent / "audit-migration"
+    _wait_for_spare(example)  # B's spare is made: it goes into the cache with B's template
     shutil.move(migration, saved)  # back to "branch A"
     back = _json(example, "reset", "--yes")
     assert back["mode"] == "cached" and back["key"] == first["key"]  # no migrate job ran: the template came back
+    assert back["from_spare"] is True  # with the spare A's template had: renamed into place, nothing copied
     with _pg(example) as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is null").fetchone() == (True,)
     assert _json(example, "reset", "--yes")["mode"] == "template"  # and it is the current template again
 
+    _wait_for_spare(example)
     shutil.move(saved, migration)  # "branch B" once more: its template is in the cache too
     forth = _json(example, "reset", "--yes")
-    assert forth["mode"] == "cached" and forth["key"] == branch_b["key"]
+    assert forth["mode"] == "cached" and forth["key"] == branch_b["key"] and forth["from_spare"] is True
     with _pg(example) as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
     listing = _json(example, "db", "list")
