@@ -226,3 +226,57 @@ def test_destructive_db_commands_need_yes_off_a_terminal(
     monkeypatch.setattr("sys.stdin", open(os.devnull))  # noqa: SIM115 (closed with the test's process)
     code, _, err = run_cli([a.format(dump=file) for a in args], example.root, capsys, monkeypatch)
     assert code == 2 and "needs a confirmation" in err and "--yes" in err
+
+
+class Cluster:
+    """Databases by name (oid, comment) for the cache's statements; every statement recorded."""
+
+    def __init__(self, databases: dict[str, tuple[str, str | None]]) -> None:
+        self.databases, self.statements = databases, []  # type: dict[str, tuple[str, str | None]], list[str]
+
+    def execute(self, query: str) -> list[tuple[str | None, ...]]:
+        self.statements.append(query)
+        if query.startswith("SELECT datname, shobj_description"):
+            return [(n, c) for n, (_, c) in self.databases.items() if (c or "").startswith(marks.CACHED_MARK)]
+        if query.startswith("DROP DATABASE"):
+            self.databases.pop(query.split('"')[1], None)
+        return []
+
+    def database(self, name: str) -> tuple[str, str | None] | None:
+        return self.databases.get(name)
+
+
+def test_a_cached_key_comes_back_with_its_spare_and_the_current_one_goes_into_the_cache(tmp_path: Path) -> None:
+    db = "app"
+    conn = Cluster(
+        {
+            marks.template_name(db): ("10", marks.template_mark("kB")),
+            marks.spare_name(db): ("11", marks.spare_mark("kB", "10")),
+            marks.cached_template_name(db, "kA"): ("20", marks.cached_mark("kA", 100)),
+            marks.cached_ready_name(db, "kA"): ("21", marks.spare_mark("kA", "20")),
+        }
+    )
+    assert template_cache.bring_back(conn, db, "kA", 4, tmp_path) == (marks.template_name(db), "10")  # type: ignore[arg-type]
+    swap = next(s for s in conn.statements if "RENAME" in s)
+    # One transaction: B's template and spare into the cache, A's template and its ready copy back as the current.
+    assert swap.count("RENAME TO") == 4
+    assert f'"{marks.template_name(db)}" RENAME TO "{marks.cached_template_name(db, "kB")}"' in swap
+    assert f'"{marks.spare_name(db)}" RENAME TO "{marks.cached_ready_name(db, "kB")}"' in swap
+    assert f'"{marks.cached_ready_name(db, "kA")}" RENAME TO "{marks.spare_name(db)}"' in swap
+    assert marks.template_mark("kA") in swap and "devenv-cached:kB:" in swap
+    assert not [s for s in conn.statements if s.startswith("DROP DATABASE") and "IF EXISTS" not in s]
+    assert template_cache.bring_back(conn, db, "kC", 4, tmp_path) is None  # not cached: nothing to bring back
+
+
+def test_parking_drops_a_spare_that_is_not_the_templates_finished_copy(tmp_path: Path) -> None:
+    db = "app"
+    conn = Cluster(
+        {
+            marks.template_name(db): ("10", marks.template_mark("kB")),
+            marks.spare_name(db): ("11", "devenv-spare:kB:unfinished"),
+        }
+    )
+    template_cache.park(conn, db, 4, tmp_path)  # type: ignore[arg-type]
+    assert f'DROP DATABASE "{marks.spare_name(db)}" WITH (FORCE)' in conn.statements
+    park = next(s for s in conn.statements if "RENAME" in s)
+    assert park.count("RENAME TO") == 1 and marks.cached_template_name(db, "kB") in park
