@@ -60,7 +60,8 @@ def dump(ctx: Context, output: Path | None, on_bytes: Callable[[int], None] = la
     partial = path.with_name(path.name + ".partial")
     argv = ["pg_dump", "--format=custom", "--username", ctx.settings.pg_user, "--dbname", db]
     try:
-        with open(partial, "wb") as sink:
+        # 0600, as devenv's env files: a dump holds the app's data.
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as sink:
             code, errors = ctx.runtime.exec_out("postgres", argv, sink, on_bytes)
             if code == 0:
                 sink.flush()

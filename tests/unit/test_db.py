@@ -185,6 +185,7 @@ def test_a_failed_dump_leaves_no_file(example: Project, monkeypatch: pytest.Monk
     runtime.exec_result = (0, b"PGDMP whole", "")
     done = dump.dump(context_of(project, runtime=runtime, connectors=fakes), target)
     assert done.path == target and target.read_bytes() == b"PGDMP whole" and list(target.parent.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o600
     argv = next(c for c in runtime.calls if c[0] == "exec_out")[1]
     assert argv[0] == "postgres" and argv[1][:2] == ("pg_dump", "--format=custom")
 
