@@ -6,10 +6,11 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devenv import extras
 from devenv.config import sanitize_name as _sanitize
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
@@ -26,6 +27,7 @@ class CiStack:
     redis_url: str
     server_url: str
     seconds: float
+    extra_urls: dict[str, str] = field(default_factory=dict)  # NAME_URL -> URL of a [services.NAME] with a port
 
     def variables(self) -> dict[str, str]:
         """The connection settings exported to the CI job."""
@@ -34,6 +36,7 @@ class CiStack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "SERVER_URL": self.server_url,
+            **self.extra_urls,
         }
         return {k: v for k, v in found.items() if v}  # a stack without Redis or a server exports no URL for it
 
@@ -171,6 +174,9 @@ def ci_project(project: Project, name: str) -> Project:
         postgres=replace(cfg.postgres, port=0),
         redis=replace(cfg.redis, port=0),
         server=replace(cfg.server, port=0),
+        services=tuple(
+            replace(e, ports=tuple(replace(p, host=0) for p in e.ports)) for e in cfg.services
+        ),  # Docker picks every host port
     )
     return replace(project, name=name, config=config, ci=True)
 
@@ -190,28 +196,38 @@ def _with_shared_env(ctx: Context) -> Context:
 
 def ci_up(ctx: Context, name: str | None, *, timeout: float = 120.0) -> CiStack:
     """Start an isolated stack under NAME, wait for it, smoke-test it, and return its connection settings."""
+    return ci_up_context(ctx, name, timeout=timeout)[0]
+
+
+def ci_up_context(ctx: Context, name: str | None, *, timeout: float = 120.0) -> tuple[CiStack, Context]:
+    """`ci_up`, and the CI stack's own context (its .env as written, its ports)."""
     from devenv.lifecycle import up
 
     stack_name = validate_name(name) if name else ci_name(ctx.environ)
     ci = _with_shared_env(ctx.for_project(ci_project(ctx.project, stack_name)))
     result = up(ci, timeout=timeout)
+    listed = ci.runtime.containers(detail=False)
+    ci = ci.with_states(listed)
     ep, settings = ci.endpoints, ci.settings
     assert ep.postgres_port
+    ports = {c.service: c.ports for c in listed if not c.oneoff}
+    found = extras.urls(ci.stack.extras, ports, ep.host)
     stack = CiStack(
         name=stack_name,
         database_url=settings.database_url(ep.host, ep.postgres_port),  # with the app's query (Prisma's ?schema=)
         redis_url=settings.redis_url(ep.host, ep.redis_port) if ep.redis_port else "",
         server_url=ep.server_url() if ep.server_port else "",
         seconds=result.elapsed,
+        extra_urls={e.url_variable: found[e.name] for e in ci.stack.extras if e.name in found},
     )
     if not stack.server_url:  # no Dockerfile: the server runs on the host, there is nothing to smoke-test
-        return stack
+        return stack, ci
     from devenv.state import load_state
 
     srv = ci.config.server
     ready_path = load_state(ci.project.state_dir).get("ready_path") or srv.ready_path  # what up found
     smoke_test(ci.server, ready_path, srv.status_path, status_pinned=ci.config.is_pinned("server.status_path"))
-    return stack
+    return stack, ci
 
 
 def export(stack: CiStack, *, env_file: Path | None, environ: Mapping[str, str] | None = None) -> None:
@@ -246,8 +262,12 @@ def run_with_stack(
     keep: bool,
     timeout: float,
     on_ready: Callable[[CiStack], None] = lambda stack: None,
+    workers: int = 0,
 ) -> int:
     """`ci up`, run CMD with the stack's settings in its environment, always tear down; CMD's exit code.
+
+    WORKERS > 0: a clone of the template per test worker (devenv.clones), exported as DATABASE_URL_1…N with
+    DEVENV_WORKERS=N, and dropped when CMD is done, whatever its exit code (also with --keep).
 
     CMD runs in a process group of its own (devenv.proc.supervised): Ctrl-C, or SIGTERM from a CI runner, reaches
     it and everything it started; devenv waits for them (bounded), then removes the stack.
@@ -257,17 +277,31 @@ def run_with_stack(
     from devenv import proc
 
     stack_name = validate_name(name) if name else ci_name(ctx.environ)
+    ci: Context | None = None
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)  # a runner's SIGTERM during `ci up` tears down too
     try:
-        stack = ci_up(ctx, stack_name, timeout=timeout)
+        stack, ci = ci_up_context(ctx, stack_name, timeout=timeout)
+        variables = stack.variables()
+        if workers:
+            from devenv.clones import make_clones
+
+            variables.update(make_clones(ci, workers).variables())
         on_ready(stack)
-        return proc.supervised(cmd, env={**ctx.environ, **stack.variables()})
+        return proc.supervised(cmd, env={**ctx.environ, **variables})
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if workers and ci is not None:
+            from devenv.clones import drop_clones
+
+            try:
+                drop_clones(ci)
+            except DevenvError:
+                if keep:  # the stack stays: its clones must not (without --keep the stack goes with them)
+                    raise
         if not keep:
             # Teardown must finish even if a second Ctrl-C arrives.
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -292,9 +292,9 @@ def reset_command(args: argparse.Namespace) -> None:
 
             result = hard_reset(c, timeout=args.timeout)
         else:
-            from devenv.reset import soft_reset
+            from devenv.branches import reset_on_branch  # the soft reset; per-branch databases park the old one
 
-            result = soft_reset(c, on_step=lambda step: echo(step, err=True))
+            result = reset_on_branch(c, on_step=lambda step: echo(step, err=True))
     print_reset(result, as_json=args.json)
 
 
@@ -378,6 +378,10 @@ def run_command(args: argparse.Namespace) -> int:
     from devenv.output import print_masks
 
     cmd = _command_args(args, "run", "devenv run -- npm test")
+    if args.workers:
+        from devenv.clones import check_count
+
+        check_count(args.workers)
     return run_with_stack(
         _context(args),
         cmd,
@@ -385,6 +389,7 @@ def run_command(args: argparse.Namespace) -> int:
         keep=args.keep,
         timeout=args.timeout,
         on_ready=lambda stack: print_masks(mask_for_github(stack.variables())),
+        workers=args.workers,
     )
 
 
@@ -415,6 +420,86 @@ def doctor_command(args: argparse.Namespace) -> int:
     report = diagnose(project, runtime, runtime.engine_facts)
     print_doctor(report, as_json=args.json)
     return 1 if report.failed else 0
+
+
+# -- databases that follow the work (issue 17: per-branch databases, clones per test worker) ------------------------
+def db_clones_command(args: argparse.Namespace) -> None:
+    from devenv.clones import check_count, make_clones
+    from devenv.output import print_clones
+
+    check_count(args.count)
+    with _locked(args) as c:
+        result = make_clones(c, args.count)
+    if args.env_file is not None:
+        from devenv.ci import write_env_file
+
+        write_env_file(args.env_file, result.variables())
+    print_clones(result, as_json=args.json, env_file=args.env_file)
+
+
+def db_branches_command(args: argparse.Namespace) -> None:
+    from devenv.branches import list_branches
+    from devenv.output import print_branches
+
+    print_branches(list_branches(_context(args)), as_json=args.json)
+
+
+def db_switch_command(args: argparse.Namespace) -> None:
+    from devenv.branches import switch
+    from devenv.output import print_switch
+
+    with _locked(args) as c:
+        result = switch(c)
+    print_switch(result, quiet=args.quiet)
+
+
+def hooks_install_command(args: argparse.Namespace) -> None:
+    from devenv.branches import install_hook
+    from devenv.output import echo
+
+    echo(install_hook(_context(args).project))
+
+
+def _add_db_parsers(sub: Any) -> None:
+    """`devenv db …` (snapshots, dumps, per-branch databases, clones per test worker) and `devenv hooks install`."""
+    db = _add(
+        sub,
+        "db",
+        lambda a: _help(db),
+        "The stack's databases: snapshots, the template cache, dumps, per-branch databases, clones per test worker.",
+    )
+    db_sub = db.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    p = _add(db_sub, "clones", db_clones_command, "Make N copies of the template (<db>_w1..N) and print their URLs.")
+    p.add_argument("count", type=_count, metavar="N", help="How many (0 drops devenv's clones).")
+    p.add_argument("--env-file", type=Path, metavar="FILE", help="Write DATABASE_URL_1..N and DEVENV_WORKERS to FILE.")
+    _json(p, "The clones as JSON.")
+    p = _add(db_sub, "branches", db_branches_command, "The databases of git branches ([db] per_branch).")
+    _json(p, "The branches' databases as JSON.")
+    p = _add(db_sub, "switch", db_switch_command, "Park the app database and bring in the checked-out branch's.")
+    p.add_argument("--quiet", action="store_true", help="Say nothing when nothing was switched (the git hook).")
+    p = _add(db_sub, "snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).")
+    p.add_argument("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "list", db_list_command, "Snapshots and cached templates: size, age, migrations key.")
+    _json(p, "The listing as JSON.")
+    p = _add(db_sub, "rm", db_rm_command, "Remove snapshot NAME.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "load", db_load_command, "Restore FILE into a new database and swap it in for the app's.")
+    p.add_argument("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file.")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    hooks = _add(sub, "hooks", lambda a: _help(hooks), "Git hooks devenv offers.")
+    hooks_sub = hooks.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    _add(hooks_sub, "install", hooks_install_command, "Add a post-checkout hook: the branch's database at checkout.")
 
 
 # -- the parser ---------------------------------------------------------------------------------------------------
@@ -522,29 +607,6 @@ def build_parser() -> Parser:
     _json(p, "The result as JSON.")
     _timeout(p, 60.0, "Deadline per service for --hard")
 
-    db = _add(sub, "db", lambda a: _help(db), "Snapshots, the template cache, dumps: the stack's own database.")
-    db_sub = db.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    p = _add(db_sub, "snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).")
-    p.add_argument("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "list", db_list_command, "Snapshots and cached templates: size, age, migrations key.")
-    _json(p, "The listing as JSON.")
-    p = _add(db_sub, "rm", db_rm_command, "Remove snapshot NAME.")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "load", db_load_command, "Restore FILE into a new database and swap it in for the app's.")
-    p.add_argument("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file.")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-
     ci = _add(sub, "ci", lambda a: _help(ci), "Isolated, parallel-safe stacks for CI, with exported URLs.")
     ci_sub = ci.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     p = _add(ci_sub, "up", ci_up_command, "Start an isolated stack, smoke-test it, export its settings.")
@@ -558,6 +620,13 @@ def build_parser() -> Parser:
     p = _add(sub, "run", run_command, "Start a CI stack, run CMD with its URLs, always tear down.")
     p.add_argument("--name", help="Stack name (default: from the CI job, else random).")
     p.add_argument("--keep", action="store_true", help="Leave the stack up afterwards.")
+    p.add_argument(
+        "--workers",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="A clone of the template per test worker: DATABASE_URL_1..N and DEVENV_WORKERS=N (dropped afterwards).",
+    )
     _timeout(p, 120.0)
     p.epilog = "The command follows the options, best after --: devenv run -- npm test."
 
@@ -565,13 +634,15 @@ def build_parser() -> Parser:
     p.add_argument("--older-than", default="2h", metavar="AGE", help="Remove stacks older than this (30m, 2h, 1d).")
     p.add_argument("--dry-run", action="store_true", help="Only list what would be removed.")
 
+    _add_db_parsers(sub)
+
     p = _add(sub, "doctor", doctor_command, "Check engine, compose, socket, disk, ports, .env, images.")
     _json(p, "The findings as JSON.")
     return parser
 
 
 GLOBAL_VALUE_OPTIONS = {"-C", "--project-dir"}
-RUN_VALUE_OPTIONS = {"--name", "--timeout"}
+RUN_VALUE_OPTIONS = {"--name", "--timeout", "--workers"}
 
 
 def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:

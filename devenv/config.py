@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.errors import ConfigError
+from devenv.extras import ExtraService, parse_services
 
 CONFIG_FILE = "devenv.toml"
 DEFAULT_POSTGRES_IMAGE = "postgres:16-alpine"
@@ -122,6 +123,13 @@ class ResetConfig:
 
 
 @dataclass(frozen=True)
+class DbConfig:
+    """[db]: a database per git branch (the app database is parked and swapped by rename when the branch changes)."""
+
+    per_branch: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """devenv.toml merged with the DEVENV_* environment; `source` is the file it came from (None: defaults)."""
 
@@ -132,7 +140,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
+    db: DbConfig = field(default_factory=DbConfig)
     images: dict[str, str] = field(default_factory=dict)  # image reference -> the one used instead ([images])
+    services: tuple[ExtraService, ...] = ()  # [services.NAME]: workers and extra services (devenv.extras)
     source: Path | None = None
     pinned: frozenset[str] = frozenset()  # dotted keys set in devenv.toml or by a DEVENV_* variable
     origins: Mapping[str, _Where] = field(default_factory=dict, compare=False, repr=False)  # dotted key -> source
@@ -143,7 +153,8 @@ class Config:
 
     def where(self, dotted: str) -> str:
         """Where KEY was set, for messages: `devenv.toml:LINE: KEY`, `DEVENV_… (overrides KEY)`, or KEY."""
-        return self.origins.get(dotted, _Where()).of(dotted)
+        origin = self.origins.get("services") if dotted.startswith("services.") else None
+        return (origin or self.origins.get(dotted, _Where())).of(dotted)
 
     def image(self, reference: str) -> str:
         """REFERENCE after [images] / DEVENV_IMAGE_MAP."""
@@ -160,7 +171,9 @@ SCHEMA: dict[str, dict[str, str]] = {
         "server": "table",
         "migrate": "table",
         "reset": "table",
+        "db": "table",
         "images": "image_map",
+        "services": "services",
     },
     "postgres": {"image": "image", "port": "port"},
     "redis": {"image": "image", "port": "port", "enabled": "bool"},
@@ -187,6 +200,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "server.watch": {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"},
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
     "reset": {"spare": "bool", "keep": "keep"},
+    "db": {"per_branch": "bool"},
 }
 
 
@@ -204,6 +218,10 @@ class _Where:
         if self.file is None:
             return dotted
         line = find_key_line(self.text, dotted)
+        parts = dotted.split(".")
+        while not line and parts[0] == "services" and len(parts) > 2:  # a key of an inline table: its table's line
+            parts.pop()
+            line = find_key_line(self.text, ".".join(parts))
         return f"{display_path(self.file)}:{line}: {dotted}" if line else f"{display_path(self.file)}: {dotted}"
 
 
@@ -259,6 +277,10 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                 where, dotted, f"= {value!r} is not an IPv4 address.", "use 127.0.0.1 (default) or 0.0.0.0."
             ) from None
     if kind == "bool":
+        if isinstance(value, str) and where.env_var:  # DEVENV_DB_PER_BRANCH=true: a variable is text
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+                value.strip().lower(), value
+            )
         if not isinstance(value, bool):
             raise _fail(
                 where, dotted, f"= {value!r} is not true or false.", f"write {dotted.split('.')[-1]} = true or false."
@@ -349,6 +371,8 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
                     )
             mapped[source] = target
         return mapped
+    if kind == "services":  # [services.NAME] tables: checked by devenv.extras, with this file's lines
+        return parse_services(value, where.of, lambda k, v, d: _convert(k, v, d, where))
     if kind == "urlpath_or_empty" and value == "":
         return ""
     if kind in {"urlpath", "urlpath_or_empty"}:
@@ -594,7 +618,9 @@ def load_config(
         server=server,
         migrate=MigrateConfig(**migrate),
         reset=ResetConfig(**converted.get("reset", {})),
+        db=DbConfig(**converted.get("db", {})),
         images=images,
+        services=converted.get("services", ()),
         source=path,
         pinned=frozenset(f"{t}.{k}" if t else k for t, k in values) | frozenset(f"images.{i}" for i in images),
         origins={f"{t}.{k}" if t else k: where for (t, k), (_, where) in values.items()},
@@ -606,6 +632,8 @@ def load_config(
 def _check_port_clash(config: Config, values: Mapping[tuple[str, str], tuple[Any, _Where]]) -> None:
     """Two services cannot publish on one host port (0, chosen by Docker, never clashes)."""
     claims = [("postgres", config.postgres.port), ("redis", config.redis.port), ("server", config.server.port)]
+    claims += [(extra.name, p.host) for extra in config.services for p in extra.ports]
+    extras = {extra.name for extra in config.services}
     seen: dict[int, str] = {}
     for service, port in claims:
         if port == 0:
@@ -614,12 +642,18 @@ def _check_port_clash(config: Config, values: Mapping[tuple[str, str], tuple[Any
             other = seen[port]
 
             def origin(svc: str) -> str:
+                if svc in extras:
+                    return values[("", "services")][1].of(f"services.{svc}.ports")
                 where = values.get((svc, "port"), (None, _Where()))[1]
                 return where.of(f"{svc}.port")
 
+            setting = (
+                f"services.{service}.ports in devenv.toml"
+                if service in extras
+                else f"{service}.port in devenv.toml or DEVENV_{service.upper()}_PORT"
+            )
             raise ConfigError(
                 f"{origin(other)} and {origin(service)} both publish host port {port}.",
-                f"give {service} another port ({service}.port in devenv.toml or DEVENV_{service.upper()}_PORT), "
-                "or 0 to let Docker choose.",
+                f"give {service} another port ({setting}), or 0 to let Docker choose.",
             )
         seen[port] = service

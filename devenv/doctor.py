@@ -107,7 +107,10 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
     published: dict[tuple[str, int], int] | None = None  # looked up once, and only when a port is taken
     inside = container_ports(project.config)
     host = server_mode(project.config, project.dockerfile.is_file(), project.ci) == "host"
-    for claim in port_claims(project.config, ["postgres", "redis", "server"]):
+    extra_ports = {(e.name, p.host): p.container for e in project.config.services for p in e.ports}
+    names = ["postgres", "redis", "server", *(e.name for e in project.config.services)]
+    for claim in port_claims(project.config, names):
+        inside_port = extra_ports.get((claim.service, claim.port)) or inside.get(claim.service)
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
             continue
@@ -116,11 +119,11 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
             continue
         if runtime is not None and published is None:
             published = runtime.published_ports()
-        if published and published.get((claim.service, inside[claim.service])) == claim.port:
+        if published and published.get((claim.service, inside_port or 0)) == claim.port:
             out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is held by this stack"))
         elif claim.service == "server" and host:
             out.append(Finding("port server", "ok", f"{claim.port} is in use: the server on the host (devenv dev)?"))
-        elif project.config.is_pinned(f"{claim.service}.port"):
+        elif project.config.is_pinned(f"{claim.service}.port") or (claim.service, claim.port) in extra_ports:
             out.append(
                 Finding(
                     f"port {claim.service}",
@@ -209,6 +212,7 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
 
     cfg = project.config
     wanted = {"postgres.image": cfg.image(cfg.postgres.image), "redis.image": cfg.image(cfg.redis.image)}
+    wanted.update({f"services.{e.name}.image": cfg.image(e.image) for e in cfg.services if e.image})
     parsed = dockerfile.read(project.dockerfile, cfg.server.build_args)
     if parsed is not None:
         bases = parsed.base_images()

@@ -51,6 +51,8 @@ class InitResult:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, dict):  # an inline table ([services.NAME] environment)
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -260,15 +262,73 @@ def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
                 Choice("redis", "image", str(rd[1]["image"]), f"{compose.name} service {rd[0]!r} uses it", active=False)
             )
         others = [n for n in services if n not in {pg[0] if pg else "", rd[0] if rd else ""}]
-        if others:
-            what = "it" if len(others) == 1 else "them"
-            findings.append(f"{compose.name} also has {', '.join(others)}: devenv does not run {what}.")
+        proposed = [n for n in others if _propose_extra(n, services[n], compose.name, choices)]
+        if proposed:
+            findings.append(f"{compose.name} has {', '.join(proposed)}: proposed as [services.*] tables below.")
+        left = [n for n in others if n not in proposed]
+        if left:
+            what = "it" if len(left) == 1 else "them"
+            findings.append(f"{compose.name} also has {', '.join(left)}: devenv does not run {what}.")
     if app.worker_script:
-        findings.append(
-            f"package.json has a `{app.worker_script}` script (a second process, e.g. a queue worker): run it "
-            f"beside the server with `npm run {app.worker_script}`."
-        )
+        runner = next((argv[:-1] for lock, argv in WORKER_RUNNERS.items() if (project.root / lock).is_file()), None)
+        command = [*(runner or ["npm", "run"]), app.worker_script]
+        if stack.server and not cfg.services:
+            why = f"package.json has a `{app.worker_script}` script: a second process (a queue worker)"
+            choices.append(Choice("services.worker", "from", "server", why + ", in the server's image"))
+            choices.append(Choice("services.worker", "command", command, "with the same .env, after migrate"))
+            choices.append(
+                Choice("services.worker", "ready", "none", "nothing to ask: ready once it stays up for a second")
+            )
+            findings.append(f"package.json has a `{app.worker_script}` script: proposed as [services.worker].")
+        else:
+            findings.append(
+                f"package.json has a `{app.worker_script}` script (a second process, e.g. a queue worker): run it "
+                f"beside the server with `{' '.join(command)}`."
+            )
     return choices, findings
+
+
+WORKER_RUNNERS = {"yarn.lock": ["yarn", "_"], "pnpm-lock.yaml": ["pnpm", "run", "_"], "bun.lockb": ["bun", "run", "_"]}
+# Images of the services projects keep beside their app in a compose file, and how to know each is ready.
+KNOWN_EXTRAS = {
+    "mailpit": (8025, "http:/livez"),
+    "mailhog": (8025, "http:/"),
+    "maildev": (1080, "http:/"),
+    "smtp4dev": (80, "http:/"),
+    "minio": (9000, "http:/minio/health/live"),
+    "localstack": (4566, "http:/_localstack/health"),
+    "azurite": (10000, "tcp:10000"),
+}
+
+
+def _propose_extra(name: str, svc: dict[str, Any], compose: str, choices: list[Choice]) -> bool:
+    """A compose service with an image devenv knows (mail catchers, object storage) as a [services.NAME] table."""
+    from devenv.extras import NAME_RE, VAR_RE
+
+    image = str(svc.get("image") or "")
+    base = image.split("/")[-1].split(":")[0].split("@")[0]
+    known = next((v for k, v in KNOWN_EXTRAS.items() if k in base), None)
+    if known is None or not NAME_RE.fullmatch(name):
+        return False
+    table = f"services.{name}"
+    main, ready = known
+    ports: list[str] = []
+    for item in svc.get("ports") or []:
+        parts = str(item).split("/")[0].split(":")[-2:]  # [IP:]HOST:CONTAINER[/tcp]
+        if all(p.isdigit() for p in parts):
+            ports.append(":".join(parts) if len(parts) == 2 else f"{parts[0]}:{parts[0]}")
+    if not any(p.split(":")[-1] == str(main) for p in ports):
+        ports.insert(0, f"{main}:{main}")
+    raw_env = svc.get("environment") or {}
+    if isinstance(raw_env, list):
+        raw_env = dict(str(e).partition("=")[::2] for e in raw_env)
+    env = {str(k): str(v) for k, v in raw_env.items() if v is not None and "$" not in VAR_RE.sub("", str(v))}
+    choices.append(Choice(table, "image", image, f"{compose} service {name!r} uses it"))
+    choices.append(Choice(table, "ports", ports, "host:container, as in " + compose))
+    choices.append(Choice(table, "ready", ready, f"what {base} answers when it is ready"))
+    if env:
+        choices.append(Choice(table, "environment", env, f"as in {compose}"))
+    return True
 
 
 def render_toml(project_name: str, choices: list[Choice]) -> str:
@@ -279,7 +339,8 @@ def render_toml(project_name: str, choices: list[Choice]) -> str:
         "",
         f"# name = {_toml(project_name)}  # the compose project name (default: the folder's name)",
     ]
-    for table in ("server", "migrate", "postgres", "redis", "images"):
+    extras = list(dict.fromkeys(c.table for c in choices if c.table.startswith("services.")))
+    for table in ("server", "migrate", "postgres", "redis", "images", *extras):
         rows = [c for c in choices if c.table == table]
         if not rows:
             continue

@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from devenv import checkouts, marks
+from devenv import checkouts, extras, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
@@ -30,7 +30,17 @@ from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
 from devenv.ports import port_is_free
-from devenv.probes import FALLBACK_PATHS, ConnectorProbe, ContainerWatch, HttpProbe, JobProbe, StateCache
+from devenv.probes import (
+    FALLBACK_PATHS,
+    ConnectorProbe,
+    ContainerWatch,
+    HealthProbe,
+    HttpProbe,
+    JobProbe,
+    SettleProbe,
+    StateCache,
+    TcpProbe,
+)
 from devenv.render import write_compose
 from devenv.reset import ResetResult, start_spare, take_template
 from devenv.runtime import ContainerState
@@ -150,7 +160,7 @@ def _claim(
                 f"give {service} another port ({claim_.setting}).",
             )
         seen[port] = service
-        if cfg.is_pinned(f"{service}.port"):
+        if cfg.is_pinned(f"{service}.port") or ctx.stack.extra(service) is not None:  # [services.*] ports: pinned
             if port and port not in owned and not port_is_free(port):
                 raise checkouts.pinned_port_error(service, port, runtime, claim_.setting)
             continue
@@ -194,12 +204,15 @@ class _Waiter:
     emit: Callable[[Event], None]
     t0: float
     cancel: threading.Event = field(default_factory=threading.Event)
+    failing: threading.Lock = field(default_factory=threading.Lock)
     ready_at: dict[str, float] = field(default_factory=dict)
     seeded: bool = False
     seed_note: str = ""  # what happened about the seed on a new database
     host_note: str = ""  # what the migrations from the host did (server.mode = host)
     templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
     readiness: HttpProbe | None = None
+    settle: float = extras.SETTLE_SECONDS  # ready = "none": 0 when the stack was up already and nothing changed
+    existing: frozenset[str] = frozenset()  # the containers there before this `up` (their old restarts don't count)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -243,7 +256,30 @@ class _Waiter:
             "migrate": lambda: JobProbe(ctx.runtime, self.cache),
             "server": lambda: _LazyProbe("server", srv),
         }
-        return {s: factories[s]() for s in services}
+        return {s: factories[s]() if s in factories else self.extra_probe(s) for s in services}
+
+    def extra_probe(self, service: str) -> Probe:
+        """A [services.NAME] service's own readiness (devenv.extras.Readiness), on this `up`'s container."""
+        spec = self.ctx.stack.extra(service)
+        assert spec is not None
+        if spec.ready.kind == "health":
+            return HealthProbe(service, self.cache)
+        if spec.ready.kind == "none":
+            return SettleProbe(service, self.ctx.runtime, self.cache, self.settle, existing=self.existing)
+
+        def make() -> Probe | None:
+            state = self.cache.service(service)
+            port = extras.published(spec, state.ports) if state is not None and state.status == "running" else None
+            if port is None:
+                return None
+            host = self.ctx.runtime.host_address()
+            if spec.ready.kind == "http":
+                base = f"http://{host}:{port}"
+                setting = f"services.{service}.ready"
+                return HttpProbe(self.ctx.connectors.server(base), spec.ready.path, name=service, setting=setting)
+            return TcpProbe(service, host, port)
+
+        return _LazyProbe(service, make)
 
     def run_one(self, service: str, probe: Probe, watch: ContainerWatch) -> None:
         self.emit(Event(service, "waiting", self.elapsed()))
@@ -252,8 +288,14 @@ class _Waiter:
         except Cancelled:
             return
         except BaseException as ex:
-            self.cancel.set()
-            self.emit(Event(service, "failed", self.elapsed(), getattr(ex, "message", str(ex))))
+            with self.failing:  # the shared watch raises one dead container's error in every wait: say it once
+                first = not self.cancel.is_set()
+                self.cancel.set()
+            if first:
+                message = getattr(ex, "message", str(ex))
+                # The watch's errors name the dead container's service first ("worker exited with code 3.").
+                about = next((s for s in self.ctx.stack.services if message.startswith(f"{s} ")), service)
+                self.emit(Event(about, "failed", self.elapsed(), message))
             raise
         self.ready_at[service] = self.elapsed()
         self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
@@ -320,8 +362,11 @@ class _Waiter:
         self.templated = True
 
 
-def _summary_url(ctx: Context, service: str, migrate_outcome: str = "") -> str:
-    """The summary's URL for SERVICE (passwords masked); for migrate, the command that ran and what it said."""
+def _summary_url(ctx: Context, service: str, migrate_outcome: str = "", others: dict[str, str] | None = None) -> str:
+    """The summary's URL for SERVICE (passwords masked); for migrate, the command that ran and what it said;
+    OTHERS: the extra services' URLs."""
+    if others and service in others:
+        return others[service]
     ep, settings = ctx.endpoints, ctx.settings
     if service == "postgres" and ep.postgres_port:
         return settings.database_url(ep.host, ep.postgres_port, query=False, masked=True)
@@ -395,8 +440,13 @@ def up(
     *,
     timeout: float = 60.0,
     on_event: Callable[[Event], None] = lambda e: None,
+    follow_branch: bool = True,
 ) -> UpResult:
-    """Render, build, start what is not running, and wait until every selected service really answers."""
+    """Render, build, start what is not running, and wait until every selected service really answers.
+
+    With per-branch databases (FOLLOW_BRANCH and [db] per_branch), the app database is the checked-out branch's
+    before anything migrates it (devenv.branches).
+    """
     t0 = time.monotonic()
     project, runtime = ctx.project, ctx.runtime
     selected = expand_services(services, ctx.stack)
@@ -415,9 +465,11 @@ def up(
         project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
     ctx = ctx.with_files(env_result.files)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        claim_notes += _follow_branch(ctx, before, timeout, on_event)
     rendered = write_compose(ctx)
     fingerprint = {"compose": rendered.digest}
-    builds = "server" in selected or "migrate" in selected
+    builds = ctx.stack.uses_server_image(selected)
     if builds:
         fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
     if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
@@ -446,6 +498,8 @@ def up(
         # Only containers of this `up` count until compose is done (see StateCache).
         cache = StateCache(runtime, stale=frozenset(s.id for s in before))
     waiter = _Waiter(ctx, cache, timeout, on_event, t0)  # each wait's deadline starts when it does: after the build
+    waiter.settle = 0.0 if unchanged else extras.SETTLE_SECONDS  # up, unchanged and never restarted: settled
+    waiter.existing = frozenset(s.id for s in before)
 
     def compose_up() -> None:
         try:
@@ -512,6 +566,10 @@ def up(
         {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
     )
     save_state(project.state_dir, new_state)
+    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+        from devenv import branches
+
+        branches.switch(final)  # a database seeded by this `up` becomes the checked-out branch's
     if waiter.templated:
         start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
     outcome = "not run, nothing changed since the last up" if unchanged else ""
@@ -520,11 +578,14 @@ def up(
             outcome = migrate_outcome(runtime.logs(["migrate"], tail=40))
         except DevenvError:
             outcome = ""
+    states = waiter.cache.current()
+    ports = {c.service: c.ports for c in states if not c.oneoff}
+    extra_urls = extras.urls(ctx.stack.extras, ports, final.endpoints.host)
     reports = tuple(
         ServiceReport(
             service=s,
             state="ready" if s != "migrate" else "up to date" if unchanged else "migrated",
-            url=_summary_url(final, s, outcome),
+            url=_summary_url(final, s, outcome, extra_urls),
             seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
         )
         for s in selected
@@ -541,6 +602,22 @@ def up(
         notes=tuple(notes),
         warnings=tuple(warnings),
     )
+
+
+def _follow_branch(
+    ctx: Context, before: Sequence[ContainerState], timeout: float, on_event: Callable[[Event], None]
+) -> list[str]:
+    """[db] per_branch: make the app database the checked-out branch's before anything migrates it; Postgres is
+    started first when it is not running. A new, empty database makes this `up` migrate and seed it."""
+    from devenv import branches
+
+    postgres = next((s for s in before if s.service == "postgres" and not s.oneoff), None)
+    if postgres is None or postgres.status != "running" or postgres.health not in {None, "healthy"}:
+        up(ctx, ["postgres"], timeout=timeout, on_event=on_event, follow_branch=False)
+    result = branches.switch(ctx)
+    if result.needs_migrations:  # forget the fingerprint: the migrate job must run for the new database
+        save_state(ctx.project.state_dir, {"project": ctx.project.name})
+    return [result.note] if result.switched or result.how == "adopted" else []
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:

@@ -6,7 +6,11 @@ A mark is a database comment, so it lives and dies with the database and needs n
   nothing on a Postgres without it;
 - the seeded mark (on the app database): migrated and seeded, so `up` does not seed it again;
 - the template mark (on `<db>__devenv_template`): a copy of a fresh database for migrations key KEY;
-- the spare mark (on `<db>__devenv_spare`): a finished copy of that very template (its oid), ready for a reset.
+- the spare mark (on `<db>__devenv_spare`): a finished copy of that very template (its oid), ready for a reset;
+- none on `<db>__devenv_trash`: the database a reset replaced, which the next spare's job drops;
+- the clone mark (on `<db>_w<N>`): test worker N's copy of the template (devenv.clones);
+- the branch mark (on `<db>__branch_<branch>`): the app database of a git branch, parked while another is checked
+  out; the app database's seeded mark then names its branch too (devenv.branches).
 
 Names never exceed Postgres' 63 bytes and never equal the app database: a long one becomes a hash.
 """
@@ -112,7 +116,7 @@ def is_seeded(conn: Connection) -> bool:
     mark = conn.scalar(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()"
     )
-    return mark == SEEDED_MARK
+    return mark == SEEDED_MARK or (mark or "").startswith(SEEDED_MARK + ":branch=")
 
 
 def mark_seeded(conn: Connection, db: str) -> None:
@@ -204,3 +208,57 @@ def template_key(comment: str | None) -> str | None:
     if not comment or not comment.startswith(TEMPLATE_MARK):
         return None
     return comment[len(TEMPLATE_MARK) :] or None
+
+
+# -- clones (one per test worker) and parked branch databases (issue 17) ------------------------------------------
+CLONE_MARK = "devenv-clone:"
+BRANCH_MARK = "devenv-branch:"
+SEEDED_BRANCH = SEEDED_MARK + ":branch="  # the app database's seeded mark, naming the branch it belongs to
+
+
+def clone_name(db: str, worker: int) -> str:
+    """The name of test worker WORKER's copy of DB's template: `<db>_w<N>` (a hash of DB when that is too long)."""
+    if worker < 1:
+        raise ValueError(f"worker numbers start at 1, not {worker}")
+    return _suffixed(db, f"_w{worker}")
+
+
+def clone_mark(key: str, worker: int) -> str:
+    """The mark of worker WORKER's clone, copied from the template of migrations key KEY."""
+    return f"{CLONE_MARK}{worker}:{key}"
+
+
+def branch_name(db: str, branch: str) -> str:
+    """Where DB is parked while git BRANCH is not checked out: `<db>__branch_<branch>` when that is a plain name
+    that fits 63 bytes, else a hash of both (the branch itself is in the mark, see `branch_mark`)."""
+    name = f"{db}__branch_{branch}"
+    plain = all(c.isascii() and (c.isalnum() or c in "_-.") for c in branch)
+    if plain and len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(f"{db}\0{branch}".encode()).hexdigest()[:16]
+    return f"devenv_{digest}__branch"
+
+
+def trash_name(db: str) -> str:
+    """Where a reset puts the database it replaced, for the background job to drop (never anyone's data)."""
+    return _suffixed(db, "__devenv_trash")
+
+
+def staging_name(db: str) -> str:
+    """Where a branch's new database is made before it is renamed into DB's place (never anyone's data)."""
+    return _suffixed(db, "__devenv_incoming")
+
+
+def branch_mark(branch: str) -> str:
+    """The mark of a database parked for git BRANCH."""
+    return BRANCH_MARK + branch
+
+
+def seeded_branch_mark(branch: str) -> str:
+    """The app database's mark once per-branch databases are on: seeded, and BRANCH's."""
+    return SEEDED_BRANCH + branch
+
+
+def owning_branch(mark: str | None) -> str | None:
+    """The branch an app database's mark names (None: a database of no branch yet)."""
+    return mark[len(SEEDED_BRANCH) :] if mark and mark.startswith(SEEDED_BRANCH) else None

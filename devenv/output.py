@@ -18,8 +18,10 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this module for every command
+    from devenv.branches import BranchList, SwitchResult
     from devenv.checkouts import StackInfo
     from devenv.ci import CiStack, StackAge
+    from devenv.clones import ClonesResult
     from devenv.dev import WatchEvent
     from devenv.doctor import DoctorReport
     from devenv.dump import DumpResult
@@ -523,3 +525,43 @@ class ByteProgress:
         if self.on and self.last:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+
+
+# -- databases that follow the work (issue 17: per-branch databases, clones per test worker) ------------------------
+def print_clones(result: ClonesResult, *, as_json: bool, env_file: object = None) -> None:
+    """The clones `devenv db clones N` made: their URLs as JSON (with passwords), or a table (masked)."""
+    if as_json:
+        emit_json({**asdict(result), "variables": result.variables()})
+        return
+    if not result.clones:
+        gone = ", ".join(result.dropped) or "none were there"
+        echo(f"{result.database}: no clones now (dropped: {gone}).")
+        return
+    rows = [(f"DATABASE_URL_{c.worker}", c.database, c.masked_url) for c in result.clones]
+    how = f", {result.strategy}" if result.strategy else ""
+    echo(
+        table(
+            f"{len(result.clones)} clones of {result.template} in {result.seconds:.2f} s{how}",
+            ["variable", "database", "url"],
+            rows,
+            on=colour_on(sys.stdout),
+        )
+    )
+    where = f"written to {env_file}" if env_file else "--json or --env-file FILE give them with the password"
+    echo(f"DEVENV_WORKERS={len(result.clones)}; the URLs: {where}.")
+
+
+def print_branches(found: BranchList, *, as_json: bool) -> None:
+    """The app database's branch and the parked databases of the other branches."""
+    if as_json:
+        emit_json(asdict(found))
+        return
+    rows = [("*" if b.current else "", b.branch, b.database, _size(b.size), b.state) for b in found.branches]
+    title = f"databases per branch ({'on' if found.enabled else 'off: [db] per_branch = true turns it on'})"
+    echo(table(title, ["", "branch", "database", "size", "state"], rows, on=colour_on(sys.stdout)))
+
+
+def print_switch(result: SwitchResult, *, quiet: bool) -> None:
+    """What `devenv db switch` did (the git hook passes --quiet: a line only when something changed)."""
+    if result.note and (result.switched or not quiet):
+        echo(result.note)

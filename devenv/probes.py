@@ -6,9 +6,10 @@ password refused) raises at once. devenv.wait retries them.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -88,8 +89,9 @@ class HttpProbe:
                 self.chosen = alt
                 return alt_status == 200
         seen = ", ".join(f"GET {p} → {s}" for p, s in answers.items())
+        who = "the server" if self.name == "server" else self.name
         raise ServiceNotReady(
-            f"the server has no readiness route: {seen}.",
+            f"{who} has no readiness route: {seen}.",
             f"set {self.setting} in devenv.toml to the route that answers 200 when the server is ready "
             '(e.g. "/api/health").',
         )
@@ -182,6 +184,17 @@ def hint_from_logs(logs: str) -> str | None:
     return None
 
 
+def container_failed(runtime: Runtime, service: str, problem: str, one_shot: bool = False) -> DevenvError:
+    """The error for a container that reached a final state: what happened, a hint, its last log lines."""
+    logs = last_logs(runtime, service)
+    err_cls = MigrationFailed if one_shot else ServiceNotReady
+    return err_cls(
+        f"{service} {problem}.",
+        hint_from_logs(logs) or f"see `devenv logs {service}`; fix the cause and run `devenv up` again.",
+        details=log_details(service, logs),
+    )
+
+
 @dataclass
 class ContainerWatch:
     """Fail fast: a watched container that exits, restarts or turns unhealthy raises at once with its logs."""
@@ -199,13 +212,7 @@ class ContainerWatch:
                 continue
             problem = self._problem(service, state)
             if problem:
-                logs = last_logs(self.runtime, service)
-                err_cls = MigrationFailed if service in self.one_shot else ServiceNotReady
-                raise err_cls(
-                    f"{service} {problem}.",
-                    hint_from_logs(logs) or f"see `devenv logs {service}`; fix the cause and run `devenv up` again.",
-                    details=log_details(service, logs),
-                )
+                raise container_failed(self.runtime, service, problem, service in self.one_shot)
 
     def _problem(self, service: str, state: ContainerState) -> str | None:
         if state.status in {"exited", "dead"}:
@@ -240,3 +247,77 @@ class JobProbe:
             hint_from_logs(logs) or MIGRATE_HINT,
             details=log_details(self.service, logs),
         )
+
+
+# -- extra services ([services.NAME], devenv.extras) ------------------------------------------------------------
+@dataclass
+class TcpProbe:
+    """HOST:PORT accepts a connection and keeps it open (or greets): Docker's port proxy accepts on a published
+    port before anything listens in the container, then hangs up at once; that is "not yet"."""
+
+    name: str
+    host: str
+    port: int
+    linger: float = 0.05
+
+    def check(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.settimeout(self.linger)
+                try:
+                    return sock.recv(1) != b""  # a greeting (SMTP, …): ready; b"": the proxy hung up
+                except TimeoutError:
+                    return True  # the connection stays open: something listens
+        except OSError:
+            return False
+
+
+@dataclass
+class HealthProbe:
+    """The container's own healthcheck turned healthy (unhealthy is final: the watch reports it)."""
+
+    name: str
+    cache: StateCache
+
+    def check(self) -> bool:
+        state = self.cache.service(self.name)
+        return state is not None and state.status == "running" and state.health == "healthy"
+
+
+@dataclass
+class SettleProbe:
+    """A service with nothing to ask (ready = "none"): ready once its container stayed up for SETTLE seconds.
+
+    A container that exits in between is reported by the watch. One that its restart policy restarted between two
+    looks shows as running in the engine's list (which does not count restarts), so while the clock runs each look
+    is made in detail: a worker that dies at once fails `up` within a restart, not after the settle time.
+    """
+
+    name: str
+    runtime: Runtime
+    cache: StateCache
+    settle: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    existing: frozenset[str] = frozenset()  # ids of the containers there before this `up`
+    _since: float | None = None
+    _id: str = ""
+    _baseline: dict[str, int] = field(default_factory=dict)  # container id -> its restarts when first seen
+
+    def check(self) -> bool:
+        state = self.cache.service(self.name)
+        if state is None or state.status != "running":
+            self._since = None
+            return False
+        detailed = [c for c in self.runtime.containers(detail=True) if c.service == self.name and not c.oneoff]
+        current = detailed[-1] if detailed else state
+        if current.id not in self._baseline:  # restarts before this `up` (a container it did not create) do not count
+            self._baseline[current.id] = current.restart_count if current.id in self.existing else 0
+        if current.restart_count > self._baseline[current.id]:
+            problem = f"is crash-looping (restarted {current.restart_count} times)"
+            raise container_failed(self.runtime, self.name, problem)
+        if current.status != "running":
+            return False  # the watch reports it on its next look
+        if self._since is None or state.id != self._id:
+            self._since, self._id = self.clock(), state.id
+            return False
+        return self.clock() - self._since >= self.settle

@@ -25,6 +25,7 @@ from devenv.context import Context, port_key
 from devenv.dockerfile import Dockerfile, normalise
 from devenv.envfile import SAFE_VALUE_RE, EnvFiles, EnvResult, ensure_env, read_template, remember
 from devenv.errors import ConfigError
+from devenv.extras import ExtraService, interpolate
 from devenv.project import Project
 from devenv.runtime import CHECKOUT_LABEL, CHECKOUT_VAR, CI_LABEL, PROJECT_LABEL, SECRETS_VAR  # CI_LABEL: gc
 from devenv.services import Stack
@@ -310,6 +311,12 @@ def build_compose(
             services["migrate"] = migrate
         services["server"] = server
 
+    for extra in stack.extras:  # [services.NAME]: after devenv's own, in file order
+        services[extra.name] = _extra_block(project, extra, stack, image, app_env, mounts, labels, base)
+        for volume in extra.volumes:
+            if volume.named:
+                volumes[volume.source] = {"labels": dict(labels)}
+
     data: dict[str, Any] = {
         "name": project.name,
         "services": services,
@@ -323,12 +330,79 @@ def build_compose(
     # file itself names no path and renders the same in every checkout.
     checkout = {CHECKOUT_LABEL: f"${{{CHECKOUT_VAR}:-}}"}
     for svc in escaped["services"].values():  # and the folder of the generated env files (outside the project)
-        svc["env_file"] = [f.replace(SECRET_TOKEN, f"${{{SECRETS_VAR}:?{SECRETS_HELP}}}") for f in svc["env_file"]]
+        if "env_file" in svc:
+            svc["env_file"] = [f.replace(SECRET_TOKEN, f"${{{SECRETS_VAR}:?{SECRETS_HELP}}}") for f in svc["env_file"]]
     for node in [*escaped["services"].values(), *escaped["volumes"].values(), *escaped["networks"].values()]:
         node["labels"].update(checkout)
         if "build" in node:
             node["build"]["labels"].update(checkout)
     return escaped
+
+
+EXTRA_HEALTH_TIMING = {
+    "interval": "10s",
+    "timeout": "5s",
+    "retries": 3,
+    "start_period": "60s",
+    "start_interval": "250ms",
+}
+
+
+def _extra_block(
+    project: Project,
+    extra: ExtraService,
+    stack: Stack,
+    server_image: str,
+    app_env: list[str],
+    server_mounts: list[dict[str, Any]],
+    labels: dict[str, str],
+    base: Path,
+) -> dict[str, Any]:
+    """One [services.NAME] table as a compose service: the server's image (with its .env and mounts) or its own."""
+    block: dict[str, Any] = {"restart": "unless-stopped", "labels": dict(labels)}
+    env_files: list[str] = []
+    volumes: list[dict[str, Any]] = []
+    if extra.from_server:
+        # The image `server` builds; an init process as PID 1, so a worker without a SIGTERM handler stops at once.
+        block.update(image=server_image, pull_policy="never", init=True)
+        env_files = list(app_env)
+        volumes = copy.deepcopy(server_mounts)
+    else:
+        block["image"] = project.config.image(extra.image)
+    if extra.environment:
+        env_files.append(SECRET_FILE.format(extra.env_file))
+    if env_files:
+        block["env_file"] = env_files
+    if extra.command:
+        block["command"] = list(extra.command)
+    if extra.ports:
+        block["ports"] = [_port(p.host, p.container, project.config.bind_address) for p in extra.ports]
+    for volume in extra.volumes:
+        if volume.named:
+            volumes.append({"type": "volume", "source": volume.source, "target": volume.target})
+        else:
+            volumes.append(
+                {"type": "bind", "source": _rel(project.root / volume.source, base), "target": volume.target}
+            )
+        if volume.read_only:
+            volumes[-1]["read_only"] = True
+    if volumes:
+        block["volumes"] = volumes
+    if extra.healthcheck:
+        block["healthcheck"] = {"test": list(extra.healthcheck), **EXTRA_HEALTH_TIMING}
+    depends = {}
+    for dep in stack.depends(extra.name):
+        other = stack.extra(dep)
+        if dep == "migrate":
+            condition = "service_completed_successfully"
+        elif other is not None and not other.healthcheck:
+            condition = "service_started"
+        else:
+            condition = "service_healthy"  # devenv's own have healthchecks
+        depends[dep] = {"condition": condition}
+    if depends:
+        block["depends_on"] = depends
+    return block
 
 
 def dump_yaml(data: dict[str, Any]) -> str:
@@ -388,18 +462,25 @@ def service_environment(
     found = port_key(files) if files else None
     if found and found[0] != "PORT":  # the server reads HTTP_PORT (or the like): the container's port there too
         server[found[0]] = str(project.config.server.container_port)
-    if not stack.redis:
-        return {"postgres.env": postgres, "server.env": server}
-    server.update(
-        {
-            "REDIS_HOST": "redis",
-            "REDIS_PORT": str(REDIS_PORT),
-            "REDIS_PASSWORD": settings.redis_password,
-            "REDIS_DB": str(settings.redis_db),
-            "REDIS_URL": settings.redis_url("redis", REDIS_PORT),
-        }
-    )
-    return {"postgres.env": postgres, "redis.env": redis, "server.env": server}
+    if stack.redis:
+        server.update(
+            {
+                "REDIS_HOST": "redis",
+                "REDIS_PORT": str(REDIS_PORT),
+                "REDIS_PASSWORD": settings.redis_password,
+                "REDIS_DB": str(settings.redis_db),
+                "REDIS_URL": settings.redis_url("redis", REDIS_PORT),
+            }
+        )
+    out = {"postgres.env": postgres, "server.env": server}
+    if stack.redis:
+        out["redis.env"] = redis
+    # [services.NAME] environment: ${VAR} from .env, the stack's keys as the containers see them (in-network URLs).
+    values = {**settings.values, **server}
+    for extra in stack.extras:
+        if extra.environment:
+            out[extra.env_file] = interpolate(extra, values, project.config.where)
+    return out
 
 
 def format_compose_env(values: Mapping[str, str]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -106,10 +106,44 @@ def _drop(conn: Connection, db: str) -> None:
 def recreate(conn: Connection, db: str, owner: str, template: str | None) -> None:
     """Drop DB (ending its sessions) and create it anew, empty or as a copy of TEMPLATE."""
     _drop(conn, db)
+    if template:
+        from devenv.copies import create_copy
+
+        create_copy(conn, db, template, owner)
+        return
     # Empty: from template1 as CREATE DATABASE does, unless this session is on template1 (then template0).
     template = template or ("template0" if marks.maintenance_db(db) == "template1" else None)
     source = f" TEMPLATE {ident(template)}" if template else ""
     conn.execute(f"CREATE DATABASE {ident(db)}{source} OWNER {ident(owner)}")
+
+
+def _swap_in(conn: Connection, db: str, spare_name: str) -> None:
+    """Rename the spare into DB's place; the old DB goes to the trash, which the next spare's job drops.
+
+    Dropping a database costs time in proportion to its size (its files are unlinked and DROP DATABASE forces a
+    checkpoint: about 1 s for 1 GB here), so it is done after the reset, in the background job that makes the next
+    spare. One message, one transaction: the copy is in place, open and marked seeded, or nothing changed.
+    """
+    trash = marks.trash_name(db)
+    if conn.database(trash) is not None:  # the last job did not get to it
+        conn.execute(f"DROP DATABASE {ident(trash)} WITH (FORCE)")
+    present = conn.database(db) is not None
+    if present:
+        conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS false")
+    try:
+        if present:
+            end_connections(conn, db)
+        conn.execute(
+            (f"ALTER DATABASE {ident(db)} RENAME TO {ident(trash)}; " if present else "")
+            + f"ALTER DATABASE {ident(spare_name)} RENAME TO {ident(db)}; "
+            f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true; "
+            f"COMMENT ON DATABASE {ident(db)} IS {lit(marks.SEEDED_MARK)}"
+        )
+    except PgError:
+        if present:
+            with contextlib.suppress(PgError, OSError):  # leave it as it was: open to the app
+                conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
+        raise
 
 
 def _restore(
@@ -132,13 +166,7 @@ def _restore(
         name = marks.spare_name(db)
         found = conn.database(name)
         if found and found[1] == marks.spare_mark(key, tmpl_oid):
-            _drop(conn, db)
-            # One message, one transaction: the copy is in place, open and marked seeded, or nothing changed.
-            conn.execute(
-                f"ALTER DATABASE {ident(name)} RENAME TO {ident(db)}; "
-                f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true; "
-                f"COMMENT ON DATABASE {ident(db)} IS {lit(marks.SEEDED_MARK)}"
-            )
+            _swap_in(conn, db, name)
             return True
         if found:  # unfinished, or made from an older template
             conn.execute(f"DROP DATABASE {ident(name)} WITH (FORCE)")
@@ -163,6 +191,7 @@ def start_spare(ctx: Context, key: str) -> bool:
         "user": settings.pg_user,
         "password": settings.pg_password,
         "spare": marks.spare_name(settings.pg_db),
+        "trash": marks.trash_name(settings.pg_db),
         "template": marks.template_name(settings.pg_db),
         "template_mark": marks.template_mark(key),
         "key": key,
@@ -188,8 +217,10 @@ def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:
     try:
         end_connections(conn, db)
         # A backend can still be on its way out: retry while Postgres says the source is in use.
+        from devenv.copies import create_copy
+
         retry_while(
-            lambda: conn.execute(f"CREATE DATABASE {ident(tmpl)} TEMPLATE {ident(db)}"),
+            lambda: create_copy(conn, tmpl, db),
             lambda ex: isinstance(ex, PgError) and ex.sqlstate == OBJECT_IN_USE,
             timeout=5,
             interval=0.02,
@@ -273,3 +304,28 @@ def _from_cache(ctx: Context, conn: Connection, key: str) -> tuple[str, str] | N
 
     project = ctx.project
     return template_cache.bring_back(conn, ctx.settings.pg_db, key, project.config.reset.keep, project.state_dir)
+
+
+@contextlib.contextmanager
+def stack_session(ctx: Context, action: str, application_name: str) -> Iterator[tuple[Context, Connection]]:
+    """A session on the stack's own Postgres (its maintenance database) after the checks every database command
+    makes first: this checkout's stack (ACTION names what is refused), DATABASE_URL naming it, the cluster mark.
+
+    Yields the context with the ports as published, and the session.
+    """
+    project = ctx.project
+    states = ctx.runtime.containers(detail=False)
+    if not project.ci:
+        other = checkouts.foreign_owner([s.labels for s in states], project.root)
+        if other is not None:
+            raise checkouts.refusal(project.name, other, project.root, action)
+    ctx = ctx.with_states(states)
+    postgres = ctx.postgres  # StackNotRunning when it is not published
+    ep = ctx.endpoints
+    assert ep.postgres_port is not None
+    if not project.ci:  # a CI stack's .env is the checkout's, which points at the developer's stack
+        check_database_url(ctx, ep.host, ep.postgres_port)
+    db = ctx.settings.pg_db
+    with postgres.session(marks.maintenance_db(db), what=action, application_name=application_name) as conn:
+        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
+        yield ctx, conn

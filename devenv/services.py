@@ -2,7 +2,8 @@
 
 Postgres is always there. Redis when the template names a REDIS_* key or the server depends on a Redis client
 (`[redis] enabled` decides otherwise). The server and its migrate job when the server has a Dockerfile; without
-one the server runs on the host (`devenv dev`) and only the databases are in containers.
+one the server runs on the host (`devenv dev`) and only the databases are in containers. The `[services.NAME]`
+tables of devenv.toml (devenv.extras) come after them, in file order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 from devenv.config import Config
 from devenv.envfile import EnvFiles
-from devenv.errors import UsageError
+from devenv.errors import ConfigError, UsageError
+from devenv.extras import ExtraService, dependencies
 from devenv.nodeapp import NodeApp
 from devenv.ports import PortClaim
 
@@ -33,6 +35,7 @@ class Stack:
     redis_reason: str = ""
     server_reason: str = ""
     server_mode: str = "container"  # container: built and run in the stack; host: `devenv dev` runs it here
+    extras: tuple[ExtraService, ...] = ()  # [services.NAME] (their names are in `services` too)
 
     @property
     def host(self) -> bool:
@@ -53,11 +56,22 @@ class Stack:
 
     def depends(self, service: str) -> tuple[str, ...]:
         """What SERVICE needs started first."""
+        extra = self.extra(service)
+        if extra is not None:
+            return dependencies(extra, self.services)
         wanted = {"migrate": ("postgres",), "server": ("postgres", "redis", "migrate")}.get(service, ())
         return tuple(s for s in wanted if s in self.services)
 
     def long_running(self) -> tuple[str, ...]:
-        return tuple(s for s in LONG_RUNNING if s in self.services)
+        return (*(s for s in LONG_RUNNING if s in self.services), *(e.name for e in self.extras))
+
+    def extra(self, service: str) -> ExtraService | None:
+        """The [services.NAME] table of SERVICE (None: one of devenv's own)."""
+        return next((e for e in self.extras if e.name == service), None)
+
+    def uses_server_image(self, services: Sequence[str]) -> bool:
+        """Whether any of SERVICES runs the server's image (so `up` builds it)."""
+        return any(s in {"server", "migrate"} or getattr(self.extra(s), "from_server", False) for s in services)
 
 
 def redis_use(config: Config, files: EnvFiles, app: NodeApp) -> str | None:
@@ -100,13 +114,37 @@ def plan_stack(
         server_reason = f"{why}: the server runs on the host (`devenv dev`)"
     else:
         server_reason = f"no {config.server.dockerfile}"
-    return Stack(tuple(services), redis or "no REDIS_* key in the template and no Redis client", server_reason, mode)
+    redis_reason = redis or "no REDIS_* key in the template and no Redis client"
+    for extra in config.services:
+        _check_extra(config, extra, services, "server" in services, redis_reason, server_reason)
+    services += [e.name for e in config.services]
+    return Stack(tuple(services), redis_reason, server_reason, mode, config.services)
+
+
+def _check_extra(
+    config: Config, extra: ExtraService, builtin: Sequence[str], server: bool, redis_reason: str, server_reason: str
+) -> None:
+    """A [services.NAME] table needs what it names: the server's image, and the services it depends on."""
+    dotted = f"services.{extra.name}"
+    if extra.from_server and not server:
+        raise ConfigError(
+            f'{config.where(dotted + ".from")} = "server": this project\'s stack has no server image '
+            f"({server_reason}).",
+            'add the server\'s Dockerfile (server.dockerfile), or give the service its own image = "…".',
+        )
+    for dep in extra.depends_on or ():
+        if dep in {"postgres", "redis", "migrate", "server"} and dep not in builtin:
+            why = redis_reason if dep == "redis" else server_reason
+            raise ConfigError(
+                f"{config.where(dotted + '.depends_on')} names {dep}, which this project's stack has not ({why}).",
+                "drop it from depends_on" + (", or set [redis] enabled = true." if dep == "redis" else "."),
+            )
 
 
 def expand_services(requested: Sequence[str], stack: Stack | None = None) -> list[str]:
     """The requested services plus what they depend on, in start order; all when none are named."""
     stack = stack or Stack()
-    unknown = [s for s in requested if s not in SERVICES]
+    unknown = [s for s in requested if s not in SERVICES and s not in stack.services]
     if unknown:
         import difflib
 
@@ -135,10 +173,15 @@ def expand_services(requested: Sequence[str], stack: Stack | None = None) -> lis
 
     for name in requested or stack.services:
         add(name)
-    return [s for s in SERVICES if s in wanted]
+    return [s for s in (*SERVICES, *(e.name for e in stack.extras)) if s in wanted]
 
 
 def port_claims(config: Config, services: Sequence[str]) -> list[PortClaim]:
     """The host ports the selected services publish, with the setting that chooses each."""
     ports = {"postgres": config.postgres.port, "redis": config.redis.port, "server": config.server.port}
-    return [PortClaim(s, ports[s], PORT_SETTINGS[s]) for s in services if s in ports]
+    claims = [PortClaim(s, ports[s], PORT_SETTINGS[s]) for s in services if s in ports]
+    for extra in config.services:
+        if extra.name in services:
+            setting = f"services.{extra.name}.ports in devenv.toml"
+            claims += [PortClaim(extra.name, p.host, setting) for p in extra.ports]
+    return claims

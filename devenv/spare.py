@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devenv.copies import create_copy
 from devenv.errors import Busy
 from devenv.lock import project_lock, try_lock
 from devenv.marks import spare_mark
@@ -83,7 +84,7 @@ def wait(
 
 def make(settings: dict[str, Any]) -> None:
     """Copy the template into the spare and mark it with the template's key and oid (the mark is written last)."""
-    spare, template, owner = (quote_ident(settings[k]) for k in ("spare", "template", "user"))
+    spare = quote_ident(settings["spare"])
     with connect(
         settings["host"],
         settings["port"],
@@ -94,6 +95,8 @@ def make(settings: dict[str, Any]) -> None:
         io_timeout=COPY_TIMEOUT,
         application_name=APPLICATION_NAME,
     ) as conn:
+        if settings.get("trash"):  # the database the last reset replaced (its drop is off the reset's time)
+            conn.execute(f"DROP DATABASE IF EXISTS {quote_ident(settings['trash'])} WITH (FORCE)")
         template_found = conn.database(settings["template"])
         if not template_found or template_found[1] != settings["template_mark"]:
             raise RuntimeError(f"the template {settings['template']!r} is gone or was replaced")
@@ -103,7 +106,7 @@ def make(settings: dict[str, Any]) -> None:
             return
         if found:
             conn.execute(f"DROP DATABASE {spare} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {spare} TEMPLATE {template} OWNER {owner}")
+        create_copy(conn, settings["spare"], settings["template"], settings["user"])
         conn.execute(f"ALTER DATABASE {spare} WITH ALLOW_CONNECTIONS false")
         try:  # write the copy's pages now: otherwise the checkpoint in the next reset's DROP DATABASE does it
             conn.execute("CHECKPOINT")

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from devenv import extras
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ExitCode
-from devenv.probes import NO_ROUTE, ConnectorProbe, HttpProbe
+from devenv.extras import ExtraService
+from devenv.probes import NO_ROUTE, ConnectorProbe, HttpProbe, TcpProbe
 from devenv.runtime import ContainerState
 from devenv.wait import Probe
 
@@ -128,6 +130,29 @@ def server_status(server: Server, path: str) -> tuple[str, dict[str, Any] | None
     return verdict(response.status, response.body), data if isinstance(data, dict) else None
 
 
+@dataclass
+class _Seen:
+    """A readiness already known from the container's state (a healthcheck's verdict; ready = "none": running)."""
+
+    name: str
+    ready: bool
+
+    def check(self) -> bool:
+        return self.ready
+
+
+def _extra_probe(ctx: Context, extra: ExtraService, state: ContainerState | None) -> Probe:
+    """A [services.NAME] service's readiness, as `up` waits for it (devenv.extras.Readiness)."""
+    kind = extra.ready.kind
+    port = extras.published(extra, state.ports) if state is not None else None
+    host = ctx.endpoints.host
+    if kind == "http" and port:
+        return HttpProbe(ctx.connectors.server(f"http://{host}:{port}"), extra.ready.path, name=extra.name)
+    if kind == "tcp" and port:
+        return TcpProbe(extra.name, host, port)
+    return _Seen(extra.name, kind == "none" or (state is not None and state.health == "healthy"))
+
+
 def stack_status(ctx: Context) -> StatusReport:
     """Probe every service in parallel and fold the results into healthy / degraded / unhealthy."""
     from devenv.state import load_state
@@ -142,6 +167,8 @@ def stack_status(ctx: Context) -> StatusReport:
         "redis": lambda: ConnectorProbe("redis", ctx.redis),
         "server": lambda: HttpProbe(ctx.server, ready_path),
     }
+    for extra in ctx.stack.extras:
+        probes[extra.name] = lambda e=extra: _extra_probe(ctx, e, states.get(e.name))  # type: ignore[misc]
     checked = ctx.stack.long_running()
     host_server = ctx.stack.host and ctx.app.path is not None
     if host_server:  # `devenv dev` runs it on this machine: is it answering on its port?

@@ -5,7 +5,8 @@ Each case prints devenv's time, the baseline's and the ratio next to the target 
 
     python scripts/bench.py [--runs N] [--only CASE ...]
 
-Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache.
+Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache, db_clones; opt-in (slow,
+only with --only): big_db (a 1 GB seed).
 """
 
 from __future__ import annotations
@@ -88,12 +89,23 @@ class Project:
             DEVENV_REDIS_PORT=str(free_port()),
             DEVENV_SERVER_PORT=str(free_port()),
         )
+        # What devenv hands compose itself: the checkout's label and the private folder of the stack's env files,
+        # so the baselines run the same compose file under the same labels.
+        from devenv.state import secrets_dir
+
+        self.env.update(DEVENV_CHECKOUT=str(self.root), DEVENV_SECRETS=str(secrets_dir(self.root / ".devenv")))
 
     def devenv(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh([*DEVENV, "-C", str(self.root), *args], env=self.env, check=check)
 
     def down(self) -> None:
         self.devenv("down", "--volumes", "--yes", check=False)
+
+    def down_for_baseline(self) -> None:
+        """Down with the volumes (which also deletes the stack's env files), then write the compose file and its env
+        files again, untimed, for a baseline that runs plain compose on them."""
+        self.down()
+        self.devenv("render", "-o", str(self.root / ".devenv" / "compose.yml"))
 
     def cleanup(self) -> None:
         self.down()
@@ -241,7 +253,7 @@ def case_pg_redis(runs: int) -> None:
         for _ in range(runs):
             p.down()
             devenv_s.append(timed(lambda: p.devenv("up", "postgres", "redis")))
-            p.down()
+            p.down_for_baseline()
 
             def floor() -> None:
                 sh(compose(p, "up", "-d", "postgres", "redis"), env=p.env)
@@ -282,7 +294,7 @@ def case_full_up(runs: int) -> None:
         for _ in range(runs):
             p.down()
             devenv_s.append(timed(lambda: p.devenv("up")))
-            p.down()
+            p.down_for_baseline()
             t_pg = timed(
                 lambda: (sh(compose(p, "up", "-d", "--no-deps", "postgres", "redis"), env=p.env), poll(pg), poll(rd))
             )
@@ -535,10 +547,8 @@ def case_watch(runs: int) -> None:
         port = int(p.env["DEVENV_SERVER_PORT"])
         url = f"http://127.0.0.1:{port}/"
 
-        watch_env = {**p.env, "DEVENV_CHECKOUT": str(p.root)}
-
         def measure(argv: list[str], ready: str) -> list[float]:
-            return _edits_served(argv, watch_env, None, ready, route, url, runs, 1.0, "w")
+            return _edits_served(argv, p.env, None, ready, route, url, runs, 1.0, "w")
 
         plain = measure(compose(p, "watch", "--no-up", "server"), "Watch enabled")
         ours = measure([*DEVENV, "-C", str(p.root), "watch"], "devenv: watching the server")
@@ -612,6 +622,151 @@ def case_db_cache(runs: int) -> None:
         )
     finally:
         seed.write_text(original)
+
+
+# -- databases that follow the work (issue 17: clones per test worker, big databases) --------------------------------
+def case_db_clones(runs: int) -> None:
+    """`devenv db clones 4` against `devenv db clones 1`, same run, alternating (the copies run in parallel)."""
+    p = Project()
+    try:
+        p.devenv("up", "postgres", "redis", "migrate")
+        p.devenv("db", "clones", "1")  # warm: the template's pages are in the page cache
+
+        def clones(n: int) -> float:
+            p.devenv("db", "clones", "0")  # both start with no clones to drop
+            return timed(lambda: p.devenv("db", "clones", str(n)))
+
+        one, four = [], []
+        for _ in range(runs):
+            one.append(clones(1))
+            four.append(clones(4))
+        o, f = median(one), median(four)
+        print(f"  samples, 1 clone: {' '.join(f'{t:.3f}' for t in one)}; 4: {' '.join(f'{t:.3f}' for t in four)}")
+        record(
+            "db clones 4",
+            f,
+            "db clones 1",
+            o,
+            "<= 1.5x one clone",
+            f"{f / o:.2f}x ({'ok' if f <= 1.5 * o else 'MISSED'})",
+        )
+    finally:
+        p.cleanup()
+
+
+def _psql(p: Project, sql: str, db: str = "postgres") -> str:
+    env = env_of(p)
+    argv = compose(p, "exec", "-T", "-e", f"PGPASSWORD={env['POSTGRES_PASSWORD']}", "postgres",
+                   "psql", "-h", "127.0.0.1", "-U", env["POSTGRES_USER"], "-d", db, "-v", "ON_ERROR_STOP=1",
+                   "-Atqc", sql)  # fmt: skip
+    return sh(argv, env=p.env).stdout.strip()
+
+
+def _timed_sql(p: Project, sql: str) -> float:
+    """SQL's own time, from the host over one connection (no `compose exec` in it)."""
+    import psycopg
+
+    env = env_of(p)
+    with psycopg.connect(
+        host="127.0.0.1", port=int(p.env["DEVENV_POSTGRES_PORT"]), user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"], dbname="postgres", autocommit=True,
+    ) as conn:  # fmt: skip
+        return timed(lambda: conn.execute(sql.encode()))
+
+
+def _fill(p: Project, db: str, megabytes: int) -> None:
+    """A table of MEGABYTES MB of 1 kB rows (stored as they are: below the TOAST threshold, not compressed)."""
+    _psql(p, f"CREATE TABLE bench_big AS SELECT g AS id, repeat(md5(g::text), 28) AS body "
+             f"FROM generate_series(1, {megabytes * 900}) g", db)  # fmt: skip
+
+
+def case_big_db(runs: int) -> None:
+    """Opt-in (`--only big_db`, slow): a 1 GB seed. Soft reset (ready copy swapped in) and a reset that copies the
+    template (spare = false) against `pg_dump | pg_restore` of the same data; then WAL_LOG vs FILE_COPY copy times
+    by size, which set devenv.copies.FILE_COPY_FROM."""
+    p = Project()
+    toml = p.root / "devenv.toml"
+    original = toml.read_text()
+    runs = max(1, min(runs, 3))
+    try:
+        p.devenv("up", "postgres", "redis", "migrate")
+        env = env_of(p)
+        app, user = env["POSTGRES_DB"], env["POSTGRES_USER"]
+        tmpl, spare = f"{app}__devenv_template", f"{app}__devenv_spare"
+        mark = _psql(
+            p, f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{app}__devenv_template'"
+        )
+        # The template becomes the seeded database plus 1 GB, marked as devenv marked it.
+        _psql(p, f"DROP DATABASE IF EXISTS {spare} WITH (FORCE)")
+        _psql(p, f"ALTER DATABASE {tmpl} WITH ALLOW_CONNECTIONS true")
+        _fill(p, tmpl, 1024)
+        _psql(p, f"ALTER DATABASE {tmpl} WITH ALLOW_CONNECTIONS false")
+        _psql(p, f"COMMENT ON DATABASE {tmpl} IS '{mark}'")
+        size = int(_psql(p, f"SELECT pg_database_size('{tmpl}')"))
+        print(f"  template: {size / 1e9:.2f} GB", flush=True)
+        p.devenv("reset", "--yes")  # copies from the template, then makes the spare in the background
+
+        def wait_spare() -> None:
+            from devenv.lock import project_lock
+
+            with project_lock(p.root / ".devenv", "spare", timeout=600, poll=0.05):
+                pass
+
+        soft = []
+        for _ in range(runs):
+            wait_spare()
+            soft.append(timed(lambda: p.devenv("reset", "--yes")))
+        wait_spare()
+        toml.write_text(original + "\n[reset]\nspare = false\n")
+        copy = [timed(lambda: p.devenv("reset", "--yes")) for _ in range(runs)]
+        toml.write_text(original)
+        dump_restore = (
+            f"pg_dump -Fc -h 127.0.0.1 -U {user} -d {app} | pg_restore -h 127.0.0.1 -U {user} -d bench_restored"
+        )
+
+        def baseline() -> float:
+            _psql(p, "DROP DATABASE IF EXISTS bench_restored")
+            _psql(p, f"CREATE DATABASE bench_restored OWNER {user}")
+            argv = compose(
+                p, "exec", "-T", "-e", f"PGPASSWORD={env['POSTGRES_PASSWORD']}", "postgres", "sh", "-c", dump_restore
+            )
+            return timed(lambda: sh(argv, env=p.env))
+
+        base = [baseline() for _ in range(runs)]
+        _psql(p, "DROP DATABASE IF EXISTS bench_restored")
+        s, c, b = median(soft), median(copy), median(base)
+        record(
+            "1 GB seed: reset (soft)",
+            s,
+            "pg_dump piped to pg_restore",
+            b,
+            "<= 2 s",
+            f"{b / s:.0f}x faster ({'ok' if s <= 2 else 'MISSED'})",
+        )
+        record(
+            "1 GB seed: reset (spare = false)", c, "pg_dump piped to pg_restore", b, "(shown)", f"{b / c:.1f}x faster"
+        )
+
+        for megabytes in (16, 64, 128, 256, 1024):
+            src = f"bench_src_{megabytes}"
+            _psql(p, f"DROP DATABASE IF EXISTS {src}")
+            _psql(p, f"CREATE DATABASE {src}")
+            _fill(p, src, megabytes)
+            times = {}
+            for strategy in ("WAL_LOG", "FILE_COPY"):
+                samples = []
+                for _ in range(runs):
+                    _psql(p, "DROP DATABASE IF EXISTS bench_copy")
+                    samples.append(_timed_sql(p, f"CREATE DATABASE bench_copy TEMPLATE {src} STRATEGY {strategy}"))
+                times[strategy] = median(samples)
+            _psql(p, "DROP DATABASE IF EXISTS bench_copy")
+            _psql(p, f"DROP DATABASE {src}")
+            print(
+                f"  copy of {megabytes} MB: WAL_LOG {times['WAL_LOG']:.3f} s, FILE_COPY {times['FILE_COPY']:.3f} s",
+                flush=True,
+            )
+    finally:
+        toml.write_text(original)
         p.cleanup()
 
 
@@ -626,17 +781,19 @@ CASES = {
     "watch": case_watch,
     "db": case_db,
     "db_cache": case_db_cache,
+    "db_clones": case_db_clones,
 }
+OPT_IN = {"big_db": case_big_db}  # slow: only with --only
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", nargs="*", choices=sorted(CASES), default=None)
+    parser.add_argument("--only", nargs="*", choices=sorted({**CASES, **OPT_IN}), default=None)
     args = parser.parse_args()
     for name in args.only or list(CASES):
         print(f"bench: {name} (median of {args.runs})", flush=True)
-        CASES[name](args.runs)
+        {**CASES, **OPT_IN}[name](args.runs)
     print()
     print("| case | devenv (s) | baseline | baseline (s) | target | result |")
     print("| --- | ---: | --- | ---: | --- | --- |")

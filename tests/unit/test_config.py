@@ -93,6 +93,7 @@ def test_catalogue_lists_the_fixed_variables() -> None:
         "DEVENV_REDIS_PORT": "redis.port",
         "DEVENV_SERVER_PORT": "server.port",
         "DEVENV_SERVER_MODE": "server.mode",
+        "DEVENV_DB_PER_BRANCH": "db.per_branch",
     }
 
 

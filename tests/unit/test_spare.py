@@ -95,6 +95,7 @@ def _scripted_postgres(spare_comment: bytes | None) -> ScriptedServer:
             "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 't'": tmpl_row + done,
             "SELECT oid, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 's'": spare_rows + done,
             'DROP DATABASE "s" WITH (FORCE)': done,
+            "SELECT pg_database_size(oid) FROM pg_database WHERE datname = 't'": row("8000000") + done,
             'CREATE DATABASE "s" TEMPLATE "t" OWNER "app"': done,
             'ALTER DATABASE "s" WITH ALLOW_CONNECTIONS false': done,
             "CHECKPOINT": done,
@@ -114,6 +115,7 @@ def test_a_good_copy_is_marked_with_key_and_template_oid_and_clears_the_log(
     server.thread.join(timeout=5)
     assert server.queries[2:] == [
         'DROP DATABASE "s" WITH (FORCE)',
+        "SELECT pg_database_size(oid) FROM pg_database WHERE datname = 't'",
         'CREATE DATABASE "s" TEMPLATE "t" OWNER "app"',
         'ALTER DATABASE "s" WITH ALLOW_CONNECTIONS false',
         "CHECKPOINT",

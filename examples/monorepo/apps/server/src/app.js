@@ -1,6 +1,7 @@
 // The Express application: health endpoints and the quotes resource.
 import express from "express";
 import { checkDatabase, checkMemory, checkRedis, overallStatus } from "./health.js";
+import { enqueue } from "./jobs.js";
 
 const MAX_LIMIT = 100;
 
@@ -89,6 +90,8 @@ export function createApp({ config, prisma, redis, log }) {
     if (errors) return res.status(400).json({ error: "invalid quote", details: errors });
     try {
       const quote = await prisma.quote.create({ data });
+      // The worker (src/worker.js) counts its words; the answer does not wait for it.
+      await enqueue(redis, { type: "quote.created", id: quote.id, text: quote.text }, log);
       return res.status(201).location(`/v1/quotes/${quote.id}`).json(quote);
     } catch (error) {
       if (error?.code === "P2002") return res.status(409).json({ error: "this author already has this quote" });

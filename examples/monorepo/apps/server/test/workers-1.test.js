@@ -1,0 +1,3 @@
+import { workerChecks } from "./worker-checks.js";
+
+workerChecks("workers-1");
