@@ -146,15 +146,17 @@ def copy_database(conn: Connection, source: str, target: str, owner: str) -> Non
         conn.execute(f"ALTER DATABASE {ident(source)} WITH ALLOW_CONNECTIONS true")
 
 
-def swap_in(conn: Connection, db: str, incoming: str) -> None:
-    """Put database INCOMING in place of DB, open and marked seeded; DB's old contents are dropped afterwards.
+def swap_in(conn: Connection, db: str, incoming: str, *, outgoing: str | None = None, drop: bool = True) -> None:
+    """Put database INCOMING in place of DB, open and marked seeded; DB's old contents are renamed to OUTGOING
+    (default `<db>__devenv_outgoing`) and, with DROP, dropped afterwards (else a background job drops them: the
+    reset's trash, see devenv.reset).
 
     The renames are one transaction: when it fails, DB is as it was (and open again), INCOMING is left for another
     try. Only the drop of the old contents comes after it.
     """
     from devenv.reset import end_connections
 
-    outgoing = marks.outgoing_name(db)
+    outgoing = outgoing or marks.outgoing_name(db)
     conn.execute(f"DROP DATABASE IF EXISTS {ident(outgoing)} WITH (FORCE)")  # one a failed drop left behind
     open_it = (
         f"ALTER DATABASE {ident(incoming)} RENAME TO {ident(db)}; "
@@ -173,7 +175,8 @@ def swap_in(conn: Connection, db: str, incoming: str) -> None:
         with contextlib.suppress(PgError, OSError):  # leave it as it was: open to the app
             conn.execute(f"ALTER DATABASE {ident(db)} WITH ALLOW_CONNECTIONS true")
         raise
-    conn.execute(f"DROP DATABASE {ident(outgoing)} WITH (FORCE)")
+    if drop:
+        conn.execute(f"DROP DATABASE {ident(outgoing)} WITH (FORCE)")
 
 
 def snapshots(conn: Connection, db: str) -> list[Snapshot]:
@@ -226,6 +229,7 @@ def _start_ready_copy(ctx: Context, snap: Snapshot) -> bool:
         "template_mark": marks.snapshot_mark(snap.name, snap.key, snap.created),
         "key": snap.key,
         "maintenance_db": marks.maintenance_db(settings.pg_db),
+        "trash": marks.trash_name(settings.pg_db),  # what a restore replaced: dropped off the restore's time
     }
     return spare.start(project.state_dir, job, lock=_ready_lock(snap.name))
 
@@ -291,7 +295,8 @@ def restore(ctx: Context, name: str, on_step: Callable[[str], None] = lambda s: 
             conn.execute(
                 f"CREATE DATABASE {ident(incoming)} TEMPLATE {ident(snap.database)} OWNER {ident(ctx.settings.pg_user)}"
             )
-        swap_in(conn, db, incoming)
+        job_follows = project.config.reset.spare and not project.ci  # it drops the old contents (the trash)
+        swap_in(conn, db, incoming, outgoing=marks.trash_name(db), drop=not job_follows)
     _start_ready_copy(ctx, snap)
     flushed = flush_redis(ctx, f"{db} was restored from {name!r}")
     notes: tuple[str, ...] = ()
