@@ -302,6 +302,62 @@ def reset_command(args: argparse.Namespace) -> None:
     print_reset(result, as_json=args.json)
 
 
+# -- databases (devenv db) -----------------------------------------------------------------------------------------
+def db_snapshot_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db
+    from devenv.snapshots import take
+
+    with _locked(args) as c:
+        print_db(take(c, args.name), as_json=args.json)
+
+
+def db_restore_command(args: argparse.Namespace) -> None:
+    from devenv.output import echo, print_db
+    from devenv.snapshots import restore
+
+    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with snapshot "
+             f"{args.name!r}?", args.yes, "db restore")  # fmt: skip
+    with _locked(args) as c:
+        print_db(restore(c, args.name, on_step=lambda step: echo(step, err=True)), as_json=args.json)
+
+
+def db_list_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db_list
+    from devenv.snapshots import listing
+
+    print_db_list(listing(_context(args)), as_json=args.json)
+
+
+def db_rm_command(args: argparse.Namespace) -> None:
+    from devenv.output import print_db
+    from devenv.snapshots import remove
+
+    _confirm(f"Remove snapshot {args.name!r} of {_project_name(args)!r}?", args.yes, "db rm")
+    with _locked(args) as c:
+        print_db(remove(c, args.name), as_json=args.json)
+
+
+def db_dump_command(args: argparse.Namespace) -> None:
+    from devenv.dump import dump
+    from devenv.output import ByteProgress, print_dump
+
+    with _locked(args) as c, ByteProgress("dumping") as progress:
+        result = dump(c, args.output, on_bytes=progress)
+    print_dump(result, as_json=args.json)
+
+
+def db_load_command(args: argparse.Namespace) -> None:
+    from devenv.dump import check_dump_file, load
+    from devenv.output import ByteProgress, print_db
+
+    check_dump_file(args.file)  # before asking
+    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with {args.file}?",
+             args.yes, "db load")  # fmt: skip
+    with _locked(args) as c, ByteProgress("loading") as progress:
+        result = load(c, args.file, on_bytes=progress)
+    print_db(result, as_json=args.json)
+
+
 # -- CI -----------------------------------------------------------------------------------------------------------
 def ci_up_command(args: argparse.Namespace) -> None:
     from devenv.ci import ci_up, export, mask_for_github
@@ -409,8 +465,13 @@ def hooks_install_command(args: argparse.Namespace) -> None:
 
 
 def _add_db_parsers(sub: Any) -> None:
-    """`devenv db …` (per-branch databases, clones per test worker) and `devenv hooks install`."""
-    db = _add(sub, "db", lambda a: _help(db), "The stack's databases: per-branch databases, clones per test worker.")
+    """`devenv db …` (snapshots, dumps, per-branch databases, clones per test worker) and `devenv hooks install`."""
+    db = _add(
+        sub,
+        "db",
+        lambda a: _help(db),
+        "The stack's databases: snapshots, the template cache, dumps, per-branch databases, clones per test worker.",
+    )
     db_sub = db.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     p = _add(db_sub, "clones", db_clones_command, "Make N copies of the template (<db>_w1..N) and print their URLs.")
     p.add_argument("count", type=_count, metavar="N", help="How many (0 drops devenv's clones).")
@@ -420,6 +481,26 @@ def _add_db_parsers(sub: Any) -> None:
     _json(p, "The branches' databases as JSON.")
     p = _add(db_sub, "switch", db_switch_command, "Park the app database and bring in the checked-out branch's.")
     p.add_argument("--quiet", action="store_true", help="Say nothing when nothing was switched (the git hook).")
+    p = _add(db_sub, "snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).")
+    p.add_argument("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "list", db_list_command, "Snapshots and cached templates: size, age, migrations key.")
+    _json(p, "The listing as JSON.")
+    p = _add(db_sub, "rm", db_rm_command, "Remove snapshot NAME.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump.")
+    _json(p, "The result as JSON.")
+    p = _add(db_sub, "load", db_load_command, "Restore FILE into a new database and swap it in for the app's.")
+    p.add_argument("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file.")
+    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
+    _json(p, "The result as JSON.")
     hooks = _add(sub, "hooks", lambda a: _help(hooks), "Git hooks devenv offers.")
     hooks_sub = hooks.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     _add(hooks_sub, "install", hooks_install_command, "Add a post-checkout hook: the branch's database at checkout.")

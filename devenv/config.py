@@ -115,9 +115,11 @@ class MigrateConfig:
 
 @dataclass(frozen=True)
 class ResetConfig:
-    """[reset]: whether a copy of the template is kept ready, so a soft reset only renames it into place."""
+    """[reset]: whether a copy of the template is kept ready, so a soft reset only renames it into place; how many
+    migrations keys' templates are kept (the current one and the cache, see devenv.template_cache)."""
 
     spare: bool = True
+    keep: int = 4
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
     "server.watch": {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"},
     "migrate": {"command": "argv", "seed_command": "argv_or_empty", "status_command": "argv"},
-    "reset": {"spare": "bool"},
+    "reset": {"spare": "bool", "keep": "keep"},
     "db": {"per_branch": "bool"},
 }
 
@@ -342,6 +344,15 @@ def _convert(kind: str, value: Any, dotted: str, where: _Where) -> Any:
     if kind == "stage":
         if not isinstance(value, str) or not STAGE_RE.fullmatch(value):
             raise _fail(where, dotted, f"= {value!r} is not a build stage name.", "use the name after `FROM … AS`.")
+        return value
+    if kind == "keep":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+            raise _fail(
+                where,
+                dotted,
+                f"= {value!r} is not a number of templates from 1 to 100.",
+                "e.g. keep = 4 (the current migrations key's template and the last 3 others); 1 keeps no cache.",
+            )
         return value
     if kind == "image_map":
         if not isinstance(value, dict):

@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     UNHEALTHY = 4  # a service did not become ready, or the stack is not running
     MIGRATION = 5  # prisma migrate / seed failed
     BUILD = 6  # the server image did not build
+    DATABASE = 7  # a database command (dump, load) failed; the app database was left as it was
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -157,3 +158,17 @@ class ComposeFailed(CommandFailed):
     def __init__(self, argv: Sequence[str], returncode: int, output: str, hint: str | None = None) -> None:
         super().__init__(["docker", "compose", *argv], returncode, output, hint)
         self.argv = list(argv)
+
+
+class SnapshotNotFound(UsageError):
+    """`devenv db restore|rm NAME`: there is no snapshot NAME."""
+
+
+class SnapshotExists(UsageError):
+    """`devenv db snapshot NAME`: NAME is taken (a snapshot is never overwritten)."""
+
+
+class DatabaseCommandFailed(DevenvError):
+    """pg_dump or pg_restore failed; the app database is as it was (a load swaps in only a finished restore)."""
+
+    exit_code = ExitCode.DATABASE

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -121,6 +122,92 @@ def is_seeded(conn: Connection) -> bool:
 def mark_seeded(conn: Connection, db: str) -> None:
     """Mark database DB migrated and seeded."""
     conn.execute(f"COMMENT ON DATABASE {quote_ident(db)} IS {quote_literal(SEEDED_MARK)}")
+
+
+# -- snapshots and the template cache (`devenv db`, [reset] keep) --------------------------------------------------
+# - the snapshot mark (on `<db>__devenv_snap_<NAME>`): snapshot NAME, taken at migrations key KEY at a time;
+# - the cached mark (on `<db>__devenv_cache_<KEY>`): the template of an earlier migrations key, and when it was last
+#   the current one (the cache evicts the least recently used).
+# The ready copy of a snapshot (`<db>__devenv_snapready_<NAME>`) carries a spare mark of that snapshot's oid.
+SNAPSHOT_MARK = "devenv-snapshot:"
+CACHED_MARK = "devenv-cached:"
+SNAPSHOT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _named(db: str, kind: str, label: str) -> str:
+    """`<db>__devenv_<kind>_<label>`; over 63 bytes, `devenv_<hash of all three>__<kind>` (never cut, so two labels
+    never share a name; the mark keeps the label itself)."""
+    name = f"{db}__devenv_{kind}_{label}"
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256("\0".join((db, kind, label)).encode()).hexdigest()[:32]
+    return f"devenv_{digest}__{kind}"
+
+
+def snapshot_name(db: str, name: str) -> str:
+    """The database holding snapshot NAME of app database DB."""
+    return _named(db, "snap", name)
+
+
+def snapshot_ready_name(db: str, name: str) -> str:
+    """The ready copy of snapshot NAME (what `db restore` renames into place)."""
+    return _named(db, "snapready", name)
+
+
+def cached_template_name(db: str, key: str) -> str:
+    """The cached template of migrations key KEY."""
+    return _named(db, "cache", key)
+
+
+def cached_ready_name(db: str, key: str) -> str:
+    """The spare of the cached template of KEY, kept with it (it is the spare again when the key comes back)."""
+    return _named(db, "cacheready", key)
+
+
+def incoming_name(db: str) -> str:
+    """Where a database is made before it is swapped in for DB (a restore's copy, a load)."""
+    return _suffixed(db, "__devenv_incoming")
+
+
+def outgoing_name(db: str) -> str:
+    """What DB is renamed to while the incoming one takes its place (then dropped)."""
+    return _suffixed(db, "__devenv_outgoing")
+
+
+def snapshot_mark(name: str, key: str, created: int) -> str:
+    """The mark of snapshot NAME, taken at migrations key KEY at CREATED (Unix seconds)."""
+    return f"{SNAPSHOT_MARK}{key}:{created}:{name}"
+
+
+def parse_snapshot_mark(comment: str | None) -> tuple[str, str, int] | None:
+    """(name, key, created) of a snapshot mark; None for anything else."""
+    if not comment or not comment.startswith(SNAPSHOT_MARK):
+        return None
+    key, _, rest = comment[len(SNAPSHOT_MARK) :].partition(":")
+    created, _, name = rest.partition(":")
+    if not created.isdigit() or not SNAPSHOT_NAME_RE.fullmatch(name):
+        return None
+    return name, key, int(created)
+
+
+def cached_mark(key: str, used: int) -> str:
+    """The mark of the cached template of KEY, last the current one at USED (Unix seconds)."""
+    return f"{CACHED_MARK}{key}:{used}"
+
+
+def parse_cached_mark(comment: str | None) -> tuple[str, int] | None:
+    """(key, last used) of a cached mark; None for anything else."""
+    if not comment or not comment.startswith(CACHED_MARK):
+        return None
+    key, _, used = comment[len(CACHED_MARK) :].partition(":")
+    return (key, int(used)) if key and used.isdigit() else None
+
+
+def template_key(comment: str | None) -> str | None:
+    """The migrations key of a template mark; None for anything else."""
+    if not comment or not comment.startswith(TEMPLATE_MARK):
+        return None
+    return comment[len(TEMPLATE_MARK) :] or None
 
 
 # -- clones (one per test worker) and parked branch databases (issue 17) ------------------------------------------

@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # the results' modules pull in the core; the CLI imports this
     from devenv.clones import ClonesResult
     from devenv.dev import WatchEvent
     from devenv.doctor import DoctorReport
+    from devenv.dump import DumpResult
     from devenv.envfile import DriftReport, EnvResult
     from devenv.errors import DevenvError
     from devenv.init import InitResult
     from devenv.lifecycle import DownResult, Event, UpResult
     from devenv.migrate import MigrateResult
     from devenv.reset import ResetResult
+    from devenv.snapshots import DbListing, DbResult
     from devenv.status import StatusReport
 
 CODES = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "bold red": "1;31"}
@@ -303,6 +305,7 @@ def print_reset(result: ResetResult, *, as_json: bool) -> None:
     action = {
         "template": "restored from its template",
         "remigrated": f"migrated and seeded anew ({result.reason}), new template taken",
+        "cached": "restored from the cached template of its migrations key (template reused, no migrations ran)",
         "hard": "recreated with its volumes",
     }
     echo(
@@ -446,6 +449,82 @@ def print_watch_event(event: WatchEvent) -> None:
         echo(paint(f"  migrated: `{event.detail}`", "green", on), err=True)
     elif event.kind == "failed":
         echo(paint(f"  {event.detail}", "red", on), err=True)
+
+
+# -- databases (`devenv db`) ----------------------------------------------------------------------------------------
+def print_db(result: DbResult, *, as_json: bool) -> None:
+    """One line: what a `devenv db` command did to the app database (or its JSON); notes on stderr."""
+    if as_json:
+        emit_json(asdict(result))
+        return
+    action = {
+        "snapshot": f"snapshot {result.name!r} taken",
+        "restore": f"restored from snapshot {result.name!r}"
+        + (" (its ready copy swapped in)" if result.from_ready else ""),
+        "rm": f"snapshot {result.name!r} removed",
+        "load": f"loaded from {result.name}",
+    }[result.action]
+    echo(
+        f"{result.database}: {action}{', Redis db flushed' if result.redis_flushed else ''} in {result.seconds:.2f} s."
+    )
+    for note in result.notes:
+        echo(f"Note: {note}", err=True)
+
+
+def print_db_list(listing: DbListing, *, as_json: bool) -> None:
+    """`devenv db list`: snapshots and templates with size, age and migrations key; the current key marked."""
+    if as_json:
+        emit_json({"database": listing.database, "key": listing.key, "keep": listing.keep,
+                   "entries": [asdict(e) for e in listing.entries]})  # fmt: skip
+        return
+    now = time.time()
+    rows = [
+        (
+            e.kind,
+            e.name if e.kind == "snapshot" else "-",
+            _size(e.size),
+            _duration(now - e.time) if e.time is not None else "-",
+            e.key + (" (current)" if e.current else ""),
+        )
+        for e in listing.entries
+    ]
+    title = f"{listing.database}: current migrations key {listing.key}; templates kept: {listing.keep}"
+    if not rows:
+        echo(f"{title}\nno snapshot and no template yet (`devenv db snapshot NAME` takes one).")
+        return
+    echo(table(title, ["KIND", "NAME", "SIZE", "AGE", "MIGRATIONS KEY"], rows, on=colour_on(sys.stdout)))
+
+
+def print_dump(result: DumpResult, *, as_json: bool) -> None:
+    """Where `devenv db dump` wrote the dump."""
+    if as_json:
+        emit_json({**asdict(result), "path": str(result.path)})
+        return
+    echo(f"{result.database}: dumped to {result.path} ({_size(result.size)}) in {result.seconds:.2f} s.")
+
+
+class ByteProgress:
+    """`dumping: 12.3 MB` on a terminal's stderr, redrawn at most 10 times a second; nothing off a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.on = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, total: int) -> None:
+        now = time.monotonic()
+        if self.on and now - self.last >= 0.1:
+            self.last = now
+            sys.stderr.write(f"\r{self.label}: {_size(total)}\x1b[K")
+            sys.stderr.flush()
+
+    def __enter__(self) -> ByteProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.on and self.last:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 # -- databases that follow the work (issue 17: per-branch databases, clones per test worker) ------------------------

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from devenv.errors import CommandFailed, UsageError
 
@@ -296,3 +297,74 @@ def detached(argv: Sequence[str], *, stdin_data: bytes, cwd: Path, pass_fds: Seq
     assert proc.stdin is not None
     with proc.stdin:
         proc.stdin.write(stdin_data)
+
+
+CHUNK = 1 << 20  # bytes handed on at a time by pipe_out / pipe_in
+
+
+def pipe_out(
+    argv: Sequence[str], sink: BinaryIO, on_bytes: Callable[[int], None], *, env: Mapping[str, str] | None = None
+) -> Completed:
+    """Run ARGV with its stdout written to SINK as it comes (ON_BYTES gets the total so far); stderr is captured
+    (in a temporary file, so a chatty stderr cannot stall the stdout pipe)."""
+    import tempfile
+
+    _log(argv, None)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                list(argv), env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=errors,
+            )  # fmt: skip
+        except FileNotFoundError as ex:
+            raise _not_found(argv, ex) from ex
+        assert proc.stdout is not None
+        total = 0
+        try:
+            while chunk := proc.stdout.read(CHUNK):
+                sink.write(chunk)
+                total += len(chunk)
+                on_bytes(total)
+        finally:
+            if proc.poll() is None and sys.exc_info()[0] is not None:
+                proc.terminate()
+            code = proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    return Completed(tuple(argv), code, "", stderr, time.perf_counter() - t0)
+
+
+def pipe_in(
+    argv: Sequence[str], source: BinaryIO, on_bytes: Callable[[int], None], *, env: Mapping[str, str] | None = None
+) -> Completed:
+    """Run ARGV with SOURCE streamed to its stdin (ON_BYTES gets the total so far); its output is captured."""
+    import tempfile
+
+    _log(argv, None)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as output:
+        try:
+            proc = subprocess.Popen(
+                list(argv), env=dict(env) if env is not None else None, stdin=subprocess.PIPE,
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        except FileNotFoundError as ex:
+            raise _not_found(argv, ex) from ex
+        assert proc.stdin is not None
+        total = 0
+        try:
+            with proc.stdin:
+                while chunk := source.read(CHUNK):
+                    proc.stdin.write(chunk)
+                    total += len(chunk)
+                    on_bytes(total)
+        except BrokenPipeError:
+            pass  # it stopped reading (it failed): its exit code and output say why
+        finally:
+            if proc.poll() is None and sys.exc_info()[0] is not None:
+                proc.terminate()
+            code = proc.wait()
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    return Completed(tuple(argv), code, text, "", time.perf_counter() - t0)

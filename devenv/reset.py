@@ -34,7 +34,7 @@ APPLICATION_NAME = "devenv-reset"
 class ResetResult:
     """What a reset did and how long it took."""
 
-    mode: str  # template | remigrated | hard
+    mode: str  # template | cached (the key's template came back from the cache) | remigrated | hard
     database: str
     template: str
     key: str
@@ -258,9 +258,16 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
             spares = project.state_dir if project.config.reset.spare else None
             from_spare = _restore(conn, db, settings.pg_user, (tmpl, tmpl_oid), key, spares, on_step)
             mode, reason = "template", ""
+        elif (back := _from_cache(ctx, conn, key)) is not None:
+            spares = project.state_dir if project.config.reset.spare else None
+            from_spare = _restore(conn, db, settings.pg_user, back, key, spares, on_step)
+            mode, reason = "cached", "the template of this migrations key was in the cache"
         else:
             reason = "no template yet" if tmpl_comment is None else "migrations, schema or seed changed"
             on_step(f"re-creating {db}: {reason}; running migrations and seed")
+            from devenv import template_cache
+
+            template_cache.park(conn, db, project.config.reset.keep, project.state_dir)  # kept for a switch back
             recreate(conn, db, settings.pg_user, None)
             if ctx.stack.migrates:
                 migrate_and_seed(ctx.runtime, project.config.migrate.command, ctx.seed_command)
@@ -289,6 +296,14 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
         reason=reason,
         from_spare=from_spare,
     )
+
+
+def _from_cache(ctx: Context, conn: Connection, key: str) -> tuple[str, str] | None:
+    """KEY's template brought back from the template cache (name, oid), or None (devenv.template_cache)."""
+    from devenv import template_cache
+
+    project = ctx.project
+    return template_cache.bring_back(conn, ctx.settings.pg_db, key, project.config.reset.keep, project.state_dir)
 
 
 @contextlib.contextmanager

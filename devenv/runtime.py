@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urlparse
 
 from devenv import proc
@@ -125,6 +125,12 @@ class Runtime(Protocol):
     def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]: ...
     def remove_labelled(self, name: str) -> StackResources: ...
     def engine_facts(self) -> EngineFacts: ...
+    def exec_out(
+        self, service: str, argv: Sequence[str], sink: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]: ...
+    def exec_in(
+        self, service: str, argv: Sequence[str], source: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]: ...
 
 
 # -- where the engine is ------------------------------------------------------------------------------------------
@@ -398,6 +404,24 @@ class DockerRuntime:
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
         done = proc.run([*cmd, service, *argv], env=self.compose_env())
+        if not done.ok and _is_connection_error(done.output):
+            raise _unreachable(done.output)
+        return done.returncode, done.output
+
+    def exec_out(
+        self, service: str, argv: Sequence[str], sink: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]:
+        """Run ARGV in the running SERVICE with its stdout streamed into SINK (a dump); exit code and stderr."""
+        done = proc.pipe_out(self.compose_argv("exec", "-T", service, *argv), sink, on_bytes, env=self.compose_env())
+        if not done.ok and _is_connection_error(done.stderr):
+            raise _unreachable(done.stderr)
+        return done.returncode, done.stderr
+
+    def exec_in(
+        self, service: str, argv: Sequence[str], source: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]:
+        """Run ARGV in the running SERVICE with SOURCE streamed to its stdin (a restore); exit code and output."""
+        done = proc.pipe_in(self.compose_argv("exec", "-T", service, *argv), source, on_bytes, env=self.compose_env())
         if not done.ok and _is_connection_error(done.output):
             raise _unreachable(done.output)
         return done.returncode, done.output

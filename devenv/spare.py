@@ -41,12 +41,13 @@ def log_failure(state_dir: Path, what: str, ex: BaseException) -> None:
         log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {what} failed: {type(ex).__name__}: {ex}\n")
 
 
-def start(state_dir: Path, settings: dict[str, Any]) -> bool:
+def start(state_dir: Path, settings: dict[str, Any], lock: str = "spare") -> bool:
     """Start making the spare in the background; False when a copy is already being made or it could not start.
 
-    Best effort: the reset that calls this has done its work, so a failure here is logged, not raised.
+    Best effort: the reset that calls this has done its work, so a failure here is logged, not raised. LOCK: the
+    lock of this copy (a snapshot's ready copy has its own, see devenv.snapshots).
     """
-    fd = try_lock(state_dir, "spare")
+    fd = try_lock(state_dir, lock)
     if fd is None:
         return False
     from devenv import proc
@@ -68,14 +69,16 @@ def start(state_dir: Path, settings: dict[str, Any]) -> bool:
     return True
 
 
-def wait(state_dir: Path, timeout: float = 120.0, on_wait: Callable[[], None] = lambda: None) -> None:
+def wait(
+    state_dir: Path, timeout: float = 120.0, on_wait: Callable[[], None] = lambda: None, lock: str = "spare"
+) -> None:
     """Wait until no spare is being made (polling every 5 ms; ON_WAIT first when it has to); after TIMEOUT go on."""
-    fd = try_lock(state_dir, "spare")
+    fd = try_lock(state_dir, lock)
     if fd is not None:  # the usual case: nothing running
         os.close(fd)
         return
     on_wait()
-    with contextlib.suppress(Busy), project_lock(state_dir, "spare", timeout=timeout, poll=0.005):
+    with contextlib.suppress(Busy), project_lock(state_dir, lock, timeout=timeout, poll=0.005):
         pass
 
 

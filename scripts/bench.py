@@ -5,8 +5,8 @@ Each case prints devenv's time, the baseline's and the ratio next to the target 
 
     python scripts/bench.py [--runs N] [--only CASE ...]
 
-Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db_clones; opt-in (slow, only with
---only): big_db (a 1 GB seed).
+Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache, db_clones; opt-in (slow,
+only with --only): big_db (a 1 GB seed).
 """
 
 from __future__ import annotations
@@ -560,6 +560,70 @@ def case_watch(runs: int) -> None:
         p.cleanup()
 
 
+def case_db(runs: int) -> None:
+    """`db restore` and `db snapshot` vs a soft reset, interleaved in one run (each 1 s after the last command, as
+    while a test runs: the ready copies are made in between, as the reset's spare is)."""
+    p = Project()
+    try:
+        p.devenv("up")
+        p.devenv("reset", "--yes")
+        p.devenv("db", "snapshot", "base")
+        resets, restores, snaps = [], [], []
+        for i in range(runs):
+            time.sleep(1.0)
+            resets.append(timed(lambda: p.devenv("reset", "--yes")))
+            time.sleep(1.0)
+            restores.append(timed(lambda: p.devenv("db", "restore", "base", "--yes")))
+            time.sleep(1.0)
+            name = f"s{i}"
+            t0 = time.perf_counter()
+            p.devenv("db", "snapshot", name)
+            snaps.append(time.perf_counter() - t0)
+            p.devenv("db", "rm", name, "--yes")
+        for label, samples in (("soft reset", resets), ("db restore", restores), ("db snapshot", snaps)):
+            print(f"  {label} samples: {' '.join(f'{t:.3f}' for t in samples)}", flush=True)
+        r, rs, sn = median(resets), median(restores), median(snaps)
+        record("db restore", rs, "reset (soft)", r, "<= 1.2x", f"{rs / r:.2f}x ({'ok' if rs <= 1.2 * r else 'MISSED'})")
+        record("db snapshot", sn, "reset (soft)", r, "<= 2x", f"{sn / r:.2f}x ({'ok' if sn <= 2 * r else 'MISSED'})")
+    finally:
+        p.cleanup()
+
+
+def case_db_cache(runs: int) -> None:
+    """A reset after switching to a branch whose migrations key is cached vs the rebuild it replaces (a reset after
+    switching to a key never seen: migrate + seed + template), alternating in one run, 1 s apart (as in reset)."""
+    p = Project()
+    seed = p.root / "apps" / "server" / "prisma" / "seed.js"
+    original = seed.read_text()
+    try:
+        p.devenv("up")
+        rebuilds, cached = [], []
+        for i in range(runs):
+            time.sleep(1.0)  # as between two branch switches: the spare of the template is made in between
+            seed.write_text(original + f"// branch {i} of the bench\n")  # a key never seen: rebuilt
+            rebuilds.append(timed(lambda: p.devenv("reset", "--yes")))
+            time.sleep(1.0)
+            seed.write_text(original)  # back on the first branch: its template is in the cache
+            t0 = time.perf_counter()
+            out = p.devenv("reset", "--yes", "--json").stdout
+            cached.append(time.perf_counter() - t0)
+            if '"mode": "cached"' not in out:
+                sys.exit(f"bench: the switch back did not reuse the cached template: {out}")
+        for label, samples in (("rebuild", rebuilds), ("cached", cached)):
+            print(f"  reset samples, {label}: {' '.join(f'{t:.3f}' for t in samples)}", flush=True)
+        c, b = median(cached), median(rebuilds)
+        record(
+            "reset, cached migrations key",
+            c,
+            "reset rebuilding (migrate + seed + template)",
+            b,
+            ">= 10x faster",
+            f"{b / c:.1f}x faster ({'ok' if b / c >= 10 else 'MISSED'})",
+        )
+    finally:
+        seed.write_text(original)
+
+
 # -- databases that follow the work (issue 17: clones per test worker, big databases) --------------------------------
 def case_db_clones(runs: int) -> None:
     """`devenv db clones 4` against `devenv db clones 1`, same run, alternating (the copies run in parallel)."""
@@ -715,6 +779,8 @@ CASES = {
     "ci_parallel": case_ci_parallel,
     "dev_host": case_dev_host,
     "watch": case_watch,
+    "db": case_db,
+    "db_cache": case_db_cache,
     "db_clones": case_db_clones,
 }
 OPT_IN = {"big_db": case_big_db}  # slow: only with --only

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from devenv.httpget import Response
 from devenv.runtime import ContainerState, EngineFacts, LabelledStack, StackResources
@@ -99,6 +100,24 @@ class FakeRuntime:
 
     def engine_facts(self) -> EngineFacts:
         return EngineFacts("unix:///var/run/docker.sock", "26.1.5", "2.26.1", "/var/lib/docker", frozenset())
+
+    exec_result: tuple[int, bytes, str] = (0, b"PGDMP", "")  # exec_out / exec_in: exit code, stdout, output
+
+    def exec_out(
+        self, service: str, argv: Sequence[str], sink: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]:
+        self.calls.append(("exec_out", (service, tuple(argv))))
+        code, data, output = self.exec_result
+        sink.write(data)
+        on_bytes(len(data))
+        return code, output
+
+    def exec_in(
+        self, service: str, argv: Sequence[str], source: BinaryIO, on_bytes: Callable[[int], None]
+    ) -> tuple[int, str]:
+        self.calls.append(("exec_in", (service, tuple(argv))))
+        on_bytes(len(source.read()))
+        return self.exec_result[0], self.exec_result[2]
 
 
 @dataclass
