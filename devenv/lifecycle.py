@@ -212,6 +212,7 @@ class _Waiter:
     templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
     readiness: HttpProbe | None = None
     settle: float = extras.SETTLE_SECONDS  # ready = "none": 0 when the stack was up already and nothing changed
+    unchanged: bool = False  # nothing changed since the last up: the migrate job's exit is the last up's
     existing: frozenset[str] = frozenset()  # the containers there before this `up` (their old restarts don't count)
 
     def elapsed(self) -> float:
@@ -298,7 +299,8 @@ class _Waiter:
                 self.emit(Event(about, "failed", self.elapsed(), message))
             raise
         self.ready_at[service] = self.elapsed()
-        self.emit(Event(service, "migrated" if service == "migrate" else "ready", self.elapsed()))
+        done = ("unchanged" if self.unchanged else "migrated") if service == "migrate" else "ready"
+        self.emit(Event(service, done, self.elapsed()))  # a no-op up did not run the migrate job: it says so
         if service == "postgres":
             with self.live().postgres.session(what="devenv's mark") as conn:
                 # so reset knows its own
@@ -384,7 +386,7 @@ def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]
     project, stack, cfg = ctx.project, ctx.stack, ctx.config
     notes: list[str] = []
     warnings: list[str] = []
-    if project.env_template.name != ".env.template":
+    if project.env_template.name != ".env.template" and not project.env_file.exists():  # said when it is written
         notes.append(f"{project.env_file.name} is written from {project.env_template.name} (the env template).")
     if not stack.redis:
         notes.append(f"redis: not in the stack ({stack.redis_reason}; [redis] enabled = true adds it).")
@@ -499,6 +501,7 @@ def up(
         cache = StateCache(runtime, stale=frozenset(s.id for s in before))
     waiter = _Waiter(ctx, cache, timeout, on_event, t0)  # each wait's deadline starts when it does: after the build
     waiter.settle = 0.0 if unchanged else extras.SETTLE_SECONDS  # up, unchanged and never restarted: settled
+    waiter.unchanged = unchanged
     waiter.existing = frozenset(s.id for s in before)
 
     def compose_up() -> None:

@@ -307,9 +307,12 @@ def _from_cache(ctx: Context, conn: Connection, key: str) -> tuple[str, str] | N
 
 
 @contextlib.contextmanager
-def stack_session(ctx: Context, action: str, application_name: str) -> Iterator[tuple[Context, Connection]]:
+def stack_session(
+    ctx: Context, action: str, application_name: str, what: str = ""
+) -> Iterator[tuple[Context, Connection]]:
     """A session on the stack's own Postgres (its maintenance database) after the checks every database command
     makes first: this checkout's stack (ACTION names what is refused), DATABASE_URL naming it, the cluster mark.
+    WHAT names the step in the session's errors (default: ACTION).
 
     Yields the context with the ports as published, and the session.
     """
@@ -326,6 +329,6 @@ def stack_session(ctx: Context, action: str, application_name: str) -> Iterator[
     if not project.ci:  # a CI stack's .env is the checkout's, which points at the developer's stack
         check_database_url(ctx, ep.host, ep.postgres_port)
     db = ctx.settings.pg_db
-    with postgres.session(marks.maintenance_db(db), what=action, application_name=application_name) as conn:
+    with postgres.session(marks.maintenance_db(db), what=what or action, application_name=application_name) as conn:
         marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
         yield ctx, conn

@@ -110,19 +110,29 @@ def plan_stack(
     if mode == "container" and has_dockerfile:
         services += ["migrate", "server"] if migrates else ["server"]
     elif mode == "host":
-        why = "server.mode = host" if config.server.mode == "host" else f"no {config.server.dockerfile}"
+        why = (
+            f"{config.where('server.mode')} = host"
+            if config.server.mode == "host"
+            else f"no {config.server.dockerfile}"
+        )
         server_reason = f"{why}: the server runs on the host (`devenv dev`)"
     else:
         server_reason = f"no {config.server.dockerfile}"
     redis_reason = redis or "no REDIS_* key in the template and no Redis client"
     for extra in config.services:
-        _check_extra(config, extra, services, "server" in services, redis_reason, server_reason)
+        _check_extra(config, extra, services, "server" in services, redis_reason, server_reason, has_dockerfile)
     services += [e.name for e in config.services]
     return Stack(tuple(services), redis_reason, server_reason, mode, config.services)
 
 
 def _check_extra(
-    config: Config, extra: ExtraService, builtin: Sequence[str], server: bool, redis_reason: str, server_reason: str
+    config: Config,
+    extra: ExtraService,
+    builtin: Sequence[str],
+    server: bool,
+    redis_reason: str,
+    server_reason: str,
+    has_dockerfile: bool,
 ) -> None:
     """A [services.NAME] table needs what it names: the server's image, and the services it depends on."""
     dotted = f"services.{extra.name}"
@@ -130,7 +140,12 @@ def _check_extra(
         raise ConfigError(
             f'{config.where(dotted + ".from")} = "server": this project\'s stack has no server image '
             f"({server_reason}).",
-            'add the server\'s Dockerfile (server.dockerfile), or give the service its own image = "…".',
+            (
+                "run the server in its container (server.mode = container) to run this worker beside it, or give "
+                'the service its own image = "…".'
+                if has_dockerfile
+                else 'add the server\'s Dockerfile (server.dockerfile), or give the service its own image = "…".'
+            ),
         )
     for dep in extra.depends_on or ():
         if dep in {"postgres", "redis", "migrate", "server"} and dep not in builtin:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from devenv import checkouts, marks
+from devenv import marks
 from devenv.context import Context
 from devenv.errors import DevenvError, SnapshotExists, SnapshotNotFound, StackNotRunning, UsageError
 from devenv.pgwire import Connection, PgError
@@ -95,25 +95,11 @@ def default_name(now: float | None = None) -> str:
 
 @contextmanager
 def stack_session(ctx: Context, what: str) -> Iterator[tuple[Context, Connection]]:
-    """A session on the stack's maintenance database, after the checks every database command makes: the stack is
-    this checkout's, DATABASE_URL points at it, and its Postgres carries this stack's cluster mark."""
-    from devenv.reset import check_database_url
+    """reset.stack_session for the db commands: WHAT names the step in the session's errors."""
+    from devenv.reset import stack_session as checked_session
 
-    project = ctx.project
-    states = ctx.runtime.containers(detail=False)
-    if not project.ci:
-        other = checkouts.foreign_owner([s.labels for s in states], project.root)
-        if other is not None:
-            raise checkouts.refusal(project.name, other, project.root, "changes the database of")
-    ctx = ctx.with_states(states)
-    postgres = ctx.postgres  # StackNotRunning when it is not published
-    ep = ctx.endpoints
-    assert ep.postgres_port is not None
-    check_database_url(ctx, ep.host, ep.postgres_port)
-    db = ctx.settings.pg_db
-    with postgres.session(marks.maintenance_db(db), what=what, application_name=APPLICATION_NAME) as conn:
-        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
-        yield ctx, conn
+    with checked_session(ctx, "changes the database of", APPLICATION_NAME, what) as (checked, conn):
+        yield checked, conn
 
 
 def _in_use(ex: BaseException) -> bool:

@@ -48,6 +48,8 @@ def test_fresh_up_data_survives_down_up_and_second_up_is_a_no_op(example: Exampl
     assert _events(second.stdout)[-1]["compose_work"] is False
     migrate = next(r for r in _events(second.stdout)[-1]["services"] if r["service"] == "migrate")
     assert migrate["state"] == "up to date" and "not run" in migrate["url"]  # truthful: nothing ran this time
+    said = [e["phase"] for e in _events(second.stdout) if e.get("event") == "progress" and e["service"] == "migrate"]
+    assert "migrated" not in said and said[-1] == "unchanged", said  # the progress agrees with the summary
 
     example.devenv("down", check=True)
     assert example.resources()["containers"] == []

@@ -146,6 +146,13 @@ def test_a_worker_from_the_server_needs_a_server_image(tmp_path: Path) -> None:
         _ = context_of(load_project(root, environ={})).stack
 
 
+def test_a_worker_from_the_server_in_host_mode_names_the_variable_that_chose_it(tmp_path: Path) -> None:
+    root = _project(tmp_path, '[services.worker]\nfrom = "server"\n')
+    with pytest.raises(ConfigError, match=r"DEVENV_SERVER_MODE \(overrides server.mode\) = host") as caught:
+        _ = context_of(load_project(root, environ={"DEVENV_SERVER_MODE": "host"})).stack
+    assert "server.mode = container" in (caught.value.hint or "")  # the Dockerfile is there: not "add one"
+
+
 def test_depends_on_redis_without_redis_in_the_stack_is_refused(tmp_path: Path) -> None:
     root = _project(tmp_path, '[redis]\nenabled = false\n[services.mail]\nimage = "x:1"\ndepends_on = ["redis"]\n')
     with pytest.raises(ConfigError, match="names redis, which this project's stack has not") as caught:
