@@ -113,6 +113,7 @@ def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_templa
     example.devenv("up", check=True)
     first = _json(example, "reset", "--yes")
     assert first["mode"] == "template"
+    _wait_for_spare(example)  # A's spare is made before the switch: it goes into the cache with A's template
     migration = example.server_dir / "prisma" / "migrations" / "99990101000000_add_audit"
     migration.mkdir()
     (migration / "migration.sql").write_text('CREATE TABLE "Audit" ("id" SERIAL PRIMARY KEY, "what" TEXT);\n')
