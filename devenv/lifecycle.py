@@ -381,12 +381,12 @@ def _summary_url(ctx: Context, service: str, migrate_outcome: str = "", others: 
     return "-"
 
 
-def _notes(ctx: Context, selected: Sequence[str]) -> tuple[list[str], list[str]]:
+def _notes(ctx: Context, selected: Sequence[str], env_written: bool = False) -> tuple[list[str], list[str]]:
     """What `up` tells the user about this project's shape: (notes, warnings)."""
     project, stack, cfg = ctx.project, ctx.stack, ctx.config
     notes: list[str] = []
     warnings: list[str] = []
-    if project.env_template.name != ".env.template" and not project.env_file.exists():  # said when it is written
+    if project.env_template.name != ".env.template" and env_written:  # said when this up wrote .env
         notes.append(f"{project.env_file.name} is written from {project.env_template.name} (the env template).")
     if not stack.redis:
         notes.append(f"redis: not in the stack ({stack.redis_reason}; [redis] enabled = true adds it).")
@@ -481,7 +481,7 @@ def up(
     cache = StateCache(runtime)
     cache.prime(before)
     unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
-    notes, warnings = _notes(ctx, selected) if not unchanged else ([], [])
+    notes, warnings = _notes(ctx, selected, env_result.written) if not unchanged else ([], [])
     notes = claim_notes + notes
     for note in notes:  # said now: a failing `up` still tells what it decided
         on_event(Event("up", "note", time.monotonic() - t0, note))

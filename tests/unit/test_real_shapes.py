@@ -62,8 +62,9 @@ def test_monorepo_with_apps_api_env_sample_and_a_dockerfile_built_from_the_root(
     assert ctx.stack.services == ("postgres", "redis", "migrate", "server")
     assert ctx.stack.redis_reason == "the server depends on ioredis"
     assert ctx.seed_command == ("npx", "prisma", "db", "seed")  # package.json prisma.seed
-    notes, warnings = _notes(ctx, ctx.stack.services)
+    notes, warnings = _notes(ctx, ctx.stack.services, env_written=True)
     assert any("written from .env.sample" in n for n in notes)
+    assert not any("written from" in n for n in _notes(ctx, ctx.stack.services)[0])  # only when this up wrote it
     assert any("docker-compose.yml is not used" in n for n in notes)
     [warning] = warnings
     assert "no Prisma migrations" in warning and "npx prisma migrate dev" in warning
