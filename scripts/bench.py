@@ -622,6 +622,7 @@ def case_db_cache(runs: int) -> None:
         )
     finally:
         seed.write_text(original)
+        p.cleanup()  # its stack and volumes go, as every other case's do
 
 
 # -- databases that follow the work (issue 17: clones per test worker, big databases) --------------------------------
