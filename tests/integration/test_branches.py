@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-import psycopg
-
 from tests.integration.conftest import ExampleProject
+from tests.integration.test_reset import _pg
 
 
 def _git(example: ExampleProject, *args: str) -> None:
     subprocess.run(["git", *args], cwd=example.root, env=example.env, check=True, capture_output=True, text=True)
-
-
-def _pg(example: ExampleProject, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
-    env = example.env_values()
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=example.port("postgres"),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname=dbname or env["POSTGRES_DB"],
-        autocommit=True,
-    )
 
 
 def _write(example: ExampleProject, text: str) -> None:

@@ -11,6 +11,7 @@ import psycopg
 from dotenv import dotenv_values
 
 from tests.integration.conftest import ExampleProject
+from tests.integration.test_reset import _pg
 
 # Each worker writes a row of its own into the database its URL names and reports what it saw there.
 WORKER = """
@@ -30,15 +31,7 @@ sys.exit(int(sys.argv[2]))
 
 
 def _databases(example: ExampleProject) -> dict[str, str | None]:
-    env = example.env_values()
-    with psycopg.connect(
-        host="127.0.0.1",
-        port=example.port("postgres"),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    with _pg(example, "postgres") as conn:
         rows = conn.execute("select datname, shobj_description(oid, 'pg_database') from pg_database").fetchall()
     return {str(name): comment for name, comment in rows}
 
@@ -79,10 +72,7 @@ def test_db_clones_refuses_a_database_of_that_name_that_is_not_a_clone(example: 
     example.devenv("up", "postgres", "redis", "migrate", check=True)
     env = example.env_values()
     app = env["POSTGRES_DB"]
-    with psycopg.connect(
-        host="127.0.0.1", port=example.port("postgres"), user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"], dbname="postgres", autocommit=True,
-    ) as conn:  # fmt: skip
+    with _pg(example, "postgres") as conn:
         conn.execute(f"create database {app}_w2")
     done = example.devenv("db", "clones", "2")
     assert done.returncode == 2, done.stderr

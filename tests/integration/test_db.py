@@ -6,23 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-import psycopg
 import redis
 
 from tests.integration.conftest import ExampleProject, make_project, remove
-from tests.integration.test_reset import _wait_for_spare
-
-
-def _pg(example: ExampleProject, dbname: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
-    env = example.env_values()
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=example.port("postgres"),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"],
-        dbname=dbname or env["POSTGRES_DB"],
-        autocommit=True,
-    )
+from tests.integration.test_reset import _pg, _wait_for_spare
 
 
 def _redis(example: ExampleProject) -> redis.Redis:
