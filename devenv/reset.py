@@ -180,6 +180,13 @@ def start_spare(ctx: Context, key: str) -> bool:
 
     A CI stack is thrown away after its tests: a spare would only cost it CPU.
     """
+    db = ctx.settings.pg_db
+    return start_copy(ctx, marks.spare_name(db), marks.template_name(db), marks.template_mark(key), key, lock="spare")
+
+
+def start_copy(ctx: Context, copy: str, template: str, template_mark: str, key: str, *, lock: str) -> bool:
+    """Make COPY of TEMPLATE in the background under LOCK (the reset's spare, a snapshot's ready copy), and drop
+    what the last swap put in the trash; False when none was started ([reset] spare off, a CI stack)."""
     project, settings, ep = ctx.project, ctx.settings, ctx.endpoints
     if not project.config.reset.spare or project.ci or ep.postgres_port is None:
         return False
@@ -190,14 +197,14 @@ def start_spare(ctx: Context, key: str) -> bool:
         "port": ep.postgres_port,
         "user": settings.pg_user,
         "password": settings.pg_password,
-        "spare": marks.spare_name(settings.pg_db),
+        "spare": copy,
         "trash": marks.trash_name(settings.pg_db),
-        "template": marks.template_name(settings.pg_db),
-        "template_mark": marks.template_mark(key),
+        "template": template,
+        "template_mark": template_mark,
         "key": key,
         "maintenance_db": marks.maintenance_db(settings.pg_db),
     }
-    return spare.start(project.state_dir, job)
+    return spare.start(project.state_dir, job, lock=lock)
 
 
 def take_template(conn: Connection, db: str, key: str, state_dir: Path) -> None:

@@ -199,25 +199,13 @@ def _ready_lock(name: str) -> str:
 
 
 def _start_ready_copy(ctx: Context, snap: Snapshot) -> bool:
-    """Make the snapshot's ready copy in the background (as the reset spare is; not in CI or with spare = false)."""
-    project, settings, ep = ctx.project, ctx.settings, ctx.endpoints
-    if not project.config.reset.spare or project.ci or ep.postgres_port is None:
-        return False
-    from devenv import spare
+    """Make the snapshot's ready copy in the background (as the reset spare is; not in CI or with spare = false);
+    its job also drops what a restore replaced (the trash), off the restore's time."""
+    from devenv.reset import start_copy
 
-    job = {
-        "host": ep.host,
-        "port": ep.postgres_port,
-        "user": settings.pg_user,
-        "password": settings.pg_password,
-        "spare": marks.snapshot_ready_name(settings.pg_db, snap.name),
-        "template": snap.database,
-        "template_mark": marks.snapshot_mark(snap.name, snap.key, snap.created),
-        "key": snap.key,
-        "maintenance_db": marks.maintenance_db(settings.pg_db),
-        "trash": marks.trash_name(settings.pg_db),  # what a restore replaced: dropped off the restore's time
-    }
-    return spare.start(project.state_dir, job, lock=_ready_lock(snap.name))
+    ready = marks.snapshot_ready_name(ctx.settings.pg_db, snap.name)
+    mark = marks.snapshot_mark(snap.name, snap.key, snap.created)
+    return start_copy(ctx, ready, snap.database, mark, snap.key, lock=_ready_lock(snap.name))
 
 
 def flush_redis(ctx: Context, what: str) -> bool:
