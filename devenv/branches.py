@@ -120,7 +120,7 @@ def _incoming(ctx: Context, conn: Connection, branch: str) -> tuple[str, str]:
         return parked, "own"
     tmpl = marks.template_name(db)
     tmpl_oid, tmpl_mark = conn.database(tmpl) or ("", None)
-    staging = marks.staging_name(db)
+    staging = marks.incoming_name(db)
     if conn.database(staging) is not None:  # left by a switch that failed: never anyone's data
         conn.execute(f"DROP DATABASE {ident(staging)} WITH (FORCE)")
     if tmpl_mark == marks.template_mark(key):

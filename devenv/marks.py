@@ -165,7 +165,8 @@ def cached_ready_name(db: str, key: str) -> str:
 
 
 def incoming_name(db: str) -> str:
-    """Where a database is made before it is swapped in for DB (a restore's copy, a load)."""
+    """Where a database is made before it is swapped in for DB (a restore's copy, a load, a branch's new
+    database); never anyone's data."""
     return _suffixed(db, "__devenv_incoming")
 
 
@@ -242,11 +243,6 @@ def branch_name(db: str, branch: str) -> str:
 def trash_name(db: str) -> str:
     """Where a reset puts the database it replaced, for the background job to drop (never anyone's data)."""
     return _suffixed(db, "__devenv_trash")
-
-
-def staging_name(db: str) -> str:
-    """Where a branch's new database is made before it is renamed into DB's place (never anyone's data)."""
-    return _suffixed(db, "__devenv_incoming")
 
 
 def branch_mark(branch: str) -> str:

@@ -22,7 +22,7 @@ def test_clone_and_branch_names_fit_63_bytes_and_never_collide() -> None:
     assert marks.clone_name("quotes", 1) == "quotes_w1"
     assert marks.branch_name("quotes", "main") == "quotes__branch_main"
     for db in ("quotes", "x" * 50, "x" * 63, "数据库" * 7):
-        reserved = {db, marks.template_name(db), marks.spare_name(db), marks.staging_name(db), marks.trash_name(db)}
+        reserved = {db, marks.template_name(db), marks.spare_name(db), marks.incoming_name(db), marks.trash_name(db)}
         clones = {marks.clone_name(db, i) for i in range(1, 65)}
         parked = {marks.branch_name(db, b) for b in ("main", "feat/x", "feat-x", "feat_x", "Feat-X", "é", "a" * 80)}
         assert len(clones) == 64 and len(parked) == 7  # feat/x and feat-x get names of their own
