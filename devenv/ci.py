@@ -190,7 +190,13 @@ def _with_shared_env(ctx: Context) -> Context:
     from devenv.lock import project_lock
 
     with project_lock(ctx.project.root / ".devenv", name="env"):
-        done = ensure_env(ctx.project, ctx.environ, files=read_env_files(ctx.project), redis=ctx.stack.redis)
+        done = ensure_env(
+            ctx.project,
+            ctx.environ,
+            files=read_env_files(ctx.project),
+            redis=ctx.stack.redis,
+            host=ctx.runtime.host_address(),
+        )
         return ctx.with_files(done.files)
 
 

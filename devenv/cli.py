@@ -105,7 +105,7 @@ def env_command(args: argparse.Namespace) -> None:
                 "`devenv env` adds the missing keys; remove the extra ones and fix the ports by hand.",
             )
         return
-    result = ensure_env(c.project, c.environ, files=c.files, redis=c.stack.redis)
+    result = ensure_env(c.project, c.environ, files=c.files, redis=c.stack.redis, host=c.runtime.host_address())
     remember(c.project, result)
     print_env(result)
 
@@ -208,9 +208,17 @@ def _down_gone(args: argparse.Namespace) -> None:
     from devenv.runtime import open_runtime
 
     runtime = open_runtime()
-    stacks = gone_stacks(runtime)
+    every = gone_stacks(runtime, running=True)
+    stacks = [s for s in every if args.running or not s.running]
+    left = [s for s in every if s not in stacks]
+    for stack in left:
+        echo(
+            f"{stack.name}: left alone, it is running (its checkout {stack.checkout} is gone; "
+            "`devenv down --gone --running` removes running ones too).",
+            err=True,
+        )
     if not stacks:
-        echo("no stack of a checkout that is gone.")
+        echo("no stopped stack of a checkout of this machine that is gone.")
         return
     print_stacks(stacks, as_json=False)
     names = ", ".join(s.name for s in stacks)
@@ -580,10 +588,15 @@ def build_parser() -> Parser:
     p.add_argument("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes).")
     p.add_argument("-y", "--yes", action="store_true", help="Confirm --volumes or --gone without asking.")
     p.add_argument(
-        "--gone", action="store_true", help="Remove the stacks (and volumes) of checkouts that no longer exist."
+        "--gone",
+        action="store_true",
+        help="Remove the stopped stacks (and volumes) of this machine's checkouts that no longer exist.",
     )
+    p.add_argument("--running", action="store_true", help="With --gone: running stacks of gone checkouts too.")
 
-    p = _add(sub, "ls", ls_command, "Every devenv stack on this engine: checkout, state, ports, volume size, age.")
+    p = _add(
+        sub, "ls", ls_command, "Every devenv stack on this engine: machine, checkout, state, ports, volume size, age."
+    )
     _json(p, "The stacks as JSON.")
 
     p = _add(sub, "status", status_command, "Health of the stack: exit 0 healthy, 1 degraded, 4 down.")

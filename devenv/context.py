@@ -21,6 +21,7 @@ from devenv.connectors import HttpConnector, PostgresConnector, RedisConnector
 from devenv.dockerfile import Dockerfile
 from devenv.dockerfile import read as read_dockerfile
 from devenv.endpoints import Endpoints, resolve_endpoints
+from devenv.engine import resolve as resolve_engine
 from devenv.envfile import EnvFiles, HostPorts, read_env_files
 from devenv.errors import EngineUnreachable, StackNotRunning
 from devenv.httpget import Response
@@ -174,14 +175,14 @@ class Context:
         """The host ports the stack uses: the configured ones, or the running stack's (None: not known)."""
         cfg = self.config
         if cfg.postgres.port and cfg.redis.port:
-            return HostPorts(cfg.postgres.port, cfg.redis.port)
+            return HostPorts(cfg.postgres.port, cfg.redis.port, self.runtime.host_address())
         try:
             ep = self.endpoints
         except EngineUnreachable:
             return None
         if ep.postgres_port is None:
             return None
-        return HostPorts(ep.postgres_port, ep.redis_port or cfg.redis.port or REDIS_PORT)
+        return HostPorts(ep.postgres_port, ep.redis_port or cfg.redis.port or REDIS_PORT, ep.host)
 
     def with_files(self, files: EnvFiles) -> Context:
         """The same context after .env changed (the settings are merged anew from FILES)."""
@@ -201,7 +202,13 @@ class Context:
             self,
             project=project,
             runtime=runtime
-            or open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir)),
+            or open_runtime(
+                project.name,
+                project.compose_file,
+                project.checkout,
+                str(project.secrets_dir),
+                target=resolve_engine(self.environ),
+            ),
             known_endpoints=None,
         )
 
@@ -234,7 +241,10 @@ def open_project(
         project=project,
         environ=env,
         files=files,
-        runtime=runtime or open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir)),
+        runtime=runtime
+        or open_runtime(
+            project.name, project.compose_file, project.checkout, str(project.secrets_dir), target=resolve_engine(env)
+        ),
         connectors=connectors or WireConnectors(),
     )
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from devenv.engine import is_loopback
 from devenv.envfile import HostPorts
 from devenv.errors import DevenvError
-from devenv.ports import port_is_free
 from devenv.project import Project
 from devenv.runtime import EngineFacts, Runtime
 
@@ -49,7 +49,17 @@ def check_engine(facts: EngineFacts | DevenvError) -> list[Finding]:
     """Engine reachable and its version; compose v2 present and recent enough."""
     if isinstance(facts, DevenvError):
         return [Finding("engine", "fail", facts.message, facts.hint or "")]
-    out = [Finding("engine", "ok", f"Docker Engine {facts.server_version} at {facts.host}")]
+    via = f" (from {facts.source})" if facts.source else ""
+    out = [Finding("engine", "ok", f"Docker Engine {facts.server_version} at {facts.host}{via}")]
+    if not is_loopback(facts.address):
+        out.append(
+            Finding(
+                "engine host",
+                "ok",
+                f"remote: the stack's ports answer at {facts.address} (.env, the summary and the probes use it; "
+                "DEVENV_ENGINE_HOST overrides it)",
+            )
+        )
     if not facts.compose_version:
         out.append(
             Finding("compose", "fail", "docker compose (v2) is missing", "install the compose plugin (>= 2.20).")
@@ -99,11 +109,13 @@ def check_disk(root_dir: str, host: str) -> Finding:
 def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
     """The stack's host ports: free, or held by this stack; a taken default is a warning (up picks another one),
     a taken pinned one a failure naming who holds it."""
-    from devenv.checkouts import holder
+    from devenv.checkouts import holder, port_space
     from devenv.endpoints import container_ports
+    from devenv.ports import LocalPorts
     from devenv.services import port_claims, server_mode
 
     out = []
+    space = port_space(runtime) if runtime is not None else LocalPorts()  # this machine, or the engine's host
     published: dict[tuple[str, int], int] | None = None  # looked up once, and only when a port is taken
     inside = container_ports(project.config)
     host = server_mode(project.config, project.dockerfile.is_file(), project.ci) == "host"
@@ -114,8 +126,8 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
             continue
-        if port_is_free(claim.port):
-            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free"))
+        if space.is_free(claim.port):
+            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free on {space.where}"))
             continue
         if runtime is not None and published is None:
             published = runtime.published_ports()
@@ -201,7 +213,8 @@ def _host_ports(project: Project, runtime: Runtime | None) -> HostPorts | None:
     pg = cfg.postgres.port or published.get(("postgres", inside["postgres"]))
     if not pg:
         return None
-    return HostPorts(pg, cfg.redis.port or published.get(("redis", inside["redis"])) or 6379)
+    redis = cfg.redis.port or published.get(("redis", inside["redis"])) or 6379
+    return HostPorts(pg, redis, runtime.host_address() if runtime is not None else "127.0.0.1")
 
 
 def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Finding]:

@@ -285,6 +285,7 @@ class HostPorts:
 
     postgres: int = POSTGRES_PORT
     redis: int = REDIS_PORT
+    host: str = "127.0.0.1"  # where they answer: loopback, or a remote engine's host (devenv.engine)
 
 
 def _host_value(
@@ -302,8 +303,8 @@ def _host_value(
     if key in CREDENTIAL_KEYS and environ.get(key):
         return environ[key], False
     fixed = {
-        "POSTGRES_HOST": "127.0.0.1",
-        "REDIS_HOST": "127.0.0.1",
+        "POSTGRES_HOST": ports.host,
+        "REDIS_HOST": ports.host,
         "POSTGRES_PORT": str(ports.postgres),
         "REDIS_PORT": str(ports.redis),
     }
@@ -329,18 +330,20 @@ def ensure_env(
     files: EnvFiles | None = None,
     redis: bool = True,
     ports: HostPorts | None = None,
+    host: str = "127.0.0.1",
 ) -> EnvResult:
     """Create or complete the .env beside the template; never change a value that is already there.
 
     FILES: the template and .env already parsed by the caller (else they are read here). REDIS: whether the stack
-    has Redis (its keys are added only then). PORTS: the host ports to write (default: the configured ones).
+    has Redis (its keys are added only then). PORTS: the host ports to write (default: the configured ones); HOST:
+    where they answer (a remote engine's host; default loopback).
     """
     env = os.environ if environ is None else environ
     files = files or read_env_files(project)
     template = files.template or read_template(project)  # a missing template is the error read_template raises
     current = files.current
     cfg = project.config
-    ports = ports or HostPorts(cfg.postgres.port or POSTGRES_PORT, cfg.redis.port or REDIS_PORT)
+    ports = ports or HostPorts(cfg.postgres.port or POSTGRES_PORT, cfg.redis.port or REDIS_PORT, host)
     have = current.bindings if current else {}
     tpl = template.bindings
     catalogue = stack_catalogue()
@@ -369,8 +372,8 @@ def ensure_env(
     url = tpl.get("DATABASE_URL")
     settings = merge((_Decided(written_values), current), env, env_exists=True, database_url=url.value if url else None)
     built = {
-        "DATABASE_URL": settings.database_url("127.0.0.1", ports.postgres),
-        "REDIS_URL": settings.redis_url("127.0.0.1", ports.redis),
+        "DATABASE_URL": settings.database_url(ports.host, ports.postgres),
+        "REDIS_URL": settings.redis_url(ports.host, ports.redis),
     }
     for key, url_value in built.items():
         if key in missing_template_keys or key in extra_stack_keys:
@@ -466,7 +469,14 @@ def _warnings(project: Project, current: DotenvFile | None, written: bool) -> li
 
 # -- the ports in use ----------------------------------------------------------------------------------------------
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-PORT_KEYS = {"POSTGRES_PORT": "postgres", "REDIS_PORT": "redis", "DATABASE_URL": "postgres", "REDIS_URL": "redis"}
+PORT_KEYS = {
+    "POSTGRES_PORT": "postgres",
+    "REDIS_PORT": "redis",
+    "DATABASE_URL": "postgres",
+    "REDIS_URL": "redis",
+    "POSTGRES_HOST": "postgres",
+    "REDIS_HOST": "redis",
+}
 
 
 @dataclass(frozen=True)
@@ -478,26 +488,38 @@ class PortSync:
     warnings: tuple[str, ...]
 
 
-def _with_port(url: str, port: int) -> str:
+def _with_host_port(url: str, new_host: str | None, port: int) -> str:
+    """URL pointing at NEW_HOST (None: its own host) and PORT, credentials, path and query kept."""
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)
     host = netloc[-1].rsplit(":", 1)[0] if not netloc[-1].startswith("[") else netloc[-1].split("]")[0] + "]"
     auth = netloc[0] + "@" if len(netloc) == 2 else ""
-    return parts._replace(netloc=f"{auth}{host}:{port}").geturl()
+    return parts._replace(netloc=f"{auth}{new_host or host}:{port}").geturl()
+
+
+def _is_local(host: str) -> bool:
+    return host in LOCAL_HOSTS or host.startswith("127.")
 
 
 def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]]:
-    """The .env values that point host tools at another port than the stack's: (entry, the value that would)."""
+    """The .env values that point host tools at another port (or host) than the stack's: (entry, the value that
+    would be right). A URL to a host that is neither this machine nor the engine's is the user's own choice (a
+    managed database) and left out; on a remote engine, one to this machine's loopback is not."""
     out: list[tuple[Entry, str]] = []
     if files.current is None:
         return out
     wanted = {"postgres": ports.postgres, "redis": ports.redis}
+    remote = not _is_local(ports.host)
     for key, entry in files.current.bindings.items():
         service = PORT_KEYS.get(key)
         raw = entry.value or ""
         if service is None or not raw or "${" in raw:
             continue  # unset, or made of other keys (it follows them)
         port = wanted[service]
+        if key.endswith("_HOST"):
+            if remote and raw.strip() != ports.host and _is_local(raw.strip()):
+                out.append((entry, ports.host))
+            continue
         if key.endswith("_PORT"):
             if raw.strip() != str(port):
                 out.append((entry, str(port)))
@@ -507,8 +529,11 @@ def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]
             url_port = url.port or (POSTGRES_PORT if service == "postgres" else REDIS_PORT)
         except ValueError:
             continue
-        if url.hostname in LOCAL_HOSTS and url_port != port:
-            out.append((entry, _with_port(raw, port)))
+        host = url.hostname or ""
+        if remote and _is_local(host):
+            out.append((entry, _with_host_port(raw, ports.host, port)))
+        elif (_is_local(host) or host == ports.host) and url_port != port:
+            out.append((entry, _with_host_port(raw, None, port)))
     return out
 
 
@@ -533,11 +558,10 @@ def sync_ports(project: Project, files: EnvFiles, ports: HostPorts, ours: Mappin
             lines[entry.line - 1 : entry.line - 1 + span] = [f"{prefix}{entry.key}={dotenv_quote(value)}"]
             updated[entry.key] = value
         else:
-            wanted = value if entry.key.endswith("_PORT") else urlsplit(value).port
             warnings.append(
                 f"{entry.key} ({current.where(entry.key)}) points at {masked(entry.value or '')!r}, but the stack's "
-                f"{PORT_KEYS[entry.key]} is on port {wanted}; devenv leaves a value you wrote alone: change it, or "
-                "delete the line and run `devenv env`."
+                f"{PORT_KEYS[entry.key]} answers at {_answers_at(entry.key, value, ports)}; devenv leaves a value "
+                "you wrote alone: change it, or delete the line and run `devenv env`."
             )
     warnings.reverse()
     if not updated:
@@ -547,6 +571,15 @@ def sync_ports(project: Project, files: EnvFiles, ports: HostPorts, ours: Mappin
     text = "\n".join(lines)
     atomic_write(project.env_file, text)
     return PortSync(EnvFiles(files.template, parse_dotenv(project.env_file, text)), updated, tuple(warnings))
+
+
+def _answers_at(key: str, value: str, ports: HostPorts) -> str:
+    if key.endswith("_HOST"):
+        return f"{value} (the remote Docker Engine's host)"
+    if key.endswith("_PORT"):
+        return f"port {value}"
+    url = urlsplit(value)
+    return f"{url.hostname}:{url.port}" + (" (the remote Docker Engine's host)" if not _is_local(ports.host) else "")
 
 
 # -- devenv env --check ---------------------------------------------------------------------------------------------

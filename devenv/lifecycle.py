@@ -25,11 +25,11 @@ from devenv import checkouts, extras, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
+from devenv.engine import is_loopback
 from devenv.envfile import HostPorts, ensure_env, sync_ports, written_marks
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
-from devenv.ports import port_is_free
 from devenv.probes import (
     FALLBACK_PATHS,
     ConnectorProbe,
@@ -129,6 +129,15 @@ def _stack_is_up(states: Sequence[ContainerState], services: Sequence[str]) -> b
     return True
 
 
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
 def _claim(
     ctx: Context, states: list[ContainerState], selected: Sequence[str]
 ) -> tuple[Context, list[ContainerState], list[str]]:
@@ -145,8 +154,7 @@ def _claim(
         ctx = ctx.for_project(project)
         states = ctx.runtime.containers(detail=False)
         notes.append(claim.note)
-    if runtime.host_address() != "127.0.0.1":
-        return ctx, states, notes  # a remote engine's ports are not ours to probe; Docker reports a clash itself
+    space = checkouts.port_space(ctx.runtime)  # this machine's loopback, or the remote engine's host
     cfg = project.config
     owned = {port for s in states if not s.oneoff for port in s.ports.values()}  # this stack's published ports
     recorded = read_record(project.root).get("ports") or {}
@@ -161,13 +169,13 @@ def _claim(
             )
         seen[port] = service
         if cfg.is_pinned(f"{service}.port") or ctx.stack.extra(service) is not None:  # [services.*] ports: pinned
-            if port and port not in owned and not port_is_free(port):
-                raise checkouts.pinned_port_error(service, port, runtime, claim_.setting)
+            if port and port not in owned and not space.is_free(port):
+                raise checkouts.pinned_port_error(service, port, ctx.runtime, claim_.setting, space.where)
             continue
-        chosen = checkouts.choose_port(service, port, owned, recorded.get(service))
+        chosen = checkouts.choose_port(space, port, owned, recorded.get(service))
         if chosen is not None:
             notes.append(
-                f"{service}: host port {port} is taken (by {checkouts.holder(runtime, port)}); this stack uses "
+                f"{service}: host port {port} is taken (by {checkouts.holder(ctx.runtime, port)}); this stack uses "
                 f"{chosen} (kept in .devenv/checkout.json; {claim_.setting} pins one)."
             )
             changes[service] = chosen
@@ -304,7 +312,10 @@ class _Waiter:
         if service == "postgres":
             with self.live().postgres.session(what="devenv's mark") as conn:
                 # so reset knows its own
-                marks.mark_cluster(conn, self.ctx.project.name, self.ctx.project.checkout, self.ctx.settings.pg_db)
+                ctx = self.ctx
+                marks.mark_cluster(
+                    conn, ctx.project.name, ctx.project.checkout, ctx.settings.pg_db, ctx.runtime.machine[0]
+                )
         # The database is ready once migrated, or at once when nothing migrates it in the stack.
         if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
             self.seed_if_new()
@@ -453,19 +464,20 @@ def up(
     project, runtime = ctx.project, ctx.runtime
     selected = expand_services(services, ctx.stack)
     host = runtime.host_address()
-    remote = host != "127.0.0.1"
-    if remote and project.config.bind_address == "127.0.0.1":
+    if not is_loopback(host) and is_loopback(project.config.bind_address):
         raise UsageError(
             f"the Docker Engine is remote ({host}): ports published on its 127.0.0.1 cannot be reached from here.",
-            "publish them on the engine host's network with DEVENV_BIND_ADDRESS=0.0.0.0 (or bind_address in "
-            "devenv.toml), or use a local engine.",
+            "publish them on the engine host's network: DEVENV_BIND_ADDRESS=0.0.0.0 (every interface; or "
+            "bind_address in devenv.toml)"
+            + (f" or DEVENV_BIND_ADDRESS={host} (that interface only)" if _is_ip(host) else "")
+            + ", or use a local engine.",
         )
     before = runtime.containers(detail=False)
     claim_notes: list[str] = []
     if not project.ci:  # a CI stack has a name of its own and Docker-chosen ports
         ctx, before, claim_notes = _claim(ctx, before, selected)
         project, runtime = ctx.project, ctx.runtime
-    env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
+    env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=host)
     ctx = ctx.with_files(env_result.files)
     if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
         claim_notes += _follow_branch(ctx, before, timeout, on_event)
@@ -533,7 +545,12 @@ def up(
         if compose_error:
             err = compose_error[0]
             if isinstance(err, ComposeFailed):
-                raise pull_failure(project.config, err, ctx.dockerfile) or failed_job(runtime, err) or err
+                raise (
+                    pull_failure(project.config, err, ctx.dockerfile)
+                    or checkouts.port_clash(runtime, err.output)
+                    or failed_job(runtime, err)
+                    or err
+                )
             raise err
         if failures:
             raise failures[0]  # type: ignore[misc]
@@ -558,7 +575,9 @@ def up(
         synced = sync_ports(
             project,
             final.files,
-            HostPorts(ep.postgres_port or 0, ep.redis_port or 0) if ep.postgres_port else HostPorts(),
+            HostPorts(ep.postgres_port or 0, ep.redis_port or 0, ep.host)
+            if ep.postgres_port
+            else HostPorts(host=ep.host),
             ours,
         )
         if synced.updated:

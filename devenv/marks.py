@@ -78,31 +78,37 @@ def maintenance_db(app_db: str) -> str:
     return "template1" if app_db == "postgres" else "postgres"
 
 
-def cluster_mark(project_name: str, checkout: str) -> str:
-    """The mark of the stack PROJECT_NAME of the checkout at CHECKOUT."""
-    return f"{CLUSTER_MARK}{project_name}@{checkout}"
+def cluster_mark(project_name: str, checkout: str, machine: str = "") -> str:
+    """The mark of the stack PROJECT_NAME of the checkout at CHECKOUT on MACHINE (its id)."""
+    return f"{CLUSTER_MARK}{project_name}@{checkout}" + (f" on {machine}" if machine else "")
 
 
-def mark_cluster(conn: Connection, project_name: str, checkout: str, app_db: str) -> None:
+def mark_cluster(conn: Connection, project_name: str, checkout: str, app_db: str, machine: str = "") -> None:
     """Write devenv's mark on the cluster's maintenance database (done by `up` on the stack's own container)."""
     target = quote_ident(maintenance_db(app_db))
-    conn.execute(f"COMMENT ON DATABASE {target} IS {quote_literal(cluster_mark(project_name, checkout))}")
+    conn.execute(f"COMMENT ON DATABASE {target} IS {quote_literal(cluster_mark(project_name, checkout, machine))}")
 
 
-def verify_cluster(conn: Connection, project_name: str, checkout: str, where: str, app_db: str = "") -> None:
-    """Refuse unless this Postgres (at WHERE) carries the mark of this checkout's PROJECT_NAME stack.
+def verify_cluster(
+    conn: Connection, project_name: str, checkout: str, where: str, app_db: str = "", machine: str = ""
+) -> None:
+    """Refuse unless this Postgres (at WHERE) carries the mark of this checkout's PROJECT_NAME stack on MACHINE.
 
-    A mark without a checkout (written before devenv labelled checkouts) is the stack's own, as it was then.
+    A mark without a checkout (written before devenv labelled checkouts) is the stack's own, as it was then; so is
+    one without a machine (written before devenv labelled machines) of the same checkout path.
     """
     _, mark = conn.database(maintenance_db(app_db)) or ("", None)
-    if mark in {cluster_mark(project_name, checkout), CLUSTER_MARK + project_name}:
+    accepted = {cluster_mark(project_name, checkout, machine), cluster_mark(project_name, checkout)}
+    if mark in accepted | {CLUSTER_MARK + project_name}:
         return
     owner = (mark or "").split("@", 1)[1] if (mark or "").startswith(f"{CLUSTER_MARK}{project_name}@") else ""
     if owner:
+        path, _, other_machine = owner.partition(" on ")
+        elsewhere = f" on the machine {other_machine[:8]}" if other_machine and other_machine != machine else ""
         raise NotOurDatabase(
-            f"the Postgres at {where} is the {project_name!r} stack of the checkout {owner}, not this one's "
-            f"({checkout}); devenv resets only this checkout's database.",
-            f"run `devenv reset` in {owner} for that one; `devenv up` here starts this checkout's own stack.",
+            f"the Postgres at {where} is the {project_name!r} stack of the checkout {path}{elsewhere}, not this "
+            f"one's ({checkout}); devenv resets only this checkout's database.",
+            f"run devenv in {path}{elsewhere} for that one; `devenv up` here starts this checkout's own stack.",
         )
     raise NotOurDatabase(
         f"the Postgres at {where} is not the {project_name!r} stack's own container "

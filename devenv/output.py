@@ -381,7 +381,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
-    """`devenv ls`: every stack with its checkout (or "gone"), state, ports, volume size and age."""
+    """`devenv ls`: every stack with its machine, checkout (or "gone"), state, ports, volume size and age."""
     if as_json:
         emit_json({"stacks": [s.as_dict() for s in stacks]})
         return
@@ -392,10 +392,12 @@ def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
     rows = []
     for s in stacks:
         checkout = (s.checkout or "(not labelled)") + (" (gone)" if s.gone else "")
+        machine = "this one" if s.here else (s.machine_name or s.machine[:8] or "?")
         ports = " ".join(f"{svc}:{port}" for svc, port in s.ports.items()) or "-"
         rows.append(
             (
                 s.name + (" [ci]" if s.ci else ""),
+                machine,
                 checkout,
                 s.state,
                 ports,
@@ -407,7 +409,7 @@ def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
     echo(
         table(
             f"{len(stacks)} devenv stacks",
-            ("name", "checkout", "state", "ports", "volumes", "age"),
+            ("name", "machine", "checkout", "state", "ports", "volumes", "age"),
             rows,
             styles=styles,
             on=on,

@@ -1,13 +1,24 @@
-"""Host ports: is the port devenv wants to publish free, and if not, who should change what."""
+"""Host ports: is the port devenv wants to publish free, and if not, who should change what.
+
+Free means free where the engine publishes it: on this machine's loopback for a local engine (a bind tells), on the
+engine's host for a remote one, where devenv cannot bind; there the engine says which host ports its containers
+publish, and a port none of them holds counts as free (a host process holding it still fails `compose up`, which
+devenv reports as the port in use).
+"""
 
 from __future__ import annotations
 
 import errno
+import random
 import socket
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from devenv.engine import is_loopback
 from devenv.errors import PortInUse
+
+EPHEMERAL = (49152, 65535)  # IANA's dynamic range: where a remote engine's fallback ports are picked
 
 
 @dataclass(frozen=True)
@@ -60,3 +71,62 @@ def check_ports(claims: Iterable[PortClaim], owned: Iterable[int] | Callable[[],
                 f"host port {claim.port} for {claim.service} is already in use on 127.0.0.1.",
                 f"stop what holds it (`ss -ltnp 'sport = :{claim.port}'`) or set {claim.setting} to a free port.",
             )
+
+
+class PortSpace(Protocol):
+    """The host ports where the stack is published: which are free, and a free one."""
+
+    @property
+    def where(self) -> str: ...
+
+    def is_free(self, port: int) -> bool: ...
+    def free_port(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    """This machine's ports on ADDRESS (a local engine publishes there): bind to know."""
+
+    address: str = "127.0.0.1"
+
+    @property
+    def where(self) -> str:
+        return self.address
+
+    def is_free(self, port: int) -> bool:
+        return port_is_free(port, self.address if is_loopback(self.address) else "127.0.0.1")
+
+    def free_port(self) -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+@dataclass
+class EnginePorts:
+    """A remote engine's host ports: the ones its containers publish are taken (asked once, on first need)."""
+
+    host: str
+    ask: Callable[[], Collection[int]]  # every host port the engine's containers publish
+    _held: set[int] | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"the Docker Engine's host {self.host}"
+
+    def held(self) -> set[int]:
+        if self._held is None:
+            self._held = set(self.ask())
+        return self._held
+
+    def is_free(self, port: int) -> bool:
+        return port not in self.held()
+
+    def free_port(self) -> int:
+        held = self.held()
+        pick = random.SystemRandom()
+        while True:
+            port = pick.randint(*EPHEMERAL)
+            if port not in held:
+                held.add(port)  # two services of one `up` never get the same one
+                return port

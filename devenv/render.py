@@ -27,7 +27,17 @@ from devenv.envfile import SAFE_VALUE_RE, EnvFiles, EnvResult, ensure_env, read_
 from devenv.errors import ConfigError
 from devenv.extras import ExtraService, interpolate
 from devenv.project import Project
-from devenv.runtime import CHECKOUT_LABEL, CHECKOUT_VAR, CI_LABEL, PROJECT_LABEL, SECRETS_VAR  # CI_LABEL: gc
+from devenv.runtime import (  # CI_LABEL: gc
+    CHECKOUT_LABEL,
+    CHECKOUT_VAR,
+    CI_LABEL,
+    MACHINE_LABEL,
+    MACHINE_NAME_LABEL,
+    MACHINE_NAME_VAR,
+    MACHINE_VAR,
+    PROJECT_LABEL,
+    SECRETS_VAR,
+)
 from devenv.services import Stack
 from devenv.settings import POSTGRES_PORT, REDIS_PORT, Settings
 from devenv.state import ensure_private_dir, ensure_state_dir, write_if_changed
@@ -326,9 +336,13 @@ def build_compose(
     if secrets:
         data["secrets"] = secrets
     escaped: dict[str, Any] = escape_dollars(data)
-    # The one value compose interpolates: the checkout's path, given by devenv.runtime when it runs compose, so the
-    # file itself names no path and renders the same in every checkout.
-    checkout = {CHECKOUT_LABEL: f"${{{CHECKOUT_VAR}:-}}"}
+    # The values compose interpolates: the checkout's path and machine, given by devenv.runtime when it runs compose,
+    # so the file itself names neither and renders the same in every checkout.
+    checkout = {
+        CHECKOUT_LABEL: f"${{{CHECKOUT_VAR}:-}}",
+        MACHINE_LABEL: f"${{{MACHINE_VAR}:-}}",
+        MACHINE_NAME_LABEL: f"${{{MACHINE_NAME_VAR}:-}}",
+    }
     for svc in escaped["services"].values():  # and the folder of the generated env files (outside the project)
         if "env_file" in svc:
             svc["env_file"] = [f.replace(SECRET_TOKEN, f"${{{SECRETS_VAR}:?{SECRETS_HELP}}}") for f in svc["env_file"]]
@@ -544,7 +558,7 @@ def check_compose(ctx: Context, path: Path) -> RenderCheck:
 
 def render_to(ctx: Context, path: Path) -> RenderResult:
     """`devenv render -o FILE`: complete .env, then write FILE and the env files it uses."""
-    env = ensure_env(ctx.project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
+    env = ensure_env(ctx.project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=ctx.runtime.host_address())
     written = write_compose(ctx.with_files(env.files), path)
     remember(ctx.project, env)
     return replace(written, env=env)

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from devenv import checkouts, marks
 from devenv.context import Context
+from devenv.engine import is_loopback
 from devenv.errors import DevenvError, NotOurDatabase
 from devenv.pgwire import Connection, PgError
 from devenv.pgwire import quote_ident as ident
@@ -54,7 +55,16 @@ def check_database_url(ctx: Context, host: str, port: int) -> None:
     parsed = urlparse(url)
     url_host = parsed.hostname or ""
     url_port = parsed.port or 5432
-    if url_host not in LOCAL_HOSTS | {host} or url_port != port:
+    if not is_loopback(host) and is_loopback(url_host):
+        raise NotOurDatabase(
+            f"DATABASE_URL in {project.env_file} points at {url_host}:{url_port}, this machine's own loopback, but "
+            f"the stack's Postgres runs on the remote Docker Engine at {host}:{port}; devenv resets only its own "
+            "database.",
+            "point DATABASE_URL at the stack (delete the line and run `devenv env`: devenv writes the engine's "
+            f"host, {host}), or reset that local database with its own tools.",
+        )
+    here = LOCAL_HOSTS if is_loopback(host) else set()
+    if url_host not in here | {host} or url_port != port:
         raise NotOurDatabase(
             f"DATABASE_URL in {project.env_file} points at {url_host}:{url_port}, not this stack's Postgres "
             f"({host}:{port}); devenv resets only its own database.",
@@ -246,9 +256,10 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
     project, settings = ctx.project, ctx.settings
     states = ctx.runtime.containers(detail=False)  # one engine call: whose stack it is, and its ports
     if not project.ci:
-        other = checkouts.foreign_owner([s.labels for s in states], project.root)
+        machine = ctx.runtime.machine[0]
+        other = checkouts.foreign_owner([s.labels for s in states], project.root, machine=machine)
         if other is not None:
-            raise checkouts.refusal(project.name, other, project.root, "resets")
+            raise checkouts.refusal(project.name, other, project.root, "resets", machine=machine)
     ctx = ctx.with_states(states)
     postgres = ctx.postgres  # StackNotRunning when it is not published
     ep = ctx.endpoints
@@ -259,7 +270,9 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
 
     maintenance = marks.maintenance_db(db)
     with postgres.session(maintenance, what="the reset", application_name=APPLICATION_NAME) as conn:
-        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
+        marks.verify_cluster(
+            conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db, ctx.runtime.machine[0]
+        )
         tmpl_oid, tmpl_comment = conn.database(tmpl) or ("", None)
         if tmpl_comment == marks.template_mark(key):
             spares = project.state_dir if project.config.reset.spare else None
@@ -326,9 +339,10 @@ def stack_session(
     project = ctx.project
     states = ctx.runtime.containers(detail=False)
     if not project.ci:
-        other = checkouts.foreign_owner([s.labels for s in states], project.root)
+        machine = ctx.runtime.machine[0]
+        other = checkouts.foreign_owner([s.labels for s in states], project.root, machine=machine)
         if other is not None:
-            raise checkouts.refusal(project.name, other, project.root, action)
+            raise checkouts.refusal(project.name, other, project.root, action, machine=machine)
     ctx = ctx.with_states(states)
     postgres = ctx.postgres  # StackNotRunning when it is not published
     ep = ctx.endpoints
@@ -337,5 +351,7 @@ def stack_session(
         check_database_url(ctx, ep.host, ep.postgres_port)
     db = ctx.settings.pg_db
     with postgres.session(marks.maintenance_db(db), what=what or action, application_name=application_name) as conn:
-        marks.verify_cluster(conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db)
+        marks.verify_cluster(
+            conn, project.name, project.checkout, f"{ep.host}:{ep.postgres_port}", db, ctx.runtime.machine[0]
+        )
         yield ctx, conn

@@ -8,7 +8,6 @@ may take in all; devenv needs a dozen GET/DELETE calls whose JSON it reads at th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,12 +23,18 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urlparse
 
 from devenv import proc
+from devenv.engine import EngineTarget, address_of, endpoint
+from devenv.engine import resolve as resolve_engine
 from devenv.errors import ComposeFailed, DevenvError, EngineUnreachable
 
 PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
 CHECKOUT_LABEL = "devenv.checkout"  # the absolute path of the checkout a stack belongs to
 CHECKOUT_VAR = "DEVENV_CHECKOUT"  # compose interpolates it into CHECKOUT_LABEL (the compose file stays path-free)
+MACHINE_LABEL = "devenv.machine"  # the id of the machine the checkout is on (devenv.machine): a path alone is not one
+MACHINE_NAME_LABEL = "devenv.machine.name"  # that machine's host name, for people reading `devenv ls`
+MACHINE_VAR = "DEVENV_MACHINE"
+MACHINE_NAME_VAR = "DEVENV_MACHINE_NAME"
 SECRETS_VAR = "DEVENV_SECRETS"  # and this one into the env_file paths of the generated env files (devenv.state)
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
@@ -99,12 +104,15 @@ class EngineFacts:
     compose_version: str  # "" when compose v2 is missing
     root_dir: str  # where Docker keeps its data (DockerRootDir)
     local_images: frozenset[str]
+    address: str = "127.0.0.1"  # where its published ports answer from here (devenv.engine)
+    source: str = ""  # what chose the engine: DOCKER_HOST, a docker context, the default socket
 
 
 class Runtime(Protocol):
     """Every operation devenv needs from a container engine, for one compose project."""
 
     project_name: str
+    machine: tuple[str, str]  # this machine's (id, host name), labelled beside the checkout
 
     def host_address(self) -> str: ...
     def up(self, services: Sequence[str], *, build: bool) -> None: ...
@@ -123,6 +131,7 @@ class Runtime(Protocol):
     def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]: ...
     def stack_labels(self, name: str) -> list[dict[str, str]]: ...
     def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]: ...
+    def held_ports(self) -> set[int]: ...
     def remove_labelled(self, name: str) -> StackResources: ...
     def engine_facts(self) -> EngineFacts: ...
     def exec_out(
@@ -136,32 +145,12 @@ class Runtime(Protocol):
 # -- where the engine is ------------------------------------------------------------------------------------------
 def docker_host() -> str:
     """The engine endpoint the docker CLI would use: DOCKER_HOST, else the current context's, else the local socket."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"]
-    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    context = os.environ.get("DOCKER_CONTEXT")
-    if not context:
-        try:
-            context = json.loads((config_dir / "config.json").read_text()).get("currentContext")
-        except (OSError, ValueError):
-            context = None
-    if context and context != "default":
-        meta = config_dir / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
-        try:
-            host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
-            if isinstance(host, str) and host:
-                return host
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return "unix:///var/run/docker.sock"
+    return endpoint(os.environ)[0]
 
 
 def engine_host_address(host: str | None = None) -> str:
     """Where published ports are reachable: loopback for a local engine, the engine's host for a remote one."""
-    url = urlparse(host or docker_host())
-    if url.scheme in {"tcp", "ssh", "http", "https"} and url.hostname:
-        return url.hostname
-    return "127.0.0.1"
+    return address_of(host or docker_host(), os.environ)
 
 
 def _unreachable(detail: str) -> EngineUnreachable:
@@ -303,12 +292,16 @@ class DockerRuntime:
         engine: EngineAPI | None = None,
         checkout: str = "",
         secrets: str = "",
+        target: EngineTarget | None = None,
+        machine: tuple[str, str] = ("", ""),
     ) -> None:
         self.project_name = project_name
         self.compose_file = compose_file
         self.project_dir = project_dir
         self.checkout = checkout  # labelled on what compose creates (CHECKOUT_LABEL)
         self.secrets = secrets  # the folder of the generated env files
+        self.target = target or resolve_engine()
+        self.machine = machine  # (id, host name) labelled beside the checkout (MACHINE_LABEL, MACHINE_NAME_LABEL)
         self._engine = engine
         self._lock = threading.Lock()
 
@@ -316,19 +309,26 @@ class DockerRuntime:
     def engine(self) -> EngineAPI:
         with self._lock:
             if self._engine is None:
-                self._engine = HttpEngine()
+                self._engine = HttpEngine(self.target.url)
             return self._engine
 
     def _call(self, method: str, path: str, query: dict[str, Any] | None = None) -> Any:
         return self.engine.request(method, path, query)
 
     def host_address(self) -> str:
-        return engine_host_address()
+        """Where the stack's published ports answer from here (devenv.engine)."""
+        return self.target.address
 
     # -- compose ------------------------------------------------------------------------------------------------
     def compose_env(self) -> dict[str, str]:
         """The environment compose runs with: the user's, plus the checkout it labels resources with."""
-        return {**os.environ, CHECKOUT_VAR: self.checkout, SECRETS_VAR: self.secrets}
+        return {
+            **os.environ,
+            CHECKOUT_VAR: self.checkout,
+            SECRETS_VAR: self.secrets,
+            MACHINE_VAR: self.machine[0],
+            MACHINE_NAME_VAR: self.machine[1],
+        }
 
     def compose_argv(self, *args: str) -> list[str]:
         """The docker compose command line for this project."""
@@ -582,6 +582,10 @@ class DockerRuntime:
                 out.append((str((c.get("Names") or ["?"])[0]).lstrip("/"), dict(c.get("Labels") or {})))
         return out
 
+    def held_ports(self) -> set[int]:
+        """Every host TCP port a running container on the engine publishes (any project): one API call."""
+        return {port for c in self._call("GET", "/containers/json") or [] for port in _tcp_ports(c).values()}
+
     def remove_labelled(self, name: str) -> StackResources:
         """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""
         from concurrent.futures import ThreadPoolExecutor
@@ -615,24 +619,42 @@ class DockerRuntime:
         )
         done = proc.run(["docker", "compose", "version", "--short"])
         return EngineFacts(
-            host=docker_host(),
+            host=self.target.url,
             server_version=str(info.get("ServerVersion", "")),
             compose_version=done.stdout.strip() if done.ok else "",
             root_dir=str(info.get("DockerRootDir", "")),
             local_images=tags,
+            address=self.target.address,
+            source=self.target.source,
         )
 
 
 def open_runtime(
-    project_name: str = "", compose_file: Path | None = None, checkout: str = "", secrets: str = ""
+    project_name: str = "",
+    compose_file: Path | None = None,
+    checkout: str = "",
+    secrets: str = "",
+    target: EngineTarget | None = None,
 ) -> DockerRuntime:
     """The one factory of the real runtime: compose project PROJECT_NAME rendered at COMPOSE_FILE, whose resources
-    are labelled with CHECKOUT (the checkout's path).
+    are labelled with CHECKOUT (the checkout's path) and this machine, on the engine TARGET (default: the one the
+    docker CLI would use).
 
     Without a project (gc, ls, doctor outside one) only the engine-wide calls make sense.
     """
+    from devenv.machine import this_machine
+
+    me = this_machine()
     compose_file = compose_file or Path.cwd() / "compose.yml"
-    return DockerRuntime(project_name, compose_file, compose_file.parent, checkout=checkout, secrets=secrets)
+    return DockerRuntime(
+        project_name,
+        compose_file,
+        compose_file.parent,
+        checkout=checkout,
+        secrets=secrets,
+        target=target,
+        machine=(me.id, me.name),
+    )
 
 
 def parse_created(text: str) -> datetime | None:

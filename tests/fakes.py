@@ -44,9 +44,12 @@ class FakeRuntime:
     oneoff_result: tuple[int, str] = (0, "")
     stacks: list[LabelledStack] = field(default_factory=list)
     volume_labels: list[dict[str, str]] = field(default_factory=list)
+    machine: tuple[str, str] = ("this-machine-id", "thishost")
+    address: str = "127.0.0.1"
+    engine_held: set[int] = field(default_factory=set)  # host ports other containers of the engine publish
 
     def host_address(self) -> str:
-        return "127.0.0.1"
+        return self.address
 
     def up(self, services: Sequence[str], *, build: bool) -> None:
         self.calls.append(("up", (tuple(services), build)))
@@ -93,6 +96,10 @@ class FakeRuntime:
 
     def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]:
         return [(s.name, dict(s.labels)) for s in self.states if port in s.ports.values()]
+
+    def held_ports(self) -> set[int]:
+        self.calls.append(("held_ports", ()))
+        return {port for s in self.states for port in s.ports.values()} | set(self.engine_held)
 
     def remove_labelled(self, name: str) -> StackResources:
         self.calls.append(("remove", (name,)))

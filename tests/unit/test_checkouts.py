@@ -20,9 +20,12 @@ from tests.fakes import FakeCluster, FakeConnectors, FakeRuntime, FakeSession, s
 from tests.fixtures.helpers import context_of
 
 
-def owned_by(path: str | Path, service: str = "postgres", ports: dict[int, int] | None = None):  # type: ignore[no-untyped-def]
+def owned_by(  # type: ignore[no-untyped-def]
+    path: str | Path, service: str = "postgres", ports: dict[int, int] | None = None, machine: str = "this-machine-id"
+):
     s = state(service, ports=ports)
-    return type(s)(**{**s.__dict__, "labels": {"devenv.project": "quotes", "devenv.checkout": str(path)}})
+    labels = {"devenv.project": "quotes", "devenv.checkout": str(path), "devenv.machine": machine}
+    return type(s)(**{**s.__dict__, "labels": labels})
 
 
 def test_a_name_held_by_another_checkout_gets_a_stable_name_of_its_own(tmp_path: Path) -> None:
@@ -31,7 +34,8 @@ def test_a_name_held_by_another_checkout_gets_a_stable_name_of_its_own(tmp_path:
     mine = tmp_path / "mine"
     runtime = FakeRuntime(states=[owned_by(other)])
     claim = checkouts.claim_name(runtime, "quotes", mine, pinned=False)
-    assert claim.name == checkouts.suffixed("quotes", mine) and claim.name.startswith("quotes-")
+    assert claim.name == checkouts.suffixed("quotes", mine, machine="this-machine-id")
+    assert claim.name.startswith("quotes-")
     assert claim.name == checkouts.claim_name(runtime, "quotes", mine, pinned=False).name  # stable
     assert str(other) in claim.note and claim.name in claim.note
     assert checkouts.suffixed("quotes", mine) != checkouts.suffixed("quotes", other)
@@ -111,10 +115,20 @@ def test_a_pinned_port_that_is_taken_fails_fast_naming_the_holder(
 
 
 def test_ls_tells_running_stacks_from_those_of_deleted_checkouts(tmp_path: Path) -> None:
+    here = {"devenv.machine": "this-machine-id"}
     alive = LabelledStack(
-        "a", "2026-12-01T10:00:00Z", 4, 2, 1, {"devenv.checkout": str(tmp_path)}, 3, 1, {"postgres": 5432}, 1000
+        "a",
+        "2026-12-01T10:00:00Z",
+        4,
+        2,
+        1,
+        {"devenv.checkout": str(tmp_path), **here},
+        3,
+        1,
+        {"postgres": 5432},
+        1000,
     )
-    gone = LabelledStack("b", "", 0, 2, 0, {"devenv.checkout": str(tmp_path / "deleted")})
+    gone = LabelledStack("b", "", 0, 2, 0, {"devenv.checkout": str(tmp_path / "deleted"), **here})
     old = LabelledStack("c", "", 0, 1, 0, {})
     runtime = FakeRuntime(stacks=[alive, gone, old])
     infos = {i.name: i for i in checkouts.list_stacks(runtime)}

@@ -76,7 +76,7 @@ def test_a_new_database_is_seeded_marked_and_templated(example: Project, monkeyp
     assert "seeded the new database: `npx prisma db seed`." in result.notes
     marks = fakes.cluster.databases
     # The cluster is known as this checkout's stack's own.
-    assert marks["postgres"] == f"devenv-project:{project.name}@{project.root}"
+    assert marks["postgres"] == f"devenv-project:{project.name}@{project.root} on this-machine-id"
     assert marks[db] == "devenv:seeded" and (marks[f"{db}__devenv_template"] or "").startswith("devenv-template:")
     # Every connection went to the ports Docker published, read off the container states.
     assert {(kind, port) for kind, _, port in fakes.seen if kind != "server"} == {("postgres", 49001), ("redis", 49002)}

@@ -86,8 +86,14 @@ def test_services_dependencies_and_healthchecks(example: Project) -> None:
 
 def test_labels_on_every_service_volume_and_network(example: Project) -> None:
     data = services(example)
-    # The checkout's path is the one value compose interpolates (devenv passes it): the file names no path.
-    label = {"devenv.project": "quotes", "devenv.checkout": "${DEVENV_CHECKOUT:-}"}
+    # The checkout's path and machine are the values compose interpolates (devenv passes them): the file names
+    # neither.
+    label = {
+        "devenv.project": "quotes",
+        "devenv.checkout": "${DEVENV_CHECKOUT:-}",
+        "devenv.machine": "${DEVENV_MACHINE:-}",
+        "devenv.machine.name": "${DEVENV_MACHINE_NAME:-}",
+    }
     assert data["name"] == "quotes"
     for svc in data["services"].values():
         assert svc["labels"] == label
@@ -115,7 +121,12 @@ def test_build_and_mounts_relative_to_the_compose_file(tmp_path: Path) -> None:
         "args": {"APP_VERSION": "7", "NODE_IMAGE": "node:22-slim"},
         "context": "../services/api",
         "dockerfile": "Dockerfile",
-        "labels": {"devenv.project": "shop", "devenv.checkout": "${DEVENV_CHECKOUT:-}"},
+        "labels": {
+            "devenv.project": "shop",
+            "devenv.checkout": "${DEVENV_CHECKOUT:-}",
+            "devenv.machine": "${DEVENV_MACHINE:-}",
+            "devenv.machine.name": "${DEVENV_MACHINE_NAME:-}",
+        },
     }
     assert server["volumes"][0] == {
         "type": "bind",
@@ -143,8 +154,9 @@ def test_stand_in_images_come_from_the_environment(tmp_path: Path) -> None:
 def test_every_dollar_is_escaped(tmp_path: Path) -> None:
     project, _ = golden_project("dollar", tmp_path)
     text = render_of(project)
-    # Every dollar is doubled but the one compose is meant to interpolate: the checkout label.
+    # Every dollar is doubled but the ones compose is meant to interpolate: the checkout and machine labels.
     rest = text.replace("$$", "").replace("${DEVENV_CHECKOUT:-}", "")
+    rest = rest.replace("${DEVENV_MACHINE:-}", "").replace("${DEVENV_MACHINE_NAME:-}", "")
     rest = rest.replace("${DEVENV_SECRETS:?run this stack through devenv (it sets DEVENV_SECRETS)}", "")
     assert re.search(r"\$", rest) is None and text.count("${DEVENV_CHECKOUT:-}") >= 5
     svc = yaml.safe_load(text)["services"]
