@@ -15,7 +15,7 @@ from devenv.config import sanitize_name as _sanitize
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
 from devenv.project import Project
-from devenv.runtime import Runtime, parse_created
+from devenv.runtime import MACHINE_LABEL, Runtime, parse_created
 
 
 @dataclass(frozen=True)
@@ -318,10 +318,15 @@ def run_with_stack(
 
 
 def gc(runtime: Runtime, older_than: timedelta, *, dry_run: bool) -> list[StackAge]:
-    """Remove (or list, with dry_run) devenv-labelled CI stacks older than the limit."""
+    """Remove (or list, with dry_run) this machine's devenv-labelled CI stacks older than the limit.
+
+    On a shared engine another machine's CI stack is that machine's job (it may still be running its tests); a
+    stack made before devenv labelled machines is taken, as it was then."""
+    mine = runtime.machine[0]
     stacks = [
         StackAge(s.name, parse_created(s.created), s.containers, s.volumes)
         for s in runtime.labelled_stacks(ci_only=True)
+        if s.labels.get(MACHINE_LABEL, mine) == mine
     ]
     old = old_stacks(stacks, older_than)
     if not dry_run:

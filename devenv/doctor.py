@@ -126,8 +126,9 @@ def check_ports(project: Project, runtime: Runtime | None) -> list[Finding]:
         if claim.port == 0:
             out.append(Finding(f"port {claim.service}", "ok", "chosen by Docker"))
             continue
-        if space.is_free(claim.port):
-            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free on {space.where}"))
+        here = LocalPorts() if claim.service == "server" and host else space  # `devenv dev` listens here
+        if here.is_free(claim.port):
+            out.append(Finding(f"port {claim.service}", "ok", f"{claim.port} is free on {here.where}"))
             continue
         if runtime is not None and published is None:
             published = runtime.published_ports()

@@ -246,3 +246,20 @@ def test_composes_port_clash_is_a_port_in_use_error(output: str) -> None:
     err = checkouts.port_clash(FakeRuntime(address="10.213.47.2"), output)
     assert err is not None and "already in use on 10.213.47.2" in err.message and err.hint
     assert checkouts.port_clash(FakeRuntime(), "pull access denied") is None
+
+
+def test_gc_takes_only_this_machines_ci_stacks() -> None:
+    from datetime import timedelta
+
+    from devenv.ci import gc
+
+    old = "2020-01-01T00:00:00Z"
+    stacks = [
+        LabelledStack("ci-mine", old, 1, 1, 1, {"devenv.ci": "true", "devenv.machine": ME}),
+        LabelledStack("ci-theirs", old, 1, 1, 1, {"devenv.ci": "true", "devenv.machine": OTHER}),
+        LabelledStack("ci-legacy", old, 1, 1, 1, {"devenv.ci": "true"}),
+    ]
+    runtime = FakeRuntime(stacks=stacks)
+    removed = gc(runtime, timedelta(hours=1), dry_run=False)
+    assert sorted(s.name for s in removed) == ["ci-legacy", "ci-mine"]
+    assert ("remove", ("ci-theirs",)) not in runtime.calls
