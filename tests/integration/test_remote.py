@@ -121,15 +121,12 @@ def checkouts(npm_project: Path, tmp_path: Path, remote_engine: RemoteEngine) ->
     yield made
     for c in made:
         c.devenv("down", "--volumes", "--yes")
-    for c in made:
-        engine_env = {**_local_env(), **remote_engine.env("tcp")}
-        for label in (f"devenv.checkout={c.root}",):
-            left = _labelled(engine_env, label)
+    engine_env = {**_local_env(), **remote_engine.env("tcp")}
+    for c in made:  # what a failed test left: removed by label, never by name
+        left = _labelled(engine_env, f"devenv.checkout={c.root}")
+        for kind in (["rm", "-f"], ["volume", "rm", "-f"]):
             if left:
-                subprocess.run(["docker", "rm", "-f", *left], env=engine_env, capture_output=True, check=False)
-                subprocess.run(
-                    ["docker", "volume", "rm", "-f", *left], env=engine_env, capture_output=True, check=False
-                )
+                subprocess.run(["docker", *kind, *left], env=engine_env, capture_output=True, check=False)
 
 
 @pytest.mark.parametrize("kind", KINDS)
