@@ -5,7 +5,8 @@ Each case prints devenv's time, the baseline's and the ratio next to the target 
 
     python scripts/bench.py [--runs N] [--only CASE ...]
 
-Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache, db_clones; opt-in (slow,
+Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache, db_clones, remote (a second
+engine, scripts/remote-engine.sh); opt-in (slow,
 only with --only): big_db (a 1 GB seed).
 """
 
@@ -795,6 +796,60 @@ def case_big_db(runs: int) -> None:
         p.cleanup()
 
 
+def _remote_exports() -> tuple[dict[str, str], bool]:
+    """The second engine of scripts/remote-engine.sh (started when it is not up): its variables, and whether this
+    run started it (then it is stopped afterwards)."""
+    script = str(REPO / "scripts" / "remote-engine.sh")
+    was_up = sh(["bash", script, "status"], check=False).returncode == 0
+    if not was_up:
+        sh(["bash", script, "up"])
+    exports = {}
+    for line in sh(["bash", script, "env"]).stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line.removeprefix("export ").partition("=")
+            exports[key] = value.strip("'\"")
+    return exports, not was_up
+
+
+def case_remote(runs: int) -> None:
+    """`up postgres redis` (after `down`, volumes kept) and `status` on the same stack of a second engine, over ssh
+    (one multiplexed connection) and over tcp, alternating in one run."""
+    exports, started = _remote_exports()
+    p = Project()
+    over = {
+        "tcp": {**p.env, "DOCKER_HOST": exports["DEVENV_REMOTE_TCP"], "DEVENV_BIND_ADDRESS": "0.0.0.0"},
+        "ssh": {**p.env, "DOCKER_HOST": exports["DEVENV_REMOTE_SSH"], "DEVENV_BIND_ADDRESS": "0.0.0.0"},
+    }
+
+    def devenv(kind: str, *args: str) -> None:
+        sh([*DEVENV, "-C", str(p.root), *args], env=over[kind])
+
+    try:
+        devenv("tcp", "up", "postgres", "redis")
+        ups: dict[str, list[float]] = {"tcp": [], "ssh": []}
+        status: dict[str, list[float]] = {"tcp": [], "ssh": []}
+        for _ in range(runs):
+            for kind in ("ssh", "tcp"):
+                devenv(kind, "down")
+                ups[kind].append(timed(lambda kind=kind: devenv(kind, "up", "postgres", "redis")))  # type: ignore[misc]
+                status[kind].append(timed(lambda kind=kind: devenv(kind, "status")))  # type: ignore[misc]
+        for what, samples in (("up", ups), ("status", status)):
+            s, t = median(samples["ssh"]), median(samples["tcp"])
+            record(
+                f"remote {what} (ssh)",
+                s,
+                "the same over tcp",
+                t,
+                "<= 1.5x",
+                f"{s / t:.2f}x ({'ok' if s <= 1.5 * t else 'MISSED'})",
+            )
+    finally:
+        sh([*DEVENV, "-C", str(p.root), "down", "--volumes", "--yes"], env=over["tcp"], check=False)
+        shutil.rmtree(p.dir, ignore_errors=True)
+        if started:
+            sh(["bash", str(REPO / "scripts" / "remote-engine.sh"), "down"], check=False)
+
+
 CASES = {
     "help": case_help,
     "pg_redis": case_pg_redis,
@@ -807,6 +862,7 @@ CASES = {
     "db": case_db,
     "db_cache": case_db_cache,
     "db_clones": case_db_clones,
+    "remote": case_remote,
 }
 OPT_IN = {"big_db": case_big_db}  # slow: only with --only
 
