@@ -797,18 +797,18 @@ def case_big_db(runs: int) -> None:
 
 
 def _remote_exports() -> tuple[dict[str, str], bool]:
-    """The second engine of scripts/remote-engine.sh (started when it is not up): its variables, and whether this
-    run started it (then it is stopped afterwards)."""
+    """The second engine of scripts/remote-engine.sh (started when it does not answer): its variables, and whether
+    this run started it (then it is stopped afterwards)."""
     script = str(REPO / "scripts" / "remote-engine.sh")
-    was_up = sh(["bash", script, "status"], check=False).returncode == 0
-    if not was_up:
-        sh(["bash", script, "up"])
     exports = {}
     for line in sh(["bash", script, "env"]).stdout.splitlines():
         if line.startswith("export ") and "=" in line:
             key, _, value = line.removeprefix("export ").partition("=")
             exports[key] = value.strip("'\"")
-    return exports, not was_up
+    answers = sh(["docker", "-H", exports["DEVENV_REMOTE_TCP"], "info"], check=False).returncode == 0
+    if not answers:
+        sh(["bash", script, "up"])
+    return exports, not answers
 
 
 def case_remote(runs: int) -> None:
