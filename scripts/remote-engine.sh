@@ -378,12 +378,19 @@ export DEVENV_REMOTE_CONTEXT=$CONTEXT
 EOF
 }
 
+# one up/down at a time (two test sessions starting together); outside $RUN, which down removes
+serialize() {
+  exec 9>"$RUN.lock"
+  flock -w 600 9 || die "another remote-engine.sh up/down has held $RUN.lock for 10 minutes."
+}
+
 case "${1:-}" in
-  up) do_up ;;
+  up) serialize; do_up ;;
   down)
     [ "$(id -u)" = 0 ] || die "needs root. Hint: sudo $0 down"
     purge=0
     case "${2:-}" in --purge) purge=1 ;; "") ;; *) die "usage: $0 down [--purge]" ;; esac
+    serialize
     do_down "$purge"
     log "down${2:+ $2}"
     ;;

@@ -1,12 +1,13 @@
 """The second Docker Engine test bed (scripts/remote-engine.sh) and a way to run a command as if on a second machine.
 
 `remote_engine` (session fixture, registered in conftest.py) brings the bed up once per session and always takes it
-down at the end, also when a test or the set-up failed. Under CI=true a bed that does not come up fails the tests;
-elsewhere they skip with the reason.
+down at the end, also when a test or the set-up failed (unless another test session still uses it: see _Users).
+Under CI=true a bed that does not come up fails the tests; elsewhere they skip with the reason.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shlex
@@ -98,13 +99,39 @@ def _problem() -> str | None:
     return None
 
 
+class _Users:
+    """Test sessions using the bed: each holds a shared lock; the last one to finish takes the bed down.
+
+    Two sessions (two worktrees' `make test`) share the one bed: the first to end must not pull it from under the
+    other. A session that ends tries the exclusive lock without waiting; held by another session means "not the last".
+    """
+
+    PATH = Path("/run/devenv-remote.users")
+
+    def __init__(self) -> None:
+        self._fd = os.open(self.PATH, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def leave(self) -> None:
+        """Take the bed down when this session is the last user (a no-op when another session still uses it)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            down()  # holding the exclusive lock: a session starting meanwhile waits for this down, then runs up
+        finally:
+            os.close(self._fd)
+
+
 @pytest.fixture(scope="session")
 def remote_engine(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[RemoteEngine]:
-    """The second Docker Engine, up for the session; taken down at its end whatever happened."""
+    """The second Docker Engine, up for the session; taken down at its end whatever happened (by its last user)."""
     problem = _problem()
     if problem is None:
         # registered before `up`: a half-built bed (or Ctrl-C during `up`) is taken down too
-        request.addfinalizer(down)
+        request.addfinalizer(_Users().leave)
         try:
             bed = up()
         except RemoteEngineError as ex:
