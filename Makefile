@@ -42,6 +42,13 @@ up: prepare ## prepare what is missing, then `devenv up` on the bundled example 
 down: venv ## stop the example stack (data volumes stay)
 	@set -a; . ./$(IMAGES_ENV) 2>/dev/null || true; set +a; $(BIN)/devenv -C $(EXAMPLE) down
 
+remote-up: engine images ## start the second Docker Engine test bed (netns, dockerd, sshd; see scripts/remote-engine.sh)
+	@bash scripts/remote-engine.sh up
+	@bash scripts/remote-engine.sh env
+
+remote-down: ## stop the second Docker Engine test bed (its image cache stays; REMOTE_ARGS=--purge removes it)
+	@bash scripts/remote-engine.sh down $(REMOTE_ARGS)
+
 lint: venv ## ruff lint + format check
 	@$(BIN)/ruff check devenv tests
 	@$(BIN)/ruff format --check devenv tests
@@ -62,4 +69,4 @@ bench: prepare ## benchmarks: devenv against its baselines in the same run (prin
 clean: ## remove the virtualenv and caches (never touches Docker volumes)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(IMAGES_ENV)
 
-.PHONY: help venv engine images prepare up down lint typecheck unit test bench clean
+.PHONY: help venv engine images prepare up down remote-up remote-down lint typecheck unit test bench clean

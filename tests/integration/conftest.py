@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.integration.remote import remote_engine as remote_engine  # the session fixture: the second engine
 
 
 def free_port() -> int:
