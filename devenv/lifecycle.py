@@ -5,9 +5,10 @@ then up).
 `up` in a few lines: the context's files complete .env (devenv.envfile) and render the compose files
 (devenv.render); when their digest and the build inputs match the last successful `up` and the containers are
 healthy, nothing is started. Otherwise ports are checked, the server image is built first (devenv.build: progress
-as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs in
-a thread while one wait per service probes it (devenv.probes, retried by devenv.wait), bound to the containers of
-this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
+as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs
+while one wait per service probes it from a thread of its own (devenv.probes, retried by devenv.wait), bound to the
+containers of this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
+Ctrl-C ends compose's process and every wait at once.
 """
 
 from __future__ import annotations
@@ -487,8 +488,7 @@ def up(
         on_event(Event("up", "note", time.monotonic() - t0, note))
     for warning in warnings:
         on_event(Event("up", "warning", time.monotonic() - t0, warning))
-    compose_error: list[BaseException] = []
-    compose_thread: threading.Thread | None = None
+    compose_error: list[DevenvError] = []
     if unchanged:
         for service in selected:
             on_event(Event(service, "unchanged", time.monotonic() - t0))
@@ -507,29 +507,26 @@ def up(
     def compose_up() -> None:
         try:
             runtime.up(selected, build=False)  # built above
-        except BaseException as ex:
+        except DevenvError as ex:
             compose_error.append(ex)
             waiter.cancel.set()
         finally:
             cache.settled.set()
 
-    if not unchanged:
-        compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
-        compose_thread.start()
     probes = waiter.probes(selected)
     watch = ContainerWatch(runtime, cache, selected)
+    pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait")
     try:
-        with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait") as pool:
-            futures: list[Future[None]] = [
-                pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failures = [f.exception() for f in done if f.exception() is not None]
-            if failures:
-                waiter.cancel.set()
-            wait(futures)
-        if compose_thread is not None:
-            compose_thread.join()
+        futures: list[Future[None]] = [
+            pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
+        ]
+        if not unchanged:  # in this thread, not one of its own: Ctrl-C ends compose's process too (proc.run)
+            compose_up()
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failures = [f.exception() for f in done if f.exception() is not None]
+        if failures:
+            waiter.cancel.set()
+        wait(futures)
         if compose_error:
             err = compose_error[0]
             if isinstance(err, ComposeFailed):
@@ -538,8 +535,10 @@ def up(
         if failures:
             raise failures[0]  # type: ignore[misc]
     except BaseException:
-        waiter.cancel.set()
+        waiter.cancel.set()  # Ctrl-C included: the waits stop at their next look, not once their services answer
         raise
+    finally:
+        pool.shutdown(wait=True)  # after the cancel (a `with` would wait for every service before it)
 
     final = waiter.live()
     new_state = {"fingerprint": fingerprint, "project": project.name}
