@@ -720,4 +720,31 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("Aborting.", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a child's, a socket): a bug to show, not a reader that went away
+        sys.exit(int(ExitCode.PIPE_CLOSED))
     sys.exit(code)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader went away (`devenv doctor | head -1`); if so, stdout now points at /dev/null.
+
+    The recipe of Python's signal docs: what is still buffered would fail again when Python flushes at exit and
+    print "Exception ignored ... BrokenPipeError", so stdout's descriptor is pointed at /dev/null.
+    """
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):  # POLLERR: the read end is closed
+            return False
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to redirect
+        return False
+    return True
