@@ -26,7 +26,7 @@ from devenv import checkouts, extras, marks
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
-from devenv.envfile import HostPorts, ensure_env, sync_ports, written_marks
+from devenv.envfile import HostPorts, ensure_env, remember, sync_ports, written_marks
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
@@ -467,6 +467,7 @@ def up(
         ctx, before, claim_notes = _claim(ctx, before, selected)
         project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis)
+    remember(project, env_result)  # now, not with the final state: a failing `up` still knows these are its own
     ctx = ctx.with_files(env_result.files)
     if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
         claim_notes += _follow_branch(ctx, before, timeout, on_event)
@@ -618,8 +619,14 @@ def _follow_branch(
         up(ctx, ["postgres"], timeout=timeout, on_event=on_event, follow_branch=False)
     result = branches.switch(ctx)
     if result.needs_migrations:  # forget the fingerprint: the migrate job must run for the new database
-        save_state(ctx.project.state_dir, {"project": ctx.project.name})
+        _forget_fingerprint(ctx.project.state_dir, ctx.project.name)
     return [result.note] if result.switched or result.how == "adopted" else []
+
+
+def _forget_fingerprint(state_dir: Path, name: str) -> None:
+    """Make the next `up` do its compose work; which .env values devenv wrote stays known (env_written)."""
+    written = load_state(state_dir).get("env_written")
+    save_state(state_dir, {"project": name, **({"env_written": written} if written else {})})
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:
@@ -630,7 +637,7 @@ def down(ctx: Context, *, volumes: bool = False) -> DownResult:
         checkouts.guard(ctx.runtime, project.name, project.root, "stops or removes")
     ctx.runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project.state_dir).get("fingerprint"):  # forget it: the next `up` has compose work to do
-        save_state(project.state_dir, {"project": project.name})
+        _forget_fingerprint(project.state_dir, project.name)
     if volumes:  # the data went: its env files go too (`up` writes them again from .env)
         import shutil
 
