@@ -197,9 +197,9 @@ def _watch(c: Context, timeout: float) -> int:
 
     try:
         return watch(c, timeout=timeout, on_event=print_watch_event)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends: said as such, with the exit code of an interrupt
         echo("watch stopped; the stack is still up (`devenv down` stops it).", err=True)
-        return 0
+        return int(ExitCode.INTERRUPTED)
 
 
 def _down_gone(args: argparse.Namespace) -> None:
@@ -695,10 +695,25 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return int(ExitCode.USAGE)
 
 
+def _interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when devenv was started with it ignored.
+
+    A shell without job control (a script's `cmd &`, nohup, some CI runners and agents) starts its background
+    commands with SIGINT ignored, and Python keeps it so: `kill -INT` (a runner cancelling the job, a test) was
+    then lost, and `up` ran to its end, `watch` forever. devenv's commands stop cleanly on it, as `run` and `dev`
+    already did (devenv.proc.supervised installs its own handler), so every command takes SIGINT.
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console entry point: the one place that turns errors into a message and an exit code."""
     import os
 
+    _interruptible()
     if os.environ.get("DEVENV_DEBUG"):  # every command devenv runs, on stderr (devenv.proc logs them)
         import logging
 
@@ -718,4 +733,31 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("Aborting.", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a child's, a socket): a bug to show, not a reader that went away
+        sys.exit(int(ExitCode.PIPE_CLOSED))
     sys.exit(code)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader went away (`devenv doctor | head -1`); if so, stdout now points at /dev/null.
+
+    The recipe of Python's signal docs: what is still buffered would fail again when Python flushes at exit and
+    print "Exception ignored ... BrokenPipeError", so stdout's descriptor is pointed at /dev/null.
+    """
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):  # POLLERR: the read end is closed
+            return False
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to redirect
+        return False
+    return True

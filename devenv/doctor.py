@@ -230,9 +230,14 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
     parsed = dockerfile.read(project.dockerfile, cfg.server.build_args)
     if parsed is not None:
         bases = parsed.base_images()
+        named = set(wanted.values())
         for line in (f for f in parsed.froms if f.resolved in bases):
             mapped = cfg.images.get(line.resolved)
-            wanted[f"images.{line.resolved}" if mapped else f"{parsed.path.name}:{line.line}"] = mapped or line.resolved
+            image = mapped or line.resolved
+            if image in named:  # a second stage FROM the same image (deps and runtime): one line, its first FROM
+                continue
+            named.add(image)
+            wanted[f"images.{line.resolved}" if mapped else f"{parsed.path.name}:{line.line}"] = image
     out = []
     for key, image in wanted.items():
         ref = image if ":" in image.rsplit("/", 1)[-1] or "@" in image else f"{image}:latest"

@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     BUILD = 6  # the server image did not build
     DATABASE = 7  # a database command (dump, load) failed; the app database was left as it was
     INTERRUPTED = 130  # Ctrl-C
+    PIPE_CLOSED = 141  # stdout closed early (`devenv ... | head`): 128 + SIGPIPE, as a shell reports it
 
 
 class DevenvError(Exception):

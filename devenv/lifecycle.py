@@ -5,9 +5,10 @@ then up).
 `up` in a few lines: the context's files complete .env (devenv.envfile) and render the compose files
 (devenv.render); when their digest and the build inputs match the last successful `up` and the containers are
 healthy, nothing is started. Otherwise ports are checked, the server image is built first (devenv.build: progress
-as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs in
-a thread while one wait per service probes it (devenv.probes, retried by devenv.wait), bound to the containers of
-this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
+as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs
+while one wait per service probes it from a thread of its own (devenv.probes, retried by devenv.wait), bound to the
+containers of this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
+Ctrl-C ends compose's process and every wait at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
 from devenv.endpoints import Endpoints
 from devenv.engine import is_loopback
-from devenv.envfile import HostPorts, ensure_env, sync_ports, written_marks
+from devenv.envfile import HostPorts, ensure_env, remember, sync_ports, written_marks
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
 from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
@@ -478,6 +479,7 @@ def up(
         ctx, before, claim_notes = _claim(ctx, before, selected)
         project, runtime = ctx.project, ctx.runtime
     env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=host)
+    remember(project, env_result)  # now, not with the final state: a failing `up` still knows these are its own
     ctx = ctx.with_files(env_result.files)
     if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
         claim_notes += _follow_branch(ctx, before, timeout, on_event)
@@ -499,8 +501,7 @@ def up(
         on_event(Event("up", "note", time.monotonic() - t0, note))
     for warning in warnings:
         on_event(Event("up", "warning", time.monotonic() - t0, warning))
-    compose_error: list[BaseException] = []
-    compose_thread: threading.Thread | None = None
+    compose_error: list[DevenvError] = []
     if unchanged:
         for service in selected:
             on_event(Event(service, "unchanged", time.monotonic() - t0))
@@ -519,29 +520,26 @@ def up(
     def compose_up() -> None:
         try:
             runtime.up(selected, build=False)  # built above
-        except BaseException as ex:
+        except DevenvError as ex:
             compose_error.append(ex)
             waiter.cancel.set()
         finally:
             cache.settled.set()
 
-    if not unchanged:
-        compose_thread = threading.Thread(target=compose_up, name="compose-up", daemon=True)
-        compose_thread.start()
     probes = waiter.probes(selected)
     watch = ContainerWatch(runtime, cache, selected)
+    pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait")
     try:
-        with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait") as pool:
-            futures: list[Future[None]] = [
-                pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
-            ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failures = [f.exception() for f in done if f.exception() is not None]
-            if failures:
-                waiter.cancel.set()
-            wait(futures)
-        if compose_thread is not None:
-            compose_thread.join()
+        futures: list[Future[None]] = [
+            pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
+        ]
+        if not unchanged:  # in this thread, not one of its own: Ctrl-C ends compose's process too (proc.run)
+            compose_up()
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failures = [f.exception() for f in done if f.exception() is not None]
+        if failures:
+            waiter.cancel.set()
+        wait(futures)
         if compose_error:
             err = compose_error[0]
             if isinstance(err, ComposeFailed):
@@ -555,8 +553,10 @@ def up(
         if failures:
             raise failures[0]  # type: ignore[misc]
     except BaseException:
-        waiter.cancel.set()
+        waiter.cancel.set()  # Ctrl-C included: the waits stop at their next look, not once their services answer
         raise
+    finally:
+        pool.shutdown(wait=True)  # after the cancel (a `with` would wait for every service before it)
 
     final = waiter.live()
     new_state = {"fingerprint": fingerprint, "project": project.name}
@@ -638,8 +638,14 @@ def _follow_branch(
         up(ctx, ["postgres"], timeout=timeout, on_event=on_event, follow_branch=False)
     result = branches.switch(ctx)
     if result.needs_migrations:  # forget the fingerprint: the migrate job must run for the new database
-        save_state(ctx.project.state_dir, {"project": ctx.project.name})
+        _forget_fingerprint(ctx.project.state_dir, ctx.project.name)
     return [result.note] if result.switched or result.how == "adopted" else []
+
+
+def _forget_fingerprint(state_dir: Path, name: str) -> None:
+    """Make the next `up` do its compose work; which .env values devenv wrote stays known (env_written)."""
+    written = load_state(state_dir).get("env_written")
+    save_state(state_dir, {"project": name, **({"env_written": written} if written else {})})
 
 
 def down(ctx: Context, *, volumes: bool = False) -> DownResult:
@@ -650,7 +656,7 @@ def down(ctx: Context, *, volumes: bool = False) -> DownResult:
         checkouts.guard(ctx.runtime, project.name, project.root, "stops or removes")
     ctx.runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project.state_dir).get("fingerprint"):  # forget it: the next `up` has compose work to do
-        save_state(project.state_dir, {"project": project.name})
+        _forget_fingerprint(project.state_dir, project.name)
     if volumes:  # the data went: its env files go too (`up` writes them again from .env)
         import shutil
 

@@ -64,6 +64,19 @@ class Running:
         return self.proc.wait(timeout=timeout)
 
 
+def _watchers(project: ExampleProject) -> list[str]:
+    """The `docker compose … watch` processes of PROJECT's stack still running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"watch" in argv and project.name.encode() in b" ".join(argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
 def _get(url: str) -> tuple[int, object]:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return int(resp.status), json.loads(resp.read())
@@ -160,5 +173,18 @@ def test_watch_reloads_an_edited_source_and_rebuilds_on_a_changed_package_json(e
     watch.wait_for("reloaded in", timeout=400)
     watch.wait_for("migrated:")  # compose ran the migrate job again for the new image
     assert _get(f"http://127.0.0.1:{example.port('server')}/")[1]["edited"] == 1  # type: ignore[index]
-    assert watch.interrupt() == 0
+    # Ctrl-C (SIGINT to the group, as a terminal sends it) ends the watch at once with 130, whatever the runner
+    # started the test with (a shell without job control starts it with SIGINT ignored), and takes compose's along.
+    assert watch.interrupt() == 130
+    assert "watch stopped; the stack is still up" in watch.wait_for("watch stopped", timeout=10)
+    assert _watchers(example) == []
     assert example.devenv("status").returncode == 0  # watching stopped; the stack did not
+
+    # And in the middle of a rebuild: compose's build goes with it.
+    again = Running(example, "watch")
+    again.wait_for("devenv: watching the server")
+    data["description"] += " (again)"
+    package.write_text(json.dumps(data, indent=2) + "\n")
+    again.wait_for("rebuilding")
+    assert again.interrupt() == 130
+    assert _watchers(example) == []

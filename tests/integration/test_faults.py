@@ -71,6 +71,10 @@ def test_an_image_that_cannot_be_pulled_names_the_image_and_the_setting(example:
 def test_sigint_during_up_aborts_cleanly_and_the_next_up_succeeds(example: ExampleProject) -> None:
     example.devenv("env", check=True)
     before = {p: p.read_bytes() for p in (example.server_dir / ".env",)}
+    # A migrate job that takes 60 s: the SIGINT below lands while `up` is still waiting, however loaded the
+    # machine is, and `up` must not wait for that job (or any service) to finish before it aborts.
+    toml = example.root / "devenv.toml"
+    toml.write_text('[migrate]\ncommand = ["sh", "-c", "sleep 60 && npx prisma migrate deploy"]\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "devenv", "-C", str(example.root), "up", "--json"],
         env=example.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -81,15 +85,17 @@ def test_sigint_during_up_aborts_cleanly_and_the_next_up_succeeds(example: Examp
             if '"phase": "waiting"' in line:
                 break
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "Aborting." in err
+    assert '"phase": "migrated"' not in out and '"event": "summary"' not in out  # it did not wait for the job
     assert {p: p.read_bytes() for p in before} == before  # .env untouched
     leftovers = [p for p in (example.root / ".devenv").rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
     assert leftovers == []  # no half-written file
+    toml.unlink()
     example.devenv("up", check=True)
 
 

@@ -55,6 +55,16 @@ def test_images_present_or_to_be_pulled(example: Project) -> None:
     assert "Offline" in found["image redis:7-alpine"].hint
 
 
+def test_an_image_two_stages_build_from_is_listed_once(example: Project) -> None:
+    # The example's Dockerfile: `FROM ${NODE_IMAGE} AS deps` and `FROM ${NODE_IMAGE} AS runtime`.
+    checks = [f.check for f in check_images(example, facts())]
+    node = [c for c in checks if "node" in c]
+    assert len(node) == 1, checks
+    assert len(checks) == len(set(checks))
+    found = {f.check: f for f in check_images(example, facts())}
+    assert "Dockerfile:13" in found[node[0]].detail  # named where it is first pulled
+
+
 def test_diagnose_reports_a_taken_port_and_fails(
     example: Project, monkeypatch: pytest.MonkeyPatch, held_port: int
 ) -> None:

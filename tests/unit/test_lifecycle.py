@@ -8,12 +8,12 @@ import os
 import pytest
 
 from devenv import context, envfile
-from devenv.errors import PortInUse, UsageError
-from devenv.lifecycle import build_fingerprint, up
+from devenv.errors import MigrationFailed, PortInUse, UsageError
+from devenv.lifecycle import build_fingerprint, down, up
 from devenv.project import Project, load_project
 from devenv.render import write_compose
 from devenv.services import expand_services, port_claims
-from devenv.state import save_state
+from devenv.state import load_state, save_state
 from tests.fakes import FakeConnectors, FakeRuntime, state
 from tests.fixtures.helpers import context_of
 
@@ -152,3 +152,28 @@ def test_a_remote_engine_needs_an_explicit_bind_address(example: Project) -> Non
     with pytest.raises(UsageError, match="remote") as info:
         up(context_of(example, runtime=Remote(), connectors=FakeConnectors()))
     assert info.value.hint and "DEVENV_BIND_ADDRESS=0.0.0.0" in info.value.hint
+
+
+def test_a_failed_up_still_knows_which_env_values_it_wrote(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _ephemeral(example, monkeypatch)
+    failing = [*running_stack()[:2], state("migrate", "exited", exit_code=1), running_stack()[3]]
+    with pytest.raises(MigrationFailed):
+        up(context_of(project, runtime=FakeRuntime(states=failing), connectors=FakeConnectors()))
+    written = envfile.written_marks(envfile.read_env(project))
+    assert written and "DATABASE_URL" in written  # .env was written before the migrate job failed
+    assert load_state(project.state_dir)["env_written"] == written
+
+    # The next `up` treats them as its own: it points them at the ports in use (a hand-written value it would not).
+    result = up(context_of(project, runtime=FakeRuntime(states=running_stack()), connectors=FakeConnectors()))
+    assert envfile.read_env(project)["POSTGRES_PORT"] == "49001"
+    assert any(n.startswith(".env now points at the ports in use") for n in result.notes)
+
+
+def test_down_keeps_which_env_values_devenv_wrote(example: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _ephemeral(example, monkeypatch)
+    runtime = FakeRuntime(states=running_stack())
+    up(context_of(project, runtime=runtime, connectors=FakeConnectors()))
+    written = load_state(project.state_dir)["env_written"]
+    down(context_of(project, runtime=runtime, connectors=FakeConnectors()))
+    after = load_state(project.state_dir)
+    assert "fingerprint" not in after and after["env_written"] == written
