@@ -156,8 +156,8 @@ def test_the_whole_loop_on_a_remote_engine(
     # status, doctor and ls speak to the remote engine (every Engine API call works over each transport).
     status = c.devenv("status", "--json")
     assert status.returncode in (0, 1), status.stderr  # the host server is not running: degraded at worst
-    services = {s["service"]: s for s in json.loads(status.stdout)["services"]}
-    assert services["postgres"]["healthy"] and services["redis"]["healthy"], services
+    checks = json.loads(status.stdout)["checks"]
+    assert checks["postgres"]["ready"] and checks["redis"]["ready"], checks
     doctor = c.devenv("doctor")
     assert "Traceback" not in doctor.stderr and "engine host" in doctor.stdout, doctor.stdout + doctor.stderr
     assert f"answer at {remote_engine.addr}" in doctor.stdout
