@@ -20,6 +20,8 @@
 #   - ssh client config (Host dvbox and 10.213.47.2) hooked into root's ~/.ssh/config by one marked Include line
 #     (ssh reads the passwd home, not $HOME, so there is no other way to make ssh://dvbox resolve)
 #   - a docker config folder of its own with the context devenv-remote (the user's ~/.docker is never touched)
+#   - a CONNECT proxy on 10.213.47.1:3128 (scripts/connect-proxy.py) that lets through only the npm registry this
+#     machine's npm uses: image builds on the bed that run `npm ci` pass HTTPS_PROXY (DEVENV_REMOTE_PROXY)
 #   - the offline images (DEVENV_REMOTE_IMAGES) copied from the host engine with docker save | docker load,
 #     only those missing or different there
 # `up` is idempotent (a second `up` checks and returns) and cleans the remains of a crashed run first.
@@ -29,8 +31,8 @@
 #
 # Overrides (environment): DEVENV_REMOTE_NETNS, DEVENV_REMOTE_HOST_IF, DEVENV_REMOTE_NS_IF,
 # DEVENV_REMOTE_HOST_ADDR, DEVENV_REMOTE_ADDR, DEVENV_REMOTE_HOSTNAME, DEVENV_REMOTE_STATE_DIR, DEVENV_REMOTE_RUN_DIR,
-# DEVENV_REMOTE_IMAGES.
-# Nothing leaves this machine: the namespace has no default route; openssh-server, when missing, comes from apt
+# DEVENV_REMOTE_IMAGES, DEVENV_REMOTE_PROXY_ALLOW (host:port pairs the proxy lets through).
+# Nothing leaves this machine but npm traffic through the proxy: the namespace has no default route; openssh-server, when missing, comes from apt
 # as this machine configures it.
 set -euo pipefail
 
@@ -41,6 +43,7 @@ HOST_ADDR=${DEVENV_REMOTE_HOST_ADDR:-10.213.47.1}
 ADDR=${DEVENV_REMOTE_ADDR:-10.213.47.2}
 PREFIX=30
 TCP_PORT=2375
+PROXY_PORT=3128  # on the host side of the veth pair: the CONNECT proxy builds on the bed reach npm through
 STATE=${DEVENV_REMOTE_STATE_DIR:-/var/lib/devenv-remote}  # kept between runs: images, keys, logs
 RUN=${DEVENV_REMOTE_RUN_DIR:-/run/devenv-remote}          # gone after down: sockets, pids, exec-root
 IMAGES=${DEVENV_REMOTE_IMAGES:-devenv-local/debian:bookworm devenv-local/postgres:15 devenv-local/redis:7 devenv-local/node:20}
@@ -58,6 +61,7 @@ LOGS=$STATE/log
 SSH_DIR=$STATE/ssh
 SSHD_CONFIG=$SSH_DIR/sshd_config
 SSHD_PID=$RUN/sshd.pid
+PROXY_PID=$RUN/proxy.pid
 CLIENT_KEY=$SSH_DIR/id_ed25519
 HOST_KEY=$SSH_DIR/ssh_host_ed25519_key
 AUTH_KEYS=$SSH_DIR/authorized_keys
@@ -135,6 +139,7 @@ bed_pids() {
 
 do_down() {
   local purge=${1:-0} pid
+  stop_proxy
   if [ -s "$SSHD_PID" ]; then stop_pid "$(cat "$SSHD_PID")" 10; fi
   if [ -s "$PIDFILE" ]; then
     # dockerd stops its containers (up to 15 s each, in parallel) and its containerd before it exits
@@ -308,6 +313,34 @@ start_sshd() {
   fi
 }
 
+proxy_allow() {  # host:443 of the npm registry this machine's npm uses (DEVENV_REMOTE_PROXY_ALLOW overrides)
+  if [ -n "${DEVENV_REMOTE_PROXY_ALLOW:-}" ]; then printf '%s\n' $DEVENV_REMOTE_PROXY_ALLOW; return; fi
+  command -v npm >/dev/null 2>&1 || return 0
+  npm config get registry 2>/dev/null | sed -E 's#^[a-z]+://([^/:]+).*#\1:443#'
+}
+
+proxy_pids() { pgrep -f "connect-proxy.py --listen $HOST_ADDR:$PROXY_PORT" || true; }
+
+stop_proxy() {  # by its command line too: a proxy whose pidfile went (an older down) still holds the port
+  local pid
+  for pid in $( { [ -s "$PROXY_PID" ] && cat "$PROXY_PID"; proxy_pids; } | sort -u); do stop_pid "$pid" 10; done
+}
+
+start_proxy() {
+  pid_alive "$PROXY_PID" && return 0
+  stop_proxy
+  local allow=() pair
+  for pair in $(proxy_allow); do allow+=(--allow "$pair"); done
+  if [ ${#allow[@]} = 0 ]; then
+    log "warning: no npm registry known (npm config get registry): no proxy; builds that run npm fail on the bed"
+    return 0
+  fi
+  rm -f "$PROXY_PID"
+  setsid python3 "$(dirname "$0")/connect-proxy.py" --listen "$HOST_ADDR:$PROXY_PORT" "${allow[@]}" \
+    --pidfile "$PROXY_PID" </dev/null >>"$LOGS/proxy.log" 2>&1 9>&- &
+  wait_for 20 pid_alive "$PROXY_PID" || die "the CONNECT proxy did not start on $HOST_ADDR:$PROXY_PORT (log: $LOGS/proxy.log)."
+}
+
 write_docker_config() {
   mkdir -p "$DOCKER_CFG"
   [ -f "$DOCKER_CFG/config.json" ] || printf '{}\n' >"$DOCKER_CFG/config.json"
@@ -362,6 +395,7 @@ do_up() {
   start_sshd
   add_include
   write_docker_config
+  start_proxy
   load_images
   log "up: tcp://$ADDR:$TCP_PORT, ssh://$ALIAS, context $CONTEXT (DOCKER_CONFIG=$DOCKER_CFG)"
 }
@@ -375,6 +409,7 @@ export DEVENV_REMOTE_ALIAS=ssh://$ALIAS
 export DEVENV_REMOTE_SOCK=unix://$SOCK
 export DEVENV_REMOTE_DOCKER_CONFIG=$DOCKER_CFG
 export DEVENV_REMOTE_CONTEXT=$CONTEXT
+export DEVENV_REMOTE_PROXY=http://$HOST_ADDR:$PROXY_PORT
 EOF
 }
 

@@ -43,6 +43,7 @@ class RemoteEngine:
     sock: str  # unix:///run/devenv-remote/docker.sock (the engine's own socket, as its sshd sessions see it)
     docker_config: Path  # a DOCKER_CONFIG folder holding the context below (never ~/.docker)
     context: str  # devenv-remote
+    proxy: str  # http://10.213.47.1:3128: the CONNECT proxy (npm registry only) for builds on the bed
 
     def env(self, kind: EnvKind) -> dict[str, str]:
         """Environ overrides that point the docker CLI (and devenv) at the bed by KIND; "" means unset."""
@@ -79,6 +80,7 @@ def parse_env(text: str) -> RemoteEngine:
         sock=values["DEVENV_REMOTE_SOCK"],
         docker_config=Path(values["DEVENV_REMOTE_DOCKER_CONFIG"]),
         context=values["DEVENV_REMOTE_CONTEXT"],
+        proxy=values["DEVENV_REMOTE_PROXY"],
     )
 
 

@@ -108,6 +108,10 @@ def npm_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _checkout(src: Path, dest: Path, remote: RemoteEngine, kind: str, name: str | None = None) -> Checkout:
     shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(".devenv", ".env"))
+    return _checkout_env(dest, remote, kind, name)
+
+
+def _checkout_env(dest: Path, remote: RemoteEngine, kind: str, name: str | None = None) -> Checkout:
     env = {k: v for k, v in _local_env().items() if not k.startswith("DEVENV_") or "IMAGE" in k or "BUILD" in k}
     env.update(remote.env(kind))
     env.update(NO_COLOR="1", DEVENV_BIND_ADDRESS="0.0.0.0", DEVENV_PROJECT_NAME=name or f"r-{uuid.uuid4().hex[:6]}")
@@ -288,3 +292,40 @@ def test_a_second_checkout_on_the_same_remote_engine_gets_free_ports(
     assert "is taken" in up.stdout + up.stderr  # it says which port it did not take and why
     with first.pg() as one, second.pg() as two:
         assert one.execute("SELECT 1").fetchone() == two.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_server_image_builds_and_runs_on_the_remote_engine(
+    tmp_path: Path, remote_engine: RemoteEngine, checkouts: list[Checkout]
+) -> None:
+    """The example with its Dockerfile over tcp: compose builds the server image on the remote engine (its `npm ci`
+    goes through the bed's CONNECT proxy, the host's CA bundle as the npm_ca secret), the migrate job and the server
+    run there, and the server answers at the engine's host."""
+    root = tmp_path / "with-dockerfile"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist"))
+    c = _checkout_env(root, remote_engine, "tcp")
+    c.env["DEVENV_BUILD_ARG_HTTPS_PROXY"] = remote_engine.proxy
+    checkouts.append(c)
+    remote_env = {**_local_env(), **remote_engine.env("tcp")}
+    name = c.env["DEVENV_PROJECT_NAME"]
+    try:
+        c.ok("up", timeout=900)
+        checks = json.loads(c.devenv("status", "--json").stdout)["checks"]
+        assert checks["server"]["ready"] and checks["server"]["details"]["status"] == "healthy", checks
+        with c.pg() as conn:  # migrated by the job on the remote engine
+            assert conn.execute("SELECT count(*) FROM _prisma_migrations").fetchone()[0] >= 1  # type: ignore[index]
+        server = _docker(
+            remote_env, "ps", "--filter", f"label=com.docker.compose.project={name}",
+            "--filter", "label=com.docker.compose.service=server", "--format", "{{.Image}}",
+        ).split()  # fmt: skip
+        assert server and _docker(_local_env(), "images", "-q", server[0]).strip() == ""  # built there, not here
+        published = _docker(remote_env, "port", f"{name}-server-1").split()
+        port = int(published[-1].rsplit(":", 1)[1])
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{remote_engine.addr}:{port}/health", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        c.devenv("down", "--volumes", "--yes")
+        images = _docker(remote_env, "images", "-q", "--filter", f"label=com.docker.compose.project={name}").split()
+        if images:
+            subprocess.run(["docker", "rmi", "-f", *images], env=remote_env, capture_output=True, check=False)

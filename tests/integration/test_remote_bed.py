@@ -134,3 +134,24 @@ def test_other_machine_sees_another_checkout_and_state_folder(tmp_path: Path, xd
     mounted = Path("/proc/self/mountinfo").read_text()
     assert str(checkout) not in mounted
     assert str(state_dir) not in mounted
+
+
+def _connect(proxy: str, target: str) -> str:
+    """The status line the bed's CONNECT proxy answers for TARGET (host:port)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(proxy)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        return sock.recv(4096).split(b"\r\n", 1)[0].decode()
+
+
+def test_the_bed_proxy_lets_through_the_npm_registry_only(remote_engine: RemoteEngine) -> None:
+    from urllib.parse import urlsplit
+
+    registry = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, check=True)
+    npm_host = urlsplit(registry.stdout.strip()).hostname
+    assert _connect(remote_engine.proxy, f"{npm_host}:443").endswith("200 Connection Established")
+    assert _connect(remote_engine.proxy, f"{npm_host}:22").endswith("403 Forbidden")
+    assert _connect(remote_engine.proxy, f"{remote_engine.addr}:2375").endswith("403 Forbidden")
