@@ -181,7 +181,7 @@ def claim_name(
 def port_space(runtime: Runtime) -> PortSpace:
     """Where the stack's host ports live: this machine's loopback, or a remote engine's host (devenv.ports)."""
     address = runtime.host_address()
-    return LocalPorts() if is_loopback(address) else EnginePorts(address, runtime.held_ports)
+    return LocalPorts() if is_loopback(address) else EnginePorts(address, runtime.held_ports, runtime.host_answers)
 
 
 def holder(runtime: Runtime | None, port: int) -> str:
@@ -199,7 +199,8 @@ def holder(runtime: Runtime | None, port: int) -> str:
             return f"the devenv stack {stack!r}" + (f" of {owner.path}{elsewhere}" if owner else "")
     if holders:
         return f"the container {holders[0][0]!r}"
-    return "another process"
+    address = runtime.host_address() if runtime is not None else "127.0.0.1"
+    return "another process" if is_loopback(address) else f"a process on {address}, not a container"
 
 
 def choose_port(space: PortSpace, port: int, owned: set[int], recorded: int | None) -> int | None:

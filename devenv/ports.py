@@ -2,8 +2,9 @@
 
 Free means free where the engine publishes it: on this machine's loopback for a local engine (a bind tells), on the
 engine's host for a remote one, where devenv cannot bind; there the engine says which host ports its containers
-publish, and a port none of them holds counts as free (a host process holding it still fails `compose up`, which
-devenv reports as the port in use).
+publish, and a port none of them holds is tried with a connection: one that is accepted is held by a process on the
+engine's host. (A firewall that drops the attempt makes it look free; `compose up` then fails to publish it, which
+devenv reports as the port in use.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from devenv.engine import is_loopback
 from devenv.errors import PortInUse
 
 EPHEMERAL = (49152, 65535)  # IANA's dynamic range: where a remote engine's fallback ports are picked
+ANSWER_TIMEOUT = 0.5  # a port on the engine's host that neither accepts nor refuses by then counts as free
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,15 @@ def check_ports(claims: Iterable[PortClaim], owned: Iterable[int] | Callable[[],
             )
 
 
+def answers_at(host: str, port: int) -> bool:
+    """Something on HOST accepts connections on PORT: on a remote engine's host, a process no container list shows."""
+    try:
+        with socket.create_connection((host, port), timeout=ANSWER_TIMEOUT):
+            return True
+    except OSError:  # refused, unreachable or silent: nothing there that devenv can see
+        return False
+
+
 class PortSpace(Protocol):
     """The host ports where the stack is published: which are free, and a free one."""
 
@@ -108,6 +119,7 @@ class EnginePorts:
 
     host: str
     ask: Callable[[], Collection[int]]  # every host port the engine's containers publish
+    answers: Callable[[int], bool]  # a process on the engine's host accepts connections on the port (answers_at)
     _held: set[int] | None = field(default=None, repr=False)
 
     @property
@@ -120,13 +132,13 @@ class EnginePorts:
         return self._held
 
     def is_free(self, port: int) -> bool:
-        return port not in self.held()
+        return port not in self.held() and not self.answers(port)
 
     def free_port(self) -> int:
         held = self.held()
         pick = random.SystemRandom()
         while True:
             port = pick.randint(*EPHEMERAL)
-            if port not in held:
+            if port not in held and not self.answers(port):
                 held.add(port)  # two services of one `up` never get the same one
                 return port

@@ -132,6 +132,7 @@ class Runtime(Protocol):
     def stack_labels(self, name: str) -> list[dict[str, str]]: ...
     def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]: ...
     def held_ports(self) -> set[int]: ...
+    def host_answers(self, port: int) -> bool: ...
     def remove_labelled(self, name: str) -> StackResources: ...
     def engine_facts(self) -> EngineFacts: ...
     def exec_out(
@@ -585,6 +586,12 @@ class DockerRuntime:
     def held_ports(self) -> set[int]:
         """Every host TCP port a running container on the engine publishes (any project): one API call."""
         return {port for c in self._call("GET", "/containers/json") or [] for port in _tcp_ports(c).values()}
+
+    def host_answers(self, port: int) -> bool:
+        """A process on the engine's host accepts connections on PORT (one a container list cannot show)."""
+        from devenv.ports import answers_at
+
+        return answers_at(self.host_address(), port)
 
     def remove_labelled(self, name: str) -> StackResources:
         """Remove every container, network and volume labelled devenv.project=NAME (never anything else)."""

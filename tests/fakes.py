@@ -47,6 +47,7 @@ class FakeRuntime:
     machine: tuple[str, str] = ("this-machine-id", "thishost")
     address: str = "127.0.0.1"
     engine_held: set[int] = field(default_factory=set)  # host ports other containers of the engine publish
+    host_listening: set[int] = field(default_factory=set)  # ports a process on the engine's host (no container) holds
 
     def host_address(self) -> str:
         return self.address
@@ -100,6 +101,9 @@ class FakeRuntime:
     def held_ports(self) -> set[int]:
         self.calls.append(("held_ports", ()))
         return {port for s in self.states for port in s.ports.values()} | set(self.engine_held)
+
+    def host_answers(self, port: int) -> bool:
+        return port in self.host_listening
 
     def remove_labelled(self, name: str) -> StackResources:
         self.calls.append(("remove", (name,)))

@@ -26,7 +26,9 @@ import psycopg
 import pytest
 import redis
 from dotenv import dotenv_values
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
+from devenv.ports import answers_at
 from tests.conftest import EXAMPLE
 from tests.integration.remote import RemoteEngine, other_machine
 
@@ -279,17 +281,44 @@ def test_two_machines_with_the_same_checkout_path_never_touch_each_others_stack(
         assert conn.execute("SELECT count(*) FROM a_data").fetchone() == (1,)
 
 
+@pytest.fixture
+def engine_host_process(remote_engine: RemoteEngine) -> Iterator[int]:
+    """A process on the engine's host (not a container) listening on Redis's default port 6379."""
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", "devenv-remote", sys.executable, "-c",
+         "import socket, time; s = socket.create_server(('0.0.0.0', 6379)); time.sleep(3600)"],
+    )  # fmt: skip
+    try:
+        for attempt in Retrying(stop=stop_after_delay(20), wait=wait_fixed(0.1), reraise=True):
+            with attempt:
+                assert listener.poll() is None, "the listener on the engine's host exited"
+                assert answers_at(remote_engine.addr, 6379)
+        yield 6379
+    finally:
+        listener.kill()
+        listener.wait()
+
+
 def test_a_second_checkout_on_the_same_remote_engine_gets_free_ports(
-    npm_project: Path, tmp_path: Path, remote_engine: RemoteEngine, checkouts: list[Checkout]
+    npm_project: Path,
+    tmp_path: Path,
+    remote_engine: RemoteEngine,
+    checkouts: list[Checkout],
+    engine_host_process: int,
 ) -> None:
     first = _checkout(npm_project, tmp_path / "one", remote_engine, "tcp")
     second = _checkout(npm_project, tmp_path / "two", remote_engine, "tcp")
     checkouts += [first, second]
-    first.ok("up")
+    up_first = first.ok("up")
+    # 6379 is held by a process on the engine's host that no container list shows: found, and a free one taken
+    said = up_first.stdout + up_first.stderr
+    assert f"host port {engine_host_process} is taken (by a process on {remote_engine.addr}" in said, said
+    assert urlsplit(first.values()["REDIS_URL"]).port != engine_host_process
+    assert first.redis().ping() is True
     up = second.ok("up")
     ports = {urlsplit(c.values()["DATABASE_URL"]).port for c in (first, second)}
     assert len(ports) == 2, up.stdout
-    assert "is taken" in up.stdout + up.stderr  # it says which port it did not take and why
+    assert "host port 5432 is taken (by the devenv stack" in up.stdout + up.stderr  # which port, and whose
     with first.pg() as one, second.pg() as two:
         assert one.execute("SELECT 1").fetchone() == two.execute("SELECT 1").fetchone() == (1,)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from devenv import checkouts, engine, machine
+from devenv import checkouts, engine, envfile, machine
 from devenv.envfile import HostPorts, ensure_env, port_mismatches, read_env_files, sync_ports, written_marks
 from devenv.errors import NotOurDatabase, PortInUse
 from devenv.lifecycle import up
 from devenv.marks import cluster_mark, verify_cluster
-from devenv.ports import EnginePorts
+from devenv.ports import EnginePorts, answers_at
 from devenv.proc import Completed
 from devenv.project import Project, load_project
 from devenv.reset import check_database_url
@@ -206,9 +206,30 @@ def test_the_machine_id_is_made_once_and_kept(tmp_path: Path) -> None:
 # -- ports on the engine's host --------------------------------------------------------------------------------
 def test_engine_ports_never_pick_a_held_one() -> None:
     held = set(range(49152, 65536)) - {50001, 50002}
-    space = EnginePorts("10.213.47.2", lambda: held)
+    space = EnginePorts("10.213.47.2", lambda: held, lambda port: False)
     assert {space.free_port(), space.free_port()} == {50001, 50002}
     assert not space.is_free(49152) and space.is_free(5432)
+
+
+def test_a_port_a_process_on_the_engines_host_holds_is_not_free() -> None:
+    import socket
+
+    with socket.socket() as listener:  # a process on "the engine's host" (loopback here) that no container list shows
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        space = EnginePorts("127.0.0.1", set, lambda p: answers_at("127.0.0.1", p))
+        assert not space.is_free(port)
+    assert space.is_free(port)  # closed: refused, so free
+
+
+def test_a_remote_default_port_held_by_a_host_process_falls_back(example: Project) -> None:
+    (example.root / "devenv.toml").write_text('bind_address = "0.0.0.0"\n')
+    project = load_project(example.root, environ={})
+    runtime = FakeRuntime(states=[state("postgres", health="healthy")], address="10.213.47.2", host_listening={5432})
+    result = up(context_of(project, runtime=runtime, connectors=FakeConnectors()), ["postgres"])
+    assert "host port 5432 is taken (by a process on 10.213.47.2, not a container)" in " ".join(result.notes)
+    assert envfile.read_env(project)["POSTGRES_PORT"] != "5432"
 
 
 def test_a_remote_engines_taken_default_port_falls_back_and_a_pinned_one_fails_fast(
