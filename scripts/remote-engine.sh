@@ -20,6 +20,8 @@
 #   - ssh client config (Host dvbox and 10.213.47.2) hooked into root's ~/.ssh/config by one marked Include line
 #     (ssh reads the passwd home, not $HOME, so there is no other way to make ssh://dvbox resolve)
 #   - a docker config folder of its own with the context devenv-remote (the user's ~/.docker is never touched)
+#   - mutual TLS on tcp://10.213.47.2:2376 (scripts/tls-front.py in front of the engine's socket; dockerd's own TLS
+#     would apply to :2375 too), certificates made once under /var/lib/devenv-remote/tls (DOCKER_CERT_PATH: client/)
 #   - a CONNECT proxy on 10.213.47.1:3128 (scripts/connect-proxy.py) that lets through only the npm registry this
 #     machine's npm uses: image builds on the bed that run `npm ci` pass HTTPS_PROXY (DEVENV_REMOTE_PROXY)
 #   - the offline images (DEVENV_REMOTE_IMAGES) copied from the host engine with docker save | docker load,
@@ -43,6 +45,7 @@ HOST_ADDR=${DEVENV_REMOTE_HOST_ADDR:-10.213.47.1}
 ADDR=${DEVENV_REMOTE_ADDR:-10.213.47.2}
 PREFIX=30
 TCP_PORT=2375
+TLS_PORT=2376  # mutual TLS in front of the engine's socket (scripts/tls-front.py): DOCKER_TLS_VERIFY=1
 PROXY_PORT=3128  # on the host side of the veth pair: the CONNECT proxy builds on the bed reach npm through
 STATE=${DEVENV_REMOTE_STATE_DIR:-/var/lib/devenv-remote}  # kept between runs: images, keys, logs
 RUN=${DEVENV_REMOTE_RUN_DIR:-/run/devenv-remote}          # gone after down: sockets, pids, exec-root
@@ -62,6 +65,9 @@ SSH_DIR=$STATE/ssh
 SSHD_CONFIG=$SSH_DIR/sshd_config
 SSHD_PID=$RUN/sshd.pid
 PROXY_PID=$RUN/proxy.pid
+TLS_PID=$RUN/tls.pid
+TLS_DIR=$STATE/tls          # the bed's CA, the server's certificate and key
+TLS_CLIENT=$TLS_DIR/client  # DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem
 CLIENT_KEY=$SSH_DIR/id_ed25519
 HOST_KEY=$SSH_DIR/ssh_host_ed25519_key
 AUTH_KEYS=$SSH_DIR/authorized_keys
@@ -140,6 +146,7 @@ bed_pids() {
 do_down() {
   local purge=${1:-0} pid
   stop_proxy
+  stop_tls
   if [ -s "$SSHD_PID" ]; then stop_pid "$(cat "$SSHD_PID")" 10; fi
   if [ -s "$PIDFILE" ]; then
     # dockerd stops its containers (up to 15 s each, in parallel) and its containerd before it exits
@@ -341,6 +348,46 @@ start_proxy() {
   wait_for 20 pid_alive "$PROXY_PID" || die "the CONNECT proxy did not start on $HOST_ADDR:$PROXY_PORT (log: $LOGS/proxy.log)."
 }
 
+write_tls_files() {  # a CA, a server certificate for $ADDR and a client certificate, made once
+  [ -s "$TLS_CLIENT/key.pem" ] && [ -s "$TLS_DIR/server-key.pem" ] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing (the bed's TLS route needs it)."
+  mkdir -p "$TLS_CLIENT"
+  chmod 700 "$TLS_DIR"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 3650 -subj /CN=devenv-remote-ca \
+    -keyout "$TLS_DIR/ca-key.pem" -out "$TLS_DIR/ca.pem" 2>/dev/null
+  openssl req "${ec[@]}" -subj "/CN=$BOX_HOSTNAME" -keyout "$TLS_DIR/server-key.pem" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth\n' "$ADDR" "$BOX_HOSTNAME" >"$TLS_DIR/server.ext"
+  openssl x509 -req -days 3650 -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" \
+    -CAcreateserial -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server-cert.pem" 2>/dev/null
+  openssl req "${ec[@]}" -subj /CN=devenv-client -keyout "$TLS_CLIENT/key.pem" -out "$TLS_DIR/client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$TLS_DIR/client.ext"
+  openssl x509 -req -days 3650 -in "$TLS_DIR/client.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca-key.pem" \
+    -CAcreateserial -extfile "$TLS_DIR/client.ext" -out "$TLS_CLIENT/cert.pem" 2>/dev/null
+  cp "$TLS_DIR/ca.pem" "$TLS_CLIENT/ca.pem"
+}
+
+tls_pids() { pgrep -f "tls-front.py --listen $ADDR:$TLS_PORT" || true; }
+tls_answers() {
+  env -u DOCKER_CONTEXT DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$TLS_CLIENT" \
+    docker -H "tcp://$ADDR:$TLS_PORT" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+stop_tls() {
+  local pid
+  for pid in $( { [ -s "$TLS_PID" ] && cat "$TLS_PID"; tls_pids; } | sort -u); do stop_pid "$pid" 10; done
+}
+
+start_tls() {
+  pid_alive "$TLS_PID" && tls_answers && return 0
+  stop_tls
+  write_tls_files
+  nsenter --net="/run/netns/$NS" -- setsid "$(command -v python3)" "$(dirname "$0")/tls-front.py" \
+    --listen "$ADDR:$TLS_PORT" --socket "$SOCK" --certs "$TLS_DIR" --pidfile "$TLS_PID" \
+    </dev/null >>"$LOGS/tls.log" 2>&1 9>&- &
+  wait_for 20 tls_answers || die "the TLS front did not answer on tcp://$ADDR:$TLS_PORT (log: $LOGS/tls.log)."
+}
+
 write_docker_config() {
   mkdir -p "$DOCKER_CFG"
   [ -f "$DOCKER_CFG/config.json" ] || printf '{}\n' >"$DOCKER_CFG/config.json"
@@ -396,6 +443,7 @@ do_up() {
   add_include
   write_docker_config
   start_proxy
+  start_tls
   load_images
   log "up: tcp://$ADDR:$TCP_PORT, ssh://$ALIAS, context $CONTEXT (DOCKER_CONFIG=$DOCKER_CFG)"
 }
@@ -410,6 +458,8 @@ export DEVENV_REMOTE_SOCK=unix://$SOCK
 export DEVENV_REMOTE_DOCKER_CONFIG=$DOCKER_CFG
 export DEVENV_REMOTE_CONTEXT=$CONTEXT
 export DEVENV_REMOTE_PROXY=http://$HOST_ADDR:$PROXY_PORT
+export DEVENV_REMOTE_TLS=tcp://$ADDR:$TLS_PORT
+export DEVENV_REMOTE_TLS_CERTS=$TLS_CLIENT
 EOF
 }
 

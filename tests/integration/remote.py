@@ -25,7 +25,7 @@ SCRIPT = REPO / "scripts" / "remote-engine.sh"
 UP_TIMEOUT = 900  # a cold `up` installs openssh-server and copies ~1.3 GB of images: about 30 s here
 DOWN_TIMEOUT = 180
 
-EnvKind = Literal["tcp", "ssh", "alias", "context"]
+EnvKind = Literal["tcp", "tls", "ssh", "alias", "context"]
 
 
 class RemoteEngineError(Exception):
@@ -44,11 +44,20 @@ class RemoteEngine:
     docker_config: Path  # a DOCKER_CONFIG folder holding the context below (never ~/.docker)
     context: str  # devenv-remote
     proxy: str  # http://10.213.47.1:3128: the CONNECT proxy (npm registry only) for builds on the bed
+    tls: str  # tcp://10.213.47.2:2376: mutual TLS in front of the engine
+    tls_certs: Path  # DOCKER_CERT_PATH for it (ca.pem, cert.pem, key.pem)
 
     def env(self, kind: EnvKind) -> dict[str, str]:
         """Environ overrides that point the docker CLI (and devenv) at the bed by KIND; "" means unset."""
         if kind == "context":
             return {"DOCKER_HOST": "", "DOCKER_CONFIG": str(self.docker_config), "DOCKER_CONTEXT": self.context}
+        if kind == "tls":
+            return {
+                "DOCKER_HOST": self.tls,
+                "DOCKER_CONTEXT": "",
+                "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.tls_certs),
+            }
         host = {"tcp": self.tcp, "ssh": self.ssh, "alias": self.alias}[kind]
         return {"DOCKER_HOST": host, "DOCKER_CONTEXT": ""}
 
@@ -81,6 +90,8 @@ def parse_env(text: str) -> RemoteEngine:
         docker_config=Path(values["DEVENV_REMOTE_DOCKER_CONFIG"]),
         context=values["DEVENV_REMOTE_CONTEXT"],
         proxy=values["DEVENV_REMOTE_PROXY"],
+        tls=values["DEVENV_REMOTE_TLS"],
+        tls_certs=Path(values["DEVENV_REMOTE_TLS_CERTS"]),
     )
 
 

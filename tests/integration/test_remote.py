@@ -34,7 +34,7 @@ from tests.integration.remote import RemoteEngine, other_machine
 
 pytestmark = pytest.mark.docker
 
-KINDS = ("tcp", "ssh", "alias", "context")
+KINDS = ("tcp", "tls", "ssh", "alias", "context")
 
 
 @dataclass
@@ -87,7 +87,8 @@ def _labelled(env: dict[str, str], label: str) -> list[str]:
 
 
 def _local_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG"}}
+    drop = {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def _copy(dest: Path) -> Path:

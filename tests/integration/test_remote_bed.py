@@ -33,7 +33,7 @@ def _host(*args: str) -> str:
     return _docker({}, *args)
 
 
-@pytest.mark.parametrize("kind", ["tcp", "ssh", "alias", "context"])
+@pytest.mark.parametrize("kind", ["tcp", "tls", "ssh", "alias", "context"])
 def test_the_bed_is_a_second_engine_on_every_route(remote_engine: RemoteEngine, kind: EnvKind) -> None:
     host_id, host_name, host_root = _host("info", "--format", INFO).split("|")
     bed_id, bed_name, bed_root = _docker(remote_engine.env(kind), "info", "--format", INFO).split("|")
