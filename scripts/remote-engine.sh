@@ -219,7 +219,7 @@ start_dockerd() {
     --host "unix://$SOCK" \
     --host "tcp://$ADDR:$TCP_PORT" \
     --tls=false \
-    </dev/null >>"$LOGS/dockerd.log" 2>&1 &
+    </dev/null >>"$LOGS/dockerd.log" 2>&1 9>&- &  # 9>&-: the lock (serialize) is this script's, not dockerd's
   DOCKERD_PID=$!
   if ! wait_for 60 dockerd_starting; then
     tail -30 "$LOGS/dockerd.log" >&2
@@ -301,7 +301,7 @@ start_sshd() {
   mkdir -p /run/sshd  # sshd's privilege separation directory
   /usr/sbin/sshd -t -f "$SSHD_CONFIG" || die "sshd rejects $SSHD_CONFIG."
   unshare --uts -- nsenter --net="/run/netns/$NS" -- sh -c 'hostname "$0" && exec "$@"' "$BOX_HOSTNAME" \
-    /usr/sbin/sshd -f "$SSHD_CONFIG" -E "$LOGS/sshd.log" </dev/null >>"$LOGS/sshd.log" 2>&1
+    /usr/sbin/sshd -f "$SSHD_CONFIG" -E "$LOGS/sshd.log" </dev/null >>"$LOGS/sshd.log" 2>&1 9>&-
   if ! wait_for 20 sshd_answers; then
     tail -20 "$LOGS/sshd.log" >&2
     die "sshd in netns $NS does not accept the bed's key at $ADDR:22 (log: $LOGS/sshd.log)."
