@@ -20,6 +20,7 @@ from devenv.errors import DevenvError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from devenv.context import Context
+    from devenv.runtime import Runtime
 
 Handler = Callable[[argparse.Namespace], int | None]
 DESCRIPTION = "From a fresh clone to a migrated, healthy local stack (Postgres, Redis, your server) with one command."
@@ -81,11 +82,12 @@ def _command_args(args: argparse.Namespace, what: str, example: str) -> list[str
     return rest
 
 
-def _interactive(argv: list[str]) -> int:
-    """Run an interactive docker command on the user's terminal; its exit code is devenv's."""
+def _interactive(argv: list[str], runtime: Runtime) -> int:
+    """Run an interactive docker command on the user's terminal (in compose's environment: the stack's labels,
+    the ssh shim); its exit code is devenv's."""
     from devenv import proc
 
-    return proc.interactive(argv)
+    return proc.interactive(argv, env=runtime.compose_env())
 
 
 # -- env / render ---------------------------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ def logs_command(args: argparse.Namespace) -> int:
         )
     expand_services(args.services, c.stack)  # validates the names
     if sys.stdout.isatty():  # compose's own colours and layout, on the terminal
-        return _interactive(logs_argv(c.runtime, args.services, follow=args.follow, tail=args.tail))
+        return _interactive(logs_argv(c.runtime, args.services, follow=args.follow, tail=args.tail), c.runtime)
     from devenv.output import echo
 
     return c.runtime.stream_logs(args.services, echo, follow=args.follow, tail=args.tail)
@@ -265,13 +267,15 @@ def logs_command(args: argparse.Namespace) -> int:
 def psql_command(args: argparse.Namespace) -> int:
     from devenv.shells import psql_argv
 
-    return _interactive(psql_argv(_context(args), list(args.command)))
+    c = _context(args)
+    return _interactive(psql_argv(c, list(args.command)), c.runtime)
 
 
 def redis_cli_command(args: argparse.Namespace) -> int:
     from devenv.shells import redis_cli_argv
 
-    return _interactive(redis_cli_argv(_context(args), list(args.command)))
+    c = _context(args)
+    return _interactive(redis_cli_argv(c, list(args.command)), c.runtime)
 
 
 def exec_command(args: argparse.Namespace) -> int:
@@ -281,7 +285,7 @@ def exec_command(args: argparse.Namespace) -> int:
     cmd = _command_args(args, "exec", f"devenv exec {args.service} -- sh")
     c = _context(args)
     expand_services([args.service], c.stack)
-    return _interactive(exec_argv(c.runtime, args.service, cmd))
+    return _interactive(exec_argv(c.runtime, args.service, cmd), c.runtime)
 
 
 def migrate_command(args: argparse.Namespace) -> int:

@@ -54,6 +54,25 @@ class EngineTarget:
         return str(url.hostname or "") if url.scheme == "ssh" else ""
 
 
+def ssh_destination(url: str) -> list[str]:
+    """ssh's arguments naming the host of an ssh:// engine URL: `-l USER`, `-p PORT` when the URL says, `--`, HOST
+    (an alias stays an alias: ssh applies its config, devenv adds nothing to the host)."""
+    parsed = urlparse(url)
+    return [
+        *(["-l", parsed.username] if parsed.username else []),
+        *(["-p", str(parsed.port)] if parsed.port else []),
+        "--",
+        str(parsed.hostname or ""),
+    ]
+
+
+def ssh_login(url: str) -> str:
+    """How a person would ssh to the host of an ssh:// engine URL by hand: `me@box`, `-p 2222 box`, `dvbox`."""
+    parsed = urlparse(url)
+    login = f"{parsed.username}@{parsed.hostname}" if parsed.username else str(parsed.hostname or "")
+    return f"-p {parsed.port} {login}" if parsed.port else login
+
+
 def is_loopback(host: str) -> bool:
     """Whether HOST names this machine's loopback (127.0.0.0/8, ::1, localhost)."""
     name = host.strip("[]")

@@ -52,7 +52,7 @@ def _read_or_create(path: Path) -> str:
         pass
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     new = secrets.token_hex(16)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # per thread, too
+    tmp = path.with_name(f".{path.name}.{new}.tmp")  # its own per caller: threads of one process share a pid
     tmp.write_text(new + "\n", encoding="utf-8")
     try:
         os.link(tmp, path)  # never replaces an id another devenv process wrote first

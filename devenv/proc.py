@@ -2,15 +2,17 @@
 
 argv is data: every command is built as a list, logged (`DEVENV_DEBUG=1` shows each one on stderr), run, and its
 output captured; a failure is a typed CommandFailed carrying argv, exit code and the tail of the output. Besides
-`run` there are the three other ways devenv starts a process: `interactive` (the user's terminal: psql, logs -f),
-`supervised` (a command with its own process group that devenv's signals reach: `devenv run`, `devenv dev`) and
-`detached` (a background job that outlives the CLI: the reset spare).
+`run` there are the other ways devenv starts a process: `interactive` (the user's terminal: psql, logs -f),
+`supervised` (a command with its own process group that devenv's signals reach: `devenv run`, `devenv dev`),
+`detached` (a background job that outlives the CLI: the reset spare) and `exchange` (one request on a process's
+stdin, its whole answer from stdout: the Engine API over `ssh … docker system dial-stdio`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from devenv.errors import CommandFailed, UsageError
 
@@ -132,11 +134,11 @@ def stream(
     return Completed(tuple(argv), code, "".join(lines), "", time.perf_counter() - t0)
 
 
-def interactive(argv: Sequence[str], *, cwd: Path | str | None = None) -> int:
+def interactive(argv: Sequence[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run ARGV on the user's terminal (stdin, stdout and stderr inherited) and return its exit code."""
     _log(argv, cwd)
     try:
-        return subprocess.run(list(argv), cwd=cwd, check=False).returncode
+        return subprocess.run(list(argv), cwd=cwd, env=dict(env) if env is not None else None, check=False).returncode
     except FileNotFoundError as ex:
         raise _not_found(argv, ex) from ex
 
@@ -368,3 +370,143 @@ def pipe_in(
         output.seek(0)
         text = output.read().decode(errors="replace")
     return Completed(tuple(argv), code, text, "", time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """A finished `exchange`: what ran, its exit code, the bytes it answered on stdout, its stderr, how long."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def exchange(argv: Sequence[str], data: bytes, *, timeout: float, env: Mapping[str, str] | None = None) -> Exchanged:
+    """Start ARGV, write DATA to its stdin and read its stdout to the end; only then close stdin and reap it.
+
+    For a process that relays a connection (`ssh HOST docker system dial-stdio`): the far end closes the connection
+    once it has answered, so stdout's end is the answer's end. Closing stdin right after the request (what
+    `subprocess.run(input=...)` does) makes the relay close the connection early, and the engine cancels the
+    request. The whole exchange is bounded by TIMEOUT seconds; past it the process is killed and CommandFailed
+    raised. stderr is read alongside, so a chatty process cannot stall.
+    """
+    _log(argv, None)
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    try:
+        proc = subprocess.Popen(
+            list(argv), env=dict(env) if env is not None else None, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    except FileNotFoundError as ex:
+        raise _not_found(argv, ex) from ex
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out: list[bytes] = []
+    err: list[bytes] = []
+    pending = memoryview(data)
+    try:
+        with selectors.DefaultSelector() as sel:
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                os.set_blocking(pipe.fileno(), False)
+            sel.register(proc.stdout, selectors.EVENT_READ, out)
+            sel.register(proc.stderr, selectors.EVENT_READ, err)
+            if pending:
+                sel.register(proc.stdin, selectors.EVENT_WRITE)
+            exited = _exit_watch(proc.pid)  # a pidfd: readable once the process is gone (Linux)
+            if exited is not None:
+                sel.register(exited, selectors.EVENT_READ, "exited")
+            try:
+                while proc.stdout in _readers(sel) or proc.stderr in _readers(sel):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    for key, _ in sel.select(left):
+                        if key.data == "exited":
+                            # gone: what its pipes still hold is read below; a child it left holding them
+                            # (an ssh master started with debug logging) must not keep us waiting
+                            sel.unregister(key.fileobj)
+                            _drain(sel, proc)
+                            continue
+                        if key.fileobj is proc.stdin:
+                            try:
+                                pending = pending[os.write(proc.stdin.fileno(), pending) :]
+                            except BrokenPipeError:
+                                pending = pending[:0]  # it stopped reading: its exit code and stderr say why
+                            if not pending:
+                                sel.unregister(proc.stdin)
+                            continue
+                        chunk = os.read(key.fd, CHUNK)
+                        if chunk:
+                            key.data.append(chunk)
+                            continue
+                        sel.unregister(key.fileobj)
+                        if key.fileobj is proc.stdout:  # the answer is complete: now the request side may end
+                            if proc.stdin in _writers(sel):
+                                sel.unregister(proc.stdin)
+                            _close(proc.stdin)
+            finally:
+                if exited is not None:
+                    os.close(exited)
+        _close(proc.stdin)
+        code = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+    except (TimeoutError, subprocess.TimeoutExpired) as ex:
+        proc.kill()
+        proc.wait()
+        shown = b"".join(err).decode(errors="replace")
+        raise CommandFailed(argv, -1, shown + f"\n(killed after {timeout:g} s)") from ex
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        _close(proc.stdin)
+        proc.stdout.close()
+        proc.stderr.close()
+    return Exchanged(tuple(argv), code, b"".join(out), b"".join(err).decode(errors="replace"), time.perf_counter() - t0)
+
+
+def _exit_watch(pid: int) -> int | None:
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return int(pidfd_open(pid))
+    except OSError:
+        return None
+
+
+def _readers(sel: selectors.BaseSelector) -> set[object]:
+    return {k.fileobj for k in sel.get_map().values() if k.events & selectors.EVENT_READ and k.data != "exited"}
+
+
+def _writers(sel: selectors.BaseSelector) -> set[object]:
+    return {k.fileobj for k in sel.get_map().values() if k.events & selectors.EVENT_WRITE}
+
+
+def _drain(sel: selectors.BaseSelector, proc: subprocess.Popen[bytes]) -> None:
+    """Read what an exited process left in its stdout and stderr pipes, and stop watching them."""
+    for key in list(sel.get_map().values()):
+        if key.fileobj is proc.stdin:
+            sel.unregister(key.fileobj)
+            continue
+        while True:
+            try:
+                chunk = os.read(key.fd, CHUNK)
+            except BlockingIOError:
+                break  # empty, but held open by someone else
+            if not chunk:
+                break
+            key.data.append(chunk)
+        sel.unregister(key.fileobj)
+
+
+def _close(pipe: IO[bytes] | None) -> None:
+    if pipe is not None and not pipe.closed:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            pipe.close()

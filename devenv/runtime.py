@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urlparse
 
-from devenv import proc
-from devenv.engine import EngineTarget, address_of, endpoint
+from devenv import proc, ssh
+from devenv.engine import EngineTarget, address_of, endpoint, is_loopback, ssh_destination, ssh_login
 from devenv.engine import resolve as resolve_engine
-from devenv.errors import ComposeFailed, DevenvError, EngineUnreachable
+from devenv.errors import CommandFailed, ComposeFailed, DevenvError, EngineUnreachable
 
 PROJECT_LABEL = "devenv.project"
 CI_LABEL = "devenv.ci"
@@ -128,6 +127,7 @@ class Runtime(Protocol):
     def watch(self, services: Sequence[str], on_line: Callable[[str], None]) -> proc.Background: ...
     def resources(self, label: str | None = None) -> StackResources: ...
     def compose_argv(self, *args: str) -> list[str]: ...
+    def compose_env(self) -> dict[str, str]: ...
     def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]: ...
     def stack_labels(self, name: str) -> list[dict[str, str]]: ...
     def port_holders(self, port: int) -> list[tuple[str, dict[str, str]]]: ...
@@ -154,22 +154,43 @@ def engine_host_address(host: str | None = None) -> str:
     return address_of(host or docker_host(), os.environ)
 
 
-def _unreachable(detail: str) -> EngineUnreachable:
-    first = detail.strip().splitlines()[0] if detail.strip() else "no answer"
+def _unreachable(detail: str, host: str | None = None) -> EngineUnreachable:
+    """EngineUnreachable for the engine at HOST (default: docker_host()) from what was seen (an exception's text,
+    ssh's stderr, compose's output), with the hint that fits: for a remote engine never "start Docker here"."""
+    url = host or docker_host()
+    parsed = urlparse(url)
+    if parsed.scheme == "ssh":
+        found = ssh.failure(detail, ssh_login(url))
+        if found is not None:
+            return EngineUnreachable(f"Docker Engine not reachable at {url}: {found.seen}", found.hint)
+    lines = detail.strip().splitlines()
+    first = (lines[-1] if parsed.scheme == "ssh" else lines[0]).strip() if lines else "no answer"
     if "FileNotFoundError" in first or "No such file or directory" in first:
         first = "the socket does not exist"
     elif "ConnectionRefusedError" in first or "Connection refused" in first:
         first = "connection refused"
-    return EngineUnreachable(
-        f"Docker Engine not reachable at {docker_host()}: {first}",
-        "start Docker (Docker Desktop, `sudo systemctl start docker`, or `make engine` on Debian), "
-        "or point DOCKER_HOST / `docker context use` at a running engine.",
-    )
+    if parsed.scheme == "ssh":
+        hint = (
+            f"check that `ssh {ssh_login(url)} docker version` works from this shell, or point DOCKER_HOST / "
+            "`docker context use` at a running engine."
+        )
+    elif parsed.scheme == "unix" or is_loopback(parsed.hostname or "localhost"):
+        hint = (
+            "start Docker (Docker Desktop, `sudo systemctl start docker`, or `make engine` on Debian), "
+            "or point DOCKER_HOST / `docker context use` at a running engine."
+        )
+    else:
+        hint = (
+            f"check that the engine on {parsed.hostname} runs and listens on that port, and that this machine can "
+            "reach it; or point DOCKER_HOST / `docker context use` at a running engine."
+        )
+    return EngineUnreachable(f"Docker Engine not reachable at {url}: {first}", hint)
 
 
 def _is_connection_error(text: str) -> bool:
     # Only the engine's own words: "no such host" or "connection refused" alone may be a registry's (a failed pull).
-    needles = ("Cannot connect to the Docker daemon", "error during connect", "dial unix")
+    # Over ssh the docker CLI says "error during connect: … command [ssh …] has exited …: stderr=<ssh's words>".
+    needles = ("Cannot connect to the Docker daemon", "error during connect", "dial unix", "docker system dial-stdio")
     return any(n.lower() in text.lower() for n in needles)
 
 
@@ -188,17 +209,20 @@ class HttpEngine:
     """The Engine API over the engine's socket (unix, tcp, tcp+TLS, or ssh through `docker system dial-stdio`).
 
     One HTTP/1.0 request per connection: the engine answers with the whole body and closes, so there is no
-    chunked encoding or keep-alive to handle.
+    chunked encoding or keep-alive to handle. Over ssh each request is one `ssh HOST docker system dial-stdio`
+    riding on one shared master connection (devenv.ssh); the first one makes the master, so it runs alone.
     """
 
     def __init__(self, host: str | None = None, timeout: float = API_TIMEOUT) -> None:
         self.host = host or docker_host()
         self.timeout = timeout
+        self._first = threading.Lock()  # held by the first ssh request: it makes the master the others reuse
+        self._ssh_argv: list[str] | None = None  # set once the first ssh request went through
 
     def _exchange(self, data: bytes) -> bytes:
         url = urlparse(self.host)
         if url.scheme == "ssh":
-            return self._over_ssh(url, data)
+            return self._over_ssh(data)
         sock: socket.socket
         if url.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -217,7 +241,7 @@ class HttpEngine:
             if tls:
                 sock = self._tls(sock, url.hostname or "localhost")
         else:
-            raise _unreachable(f"unsupported DOCKER_HOST scheme {url.scheme!r}")
+            raise _unreachable(f"unsupported DOCKER_HOST scheme {url.scheme!r}", self.host)
         with sock:
             sock.sendall(data)
             chunks = []
@@ -238,17 +262,34 @@ class HttpEngine:
             context.verify_mode = ssl.CERT_NONE
         return context.wrap_socket(sock, server_hostname=hostname)
 
-    def _over_ssh(self, url: Any, data: bytes) -> bytes:
-        target = f"{url.username}@{url.hostname}" if url.username else str(url.hostname)
-        argv = ["ssh", "-o", "ConnectTimeout=10", *(["-p", str(url.port)] if url.port else []), "--", target]
-        try:
-            done = subprocess.run(
-                [*argv, "docker", "system", "dial-stdio"], input=data, capture_output=True, timeout=self.timeout
+    def _over_ssh(self, data: bytes) -> bytes:
+        argv = self._ssh_argv
+        if argv is not None:
+            return self._dial(argv, data)
+        with self._first:  # concurrent first calls (remove_labelled's pool) would each make a master
+            argv = self._ssh_argv or ssh.argv(
+                ssh_destination(self.host), ["docker", "system", "dial-stdio"], ssh.control_dir(os.environ)
             )
-        except (OSError, subprocess.TimeoutExpired) as ex:
-            raise _unreachable(str(ex)) from ex
+            answer = self._dial(argv, data)
+            self._ssh_argv = argv
+            return answer
+
+    def _dial(self, argv: list[str], data: bytes) -> bytes:
+        try:
+            done = proc.exchange(argv, data, timeout=self.timeout)
+        except CommandFailed as ex:  # killed at the deadline
+            raise EngineUnreachable(
+                f"Docker Engine not reachable at {self.host}: no answer over ssh within {self.timeout:g} s",
+                f"sshd on the engine host did not answer in time: check that `ssh {ssh_login(self.host)} docker "
+                "version` works from this shell.",
+            ) from ex
+        except DevenvError as ex:  # no ssh client at all
+            raise EngineUnreachable(
+                f"Docker Engine not reachable at {self.host}: {ex.message}",
+                "install an OpenSSH client (the engine is reached over ssh).",
+            ) from ex
         if not done.stdout:
-            raise _unreachable(done.stderr.decode(errors="replace"))
+            raise _unreachable(done.stderr or f"ssh exited {done.returncode} without an answer", self.host)
         return done.stdout
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None) -> Any:
@@ -257,12 +298,12 @@ class HttpEngine:
         try:
             raw = self._exchange(data)
         except OSError as ex:
-            raise _unreachable(f"{type(ex).__name__}: {ex}") from ex
+            raise _unreachable(f"{type(ex).__name__}: {ex}", self.host) from ex
         head, _, body = raw.partition(b"\r\n\r\n")
         status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
         match = re.match(r"HTTP/\d\.\d (\d{3})", status_line)
         if not match:
-            raise _unreachable(f"not an Engine API answer: {status_line[:80]!r}")
+            raise _unreachable(f"not an Engine API answer: {status_line[:80]!r}", self.host)
         status = int(match.group(1))
         if status == 404:
             return None
@@ -322,14 +363,16 @@ class DockerRuntime:
 
     # -- compose ------------------------------------------------------------------------------------------------
     def compose_env(self) -> dict[str, str]:
-        """The environment compose runs with: the user's, plus the checkout it labels resources with."""
-        return {
+        """The environment compose (and every docker CLI of the stack) runs with: the user's, plus the checkout it
+        labels resources with; for an ssh engine, devenv's ssh shim first on PATH (devenv.ssh: one connection)."""
+        env = {
             **os.environ,
             CHECKOUT_VAR: self.checkout,
             SECRETS_VAR: self.secrets,
             MACHINE_VAR: self.machine[0],
             MACHINE_NAME_VAR: self.machine[1],
         }
+        return ssh.environ_with_shim(env) if self.target.scheme == "ssh" else env
 
     def compose_argv(self, *args: str) -> list[str]:
         """The docker compose command line for this project."""
@@ -354,7 +397,7 @@ class DockerRuntime:
         done = proc.stream(argv, on_line, env=env) if on_line is not None else proc.run(argv, env=env)
         if not done.ok:
             if _is_connection_error(done.output):
-                raise _unreachable(done.output)
+                raise _unreachable(done.output, self.target.url)
             raise ComposeFailed(list(args), done.returncode, done.output)
         return done.output
 
@@ -391,7 +434,7 @@ class DockerRuntime:
             self.compose_argv(*args, *services), lambda line: on_line(ANSI_RE.sub("", line)), env=self.compose_env()
         )
         if not done.ok and _is_connection_error(done.output):
-            raise _unreachable(done.output)
+            raise _unreachable(done.output, self.target.url)
         return done.returncode
 
     def watch(self, services: Sequence[str], on_line: Callable[[str], None]) -> proc.Background:
@@ -406,7 +449,7 @@ class DockerRuntime:
             cmd += ["-e", f"{key}={value}"]
         done = proc.run([*cmd, service, *argv], env=self.compose_env())
         if not done.ok and _is_connection_error(done.output):
-            raise _unreachable(done.output)
+            raise _unreachable(done.output, self.target.url)
         return done.returncode, done.output
 
     def exec_out(
@@ -415,7 +458,7 @@ class DockerRuntime:
         """Run ARGV in the running SERVICE with its stdout streamed into SINK (a dump); exit code and stderr."""
         done = proc.pipe_out(self.compose_argv("exec", "-T", service, *argv), sink, on_bytes, env=self.compose_env())
         if not done.ok and _is_connection_error(done.stderr):
-            raise _unreachable(done.stderr)
+            raise _unreachable(done.stderr, self.target.url)
         return done.returncode, done.stderr
 
     def exec_in(
@@ -424,7 +467,7 @@ class DockerRuntime:
         """Run ARGV in the running SERVICE with SOURCE streamed to its stdin (a restore); exit code and output."""
         done = proc.pipe_in(self.compose_argv("exec", "-T", service, *argv), source, on_bytes, env=self.compose_env())
         if not done.ok and _is_connection_error(done.output):
-            raise _unreachable(done.output)
+            raise _unreachable(done.output, self.target.url)
         return done.returncode, done.output
 
     # -- state --------------------------------------------------------------------------------------------------

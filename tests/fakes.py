@@ -88,6 +88,9 @@ class FakeRuntime:
     def compose_argv(self, *args: str) -> list[str]:
         return ["docker", "compose", "-p", self.project_name, *args]
 
+    def compose_env(self) -> dict[str, str]:
+        return {}
+
     def labelled_stacks(self, *, ci_only: bool, sizes: bool = False) -> list[LabelledStack]:
         return list(self.stacks)
 

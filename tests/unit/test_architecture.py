@@ -4,7 +4,7 @@
   for the type checker only and do not run, so they are left out).
 - Only devenv.runtime talks to Docker; nothing imports the docker SDK, python-on-whales, redis-py or psycopg (the
   tests use those as independent oracles).
-- Only devenv.proc and devenv.runtime start processes.
+- Only devenv.proc starts processes (devenv.runtime hands it compose's argv and its ssh relays).
 - Only devenv.cli and devenv.output print.
 """
 
@@ -109,7 +109,7 @@ def test_heavy_or_outside_libraries_are_not_imported(library: str) -> None:
     assert users == []
 
 
-def test_only_proc_and_runtime_start_processes() -> None:
+def test_only_proc_starts_processes() -> None:
     starters = set()
     for module in MODULES:
         names = imports_of(module)
@@ -126,7 +126,7 @@ def test_only_proc_and_runtime_start_processes() -> None:
                 )
             ):
                 starters.add(module)
-    assert starters == {"devenv.proc", "devenv.runtime"}
+    assert starters == {"devenv.proc"}
 
 
 def _prints(module: str) -> bool:
