@@ -84,14 +84,23 @@ class BuildLog:
         what = f"at step {step.label()}{where}" if step else f"at step #{number}"
         return BuildFailed(
             f"server image: build failed {what}: {reason}",
-            _hint(lines, reason),
+            _hint(lines, reason, dockerfile),
             details=tail("\n".join(lines)) or None,
         )
 
 
-def _hint(lines: list[str], reason: str) -> str:
+def _hint(lines: list[str], reason: str, dockerfile: Dockerfile | None = None) -> str:
     text = "\n".join(lines).lower() + reason.lower()
     if "self signed certificate" in text or "unable to get local issuer" in text or "self-signed" in text:
+        uses_ca = dockerfile is None or any("id=npm_ca" in i for _, i in dockerfile.instructions)
+        if not uses_ca:
+            return (
+                "npm does not trust this network's TLS proxy, and no RUN step of the Dockerfile mounts the CA "
+                "bundle: add `--mount=type=secret,id=npm_ca` to the RUN that calls npm (with "
+                "NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca) and pass the host's bundle "
+                "(DEVENV_BUILD_SECRET_NPM_CA=/etc/ssl/certs/ca-certificates.crt). An earlier `npm ci` may have "
+                "failed the same way without failing its step."
+            )
         return (
             "npm does not trust this network's TLS proxy: pass the host's CA bundle as a build secret "
             "(DEVENV_BUILD_SECRET_NPM_CA=/etc/ssl/certs/ca-certificates.crt; the Dockerfile mounts secret npm_ca)."

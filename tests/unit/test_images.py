@@ -45,3 +45,14 @@ def test_a_failed_pull_names_the_image_and_the_setting(
 def test_other_compose_failures_are_not_pull_errors(example: Project) -> None:
     failed = ComposeFailed(["up"], 1, "service migrate didn't complete successfully")
     assert pull_failure(example.config, failed) is None
+
+
+def test_a_tls_failure_in_a_build_that_does_not_mount_the_ca_says_to_mount_it(tmp_path: Path) -> None:
+    from devenv.build import _hint
+    from devenv.dockerfile import parse
+
+    lines = ["npm error code SELF_SIGNED_CERT_IN_CHAIN", "npm error self-signed certificate in certificate chain"]
+    plain = parse(tmp_path / "Dockerfile", "FROM node:20\nRUN npm ci\n")
+    mounted = parse(tmp_path / "Dockerfile", "FROM node:20\nRUN --mount=type=secret,id=npm_ca npm ci\n")
+    assert "add `--mount=type=secret,id=npm_ca`" in _hint(lines, "exit code 1", plain)
+    assert "the Dockerfile mounts secret npm_ca" in _hint(lines, "exit code 1", mounted)
