@@ -17,7 +17,7 @@ import redis
 from dotenv import dotenv_values
 
 from tests.conftest import EXAMPLE
-from tests.integration.conftest import labelled
+from tests.integration.helpers import labelled
 
 IGNORE = shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist")
 
