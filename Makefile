@@ -62,6 +62,9 @@ unit: venv ## unit tests only (no Docker)
 test: prepare lint typecheck ## lint, type check and the whole test suite (unit + docker integration)
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
 
+soak: prepare ## the soak test (20 up/reset/down cycles; not part of `make test`)
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest -m slow tests/integration $(PYTEST_ARGS)
+
 bench: prepare ## benchmarks: devenv against its baselines in the same run (prints ratio tables)
 	@$(BIN)/python -m compileall -q devenv  # byte-compiled, as `pip install` leaves an installed tool
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/python scripts/bench.py $(BENCH_ARGS)
@@ -69,4 +72,4 @@ bench: prepare ## benchmarks: devenv against its baselines in the same run (prin
 clean: ## remove the virtualenv and caches (never touches Docker volumes)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(IMAGES_ENV)
 
-.PHONY: help venv engine images prepare up down remote-up remote-down lint typecheck unit test bench clean
+.PHONY: help venv engine images prepare up down remote-up remote-down lint typecheck unit test soak bench clean

@@ -344,5 +344,6 @@ def remove_gone(runtime: Runtime, stacks: Iterable[StackInfo]) -> list[StackInfo
             top = Path(stack.checkout) / STATE_DIR
             for state_dir in (top, top / "stacks" / stack.name):  # its env files, wherever its state was
                 shutil.rmtree(secrets_dir(state_dir), ignore_errors=True)
+            runtime.remove_images(stack.name, stack.checkout)
             removed.append(replace(stack, state="removed"))
     return removed

@@ -15,7 +15,8 @@ from devenv.config import sanitize_name as _sanitize
 from devenv.context import Context, Server
 from devenv.errors import DevenvError, ServiceNotReady, UsageError
 from devenv.project import Project
-from devenv.runtime import MACHINE_LABEL, Runtime, parse_created
+from devenv.runtime import CHECKOUT_LABEL, MACHINE_LABEL, Runtime, parse_created
+from devenv.state import STATE_DIR, secrets_dir
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ def ci_down(
         for folder in (ci.state_dir, ci.secrets_dir):
             if folder != project.root / ".devenv":  # only a CI stack's own folders
                 shutil.rmtree(folder, ignore_errors=True)
+        runtime.remove_images(stack_name, ci.checkout)  # the image it built (one another CI stack runs on stays)
     return stack_name
 
 
@@ -318,18 +320,22 @@ def run_with_stack(
 
 
 def gc(runtime: Runtime, older_than: timedelta, *, dry_run: bool) -> list[StackAge]:
-    """Remove (or list, with dry_run) this machine's devenv-labelled CI stacks older than the limit.
+    """Remove (or list, with dry_run) this machine's devenv-labelled CI stacks older than the limit, with what they
+    left outside the engine's volumes: their server image and their env files.
 
     On a shared engine another machine's CI stack is that machine's job (it may still be running its tests); a
     stack made before devenv labelled machines is taken, as it was then."""
+    import shutil
+
     mine = runtime.machine[0]
-    stacks = [
-        StackAge(s.name, parse_created(s.created), s.containers, s.volumes)
-        for s in runtime.labelled_stacks(ci_only=True)
-        if s.labels.get(MACHINE_LABEL, mine) == mine
-    ]
-    old = old_stacks(stacks, older_than)
+    listed = [s for s in runtime.labelled_stacks(ci_only=True) if s.labels.get(MACHINE_LABEL, mine) == mine]
+    checkout = {s.name: s.labels.get(CHECKOUT_LABEL, "") for s in listed}
+    old = old_stacks([StackAge(s.name, parse_created(s.created), s.containers, s.volumes) for s in listed], older_than)
     if not dry_run:
         for stack in old:
             runtime.remove_labelled(stack.name)
+            if checkout[stack.name]:  # a CI stack's state is <checkout>/.devenv/stacks/<name> (ci_project)
+                runtime.remove_images(stack.name, checkout[stack.name])
+                state_dir = Path(checkout[stack.name]) / STATE_DIR / "stacks" / stack.name
+                shutil.rmtree(secrets_dir(state_dir), ignore_errors=True)
     return old

@@ -657,10 +657,11 @@ def down(ctx: Context, *, volumes: bool = False) -> DownResult:
     ctx.runtime.down(volumes=volumes)  # a spare being made is cut off: unmarked, it is never used
     if load_state(project.state_dir).get("fingerprint"):  # forget it: the next `up` has compose work to do
         _forget_fingerprint(project.state_dir, project.name)
-    if volumes:  # the data went: its env files go too (`up` writes them again from .env)
+    if volumes:  # the data went: its env files and its server image go too (`up` makes them again)
         import shutil
 
         shutil.rmtree(project.secrets_dir, ignore_errors=True)
+        ctx.runtime.remove_images(project.name, project.checkout)
     left = ctx.runtime.resources().volumes
     return DownResult(project=project.name, volumes_removed=volumes, remaining_volumes=left)
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urlparse
@@ -134,6 +134,7 @@ class Runtime(Protocol):
     def held_ports(self) -> set[int]: ...
     def host_answers(self, port: int) -> bool: ...
     def remove_labelled(self, name: str) -> StackResources: ...
+    def remove_images(self, name: str, checkout: str) -> tuple[str, ...]: ...
     def engine_facts(self) -> EngineFacts: ...
     def exec_out(
         self, service: str, argv: Sequence[str], sink: BinaryIO, on_bytes: Callable[[int], None]
@@ -597,7 +598,7 @@ class DockerRuntime:
         return [
             LabelledStack(
                 name,
-                min((t for t in e["created"] if t), default=""),
+                oldest(e["created"]),
                 e["containers"],
                 len(e["volumes"]),
                 e["networks"],
@@ -661,6 +662,20 @@ class DockerRuntime:
             tuple(str(v["Name"]) for v in volumes),
         )
 
+    def remove_images(self, name: str, checkout: str) -> tuple[str, ...]:
+        """Remove the images devenv built for the stack NAME of CHECKOUT on this machine (selected by the labels
+        devenv.project, devenv.checkout and devenv.machine: never another checkout's or machine's); an image a
+        container still uses stays. Returns the removed images' ids."""
+        wanted = [f"{PROJECT_LABEL}={name}", f"{CHECKOUT_LABEL}={checkout}", f"{MACHINE_LABEL}={self.machine[0]}"]
+        removed = []
+        for image in self._call("GET", "/images/json", _filters(label=wanted)) or []:
+            try:
+                self._call("DELETE", f"/images/{image['Id']}")
+            except ApiError:  # in use (409): another stack of the checkout runs on it (CI stacks share one tag)
+                continue
+            removed.append(str(image["Id"]))
+        return tuple(removed)
+
     def engine_facts(self) -> EngineFacts:
         """Ask the engine (and the compose plugin) about itself; raises EngineUnreachable."""
         info = self._call("GET", "/info") or {}
@@ -716,6 +731,14 @@ def parse_created(text: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def oldest(stamps: Sequence[str]) -> str:
+    """The earliest of Docker's timestamps as RFC 3339 in UTC ("" when none parses). Compared as times, not as text:
+    the engine writes containers' in epoch seconds, volumes' and networks' in its local zone (`+03:00`) with or
+    without nanoseconds, and the text order of those is not their time order."""
+    times = [t for t in map(parse_created, stamps) if t is not None and t.tzinfo is not None]
+    return min(times).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if times else ""
 
 
 def _rfc3339(created: Any) -> str:

@@ -41,6 +41,7 @@ class FakeRuntime:
     ports: dict[tuple[str, int], int] = field(default_factory=dict)
     log_text: str = ""
     calls: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
+    images_removed: list[tuple[str, str]] = field(default_factory=list)  # remove_images: (stack, checkout)
     oneoff_result: tuple[int, str] = (0, "")
     stacks: list[LabelledStack] = field(default_factory=list)
     volume_labels: list[dict[str, str]] = field(default_factory=list)
@@ -111,6 +112,10 @@ class FakeRuntime:
     def remove_labelled(self, name: str) -> StackResources:
         self.calls.append(("remove", (name,)))
         return StackResources((), (), ())
+
+    def remove_images(self, name: str, checkout: str) -> tuple[str, ...]:
+        self.images_removed.append((name, checkout))
+        return ()
 
     def engine_facts(self) -> EngineFacts:
         return EngineFacts("unix:///var/run/docker.sock", "26.1.5", "2.26.1", "/var/lib/docker", frozenset())

@@ -1,141 +1,114 @@
-"""Integration fixtures: a private copy of the example project with its own stack name and free host ports."""
+"""Integration fixtures: private copies of the example project with their own stack names and free host ports.
+
+`example` is a project of its own with no stack yet, for the tests about `up`, faults, checkouts and teardown.
+`clean` is the test module's one stack (`stack`, brought up once) with clean data: `devenv reset --yes` before the
+test, a fraction of a second instead of a full `up`. At the end of the session nothing a test made is left: the
+stacks' server images and the secrets folders devenv keeps outside the projects go too (and whatever a failed test
+left is removed and named).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.integration.helpers import (
+    ExampleProject,
+    free_port,
+    labelled,
+    make_project,
+    remove,
+)
 from tests.integration.remote import remote_engine as remote_engine  # the session fixture: the second engine
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def labelled(label: str) -> dict[str, list[str]]:
-    """Containers, networks and volumes carrying LABEL, straight from the docker CLI."""
-    out = {}
-    for kind, cmd in (
-        ("containers", ["docker", "ps", "-a", "--filter", f"label={label}", "--format", "{{.Names}}"]),
-        ("networks", ["docker", "network", "ls", "--filter", f"label={label}", "--format", "{{.Name}}"]),
-        ("volumes", ["docker", "volume", "ls", "--filter", f"label={label}", "--format", "{{.Name}}"]),
-    ):
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out[kind] = sorted(done.stdout.split())
-    return out
-
-
-@dataclass
-class ExampleProject:
-    """A copy of examples/monorepo under tmp_path, driven through the real `devenv` CLI."""
-
-    root: Path
-    name: str
-    env: dict[str, str] = field(default_factory=dict)
-    server: str = "apps/server"
-
-    @property
-    def server_dir(self) -> Path:
-        return self.root / self.server if self.server != "." else self.root
-
-    def devenv(self, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "devenv", "-C", str(self.root), *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"devenv {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def port(self, service: str) -> int:
-        return int(self.env[f"DEVENV_{service.upper()}_PORT"])
-
-    def http(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port('server')}{path}",
-            data=data,
-            method=method,
-            headers={"content-type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return int(resp.status), json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as ex:
-            return ex.code, json.loads(ex.read() or b"null")
-
-    def env_values(self) -> dict[str, str]:
-        from dotenv import dotenv_values
-
-        return {k: v or "" for k, v in dotenv_values(self.server_dir / ".env").items()}
-
-    def container(self, service: str) -> str:
-        done = subprocess.run(
-            [
-                "docker", "ps", "-a", "-q",
-                "--filter", f"label=com.docker.compose.project={self.name}",
-                "--filter", f"label=com.docker.compose.service={service}",
-            ],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        ids = done.stdout.split()
-        assert ids, f"no container for {service}"
-        return ids[0]
-
-    def resources(self) -> dict[str, list[str]]:
-        return labelled(f"devenv.project={self.name}")
-
-
-def make_project(tmp_path: Path, source: Path = EXAMPLE, server: str = "apps/server") -> ExampleProject:
-    root = tmp_path / source.name
-    shutil.copytree(
-        source, root, ignore=shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist"), symlinks=True
-    )
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ)
-    env.update(
-        DEVENV_PROJECT_NAME=name,
-        DEVENV_POSTGRES_PORT=str(free_port()),
-        DEVENV_REDIS_PORT=str(free_port()),
-        DEVENV_SERVER_PORT=str(free_port()),
-        NO_COLOR="1",
-    )
-    return ExampleProject(root=root, name=name, env=env, server=server)
-
-
-def remove(project: ExampleProject) -> None:
-    """Everything PROJECT's stack started, volumes included."""
-    project.devenv("down", "--volumes", "--yes")
-    subprocess.run(
-        ["docker", "compose", "-p", project.name, "down", "-v", "--remove-orphans"], capture_output=True, check=False
-    )
+__all__ = ["ExampleProject", "free_port", "labelled", "make_project", "remove"]  # what test_remote_bed imports
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[ExampleProject]:
-    """A private example project; everything it started is removed afterwards (volumes included)."""
+    """A private example project; everything it started is removed afterwards (volumes, image, secrets)."""
     project = make_project(tmp_path)
     try:
         yield project
     finally:
         remove(project)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleProject]:
+    """The test module's example stack, up once (the whole stack); removed after the module."""
+    project = make_project(tmp_path_factory.mktemp("stack"))
+    try:
+        project.devenv("up", check=True)
+        yield project
+    finally:
+        remove(project)
+
+
+@pytest.fixture
+def clean(stack: ExampleProject) -> ExampleProject:
+    """The module's stack with clean data (`devenv reset --yes`: the seeded template, Redis db flushed), as a project
+    with an environment of the test's own. A test that changes a file of the project puts it back."""
+    done = stack.devenv("reset", "--yes")
+    if done.returncode != 0:  # a test before stopped part of it: bring it back, then reset
+        stack.devenv("up", check=True)
+        stack.devenv("reset", "--yes", check=True)
+    return replace(stack, env=dict(stack.env))
+
+
+def _state_dirs(base: Path) -> list[Path]:
+    """Every devenv state folder (.devenv and .devenv/stacks/NAME) under BASE."""
+    found = []
+    for folder, dirs, _files in os.walk(base):
+        dirs[:] = [d for d in dirs if d not in ("node_modules", ".git")]
+        if Path(folder).name == ".devenv":
+            stacks = Path(folder) / "stacks"
+            found += [Path(folder), *(p for p in (stacks.iterdir() if stacks.is_dir() else ()) if p.is_dir())]
+            dirs[:] = []
+    return found
+
+
+def _under(base: Path, kind: str) -> list[str]:
+    """The ids of the engine's KIND (container, volume, network, image) whose devenv.checkout lies under BASE."""
+    ls = ["docker", kind, "ls", "-q", "--filter", "label=devenv.checkout"]
+    if kind == "container":
+        ls.insert(3, "-a")
+    ids = sorted(set(subprocess.run(ls, capture_output=True, text=True).stdout.split()))
+    if not ids:
+        return []
+    fmt = (
+        '{{index .Config.Labels "devenv.checkout"}}'
+        if kind in ("container", "image")
+        else '{{index .Labels "devenv.checkout"}}'
+    )
+    inspected = subprocess.run(["docker", kind, "inspect", "-f", fmt, *ids], capture_output=True, text=True)
+    return [i for i, path in zip(ids, inspected.stdout.splitlines(), strict=False) if path.startswith(f"{base}/")]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leave_nothing_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session: remove the server images and secrets folders of the session's stacks (tests do not clean
+    those up one by one: many stacks share a module), and anything else labelled with a checkout of this session's
+    (what a failed test left), naming it."""
+    yield
+    from devenv.state import secrets_dir
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    left = {kind: _under(base, kind) for kind in ("container", "network", "volume")}
+    for kind in ("container", "network", "volume"):
+        if left[kind]:
+            subprocess.run(["docker", kind, "rm", "-f", *left[kind]], capture_output=True)
+    images = _under(base, "image")
+    if images:
+        subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+    for state_dir in _state_dirs(base):
+        shutil.rmtree(secrets_dir(state_dir), ignore_errors=True)
+    leaked = {kind: ids for kind, ids in left.items() if ids}
+    if leaked:  # a test's own cleanup missed these: say so (the run has already reported its failures)
+        print(f"\nintegration tests left {leaked} behind; removed")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.integration.conftest import ExampleProject
-from tests.integration.test_reset import _pg
+from tests.integration.helpers import ExampleProject
 
 
 def _git(example: ExampleProject, *args: str) -> None:
@@ -14,12 +13,12 @@ def _git(example: ExampleProject, *args: str) -> None:
 
 
 def _write(example: ExampleProject, text: str) -> None:
-    with _pg(example) as conn:
+    with example.pg() as conn:
         conn.execute("insert into quotes (author, text) values ('branch test', %s)", (text,))
 
 
 def _rows(example: ExampleProject) -> list[str]:
-    with _pg(example) as conn:
+    with example.pg() as conn:
         return sorted(str(r[0]) for r in conn.execute("select text from quotes where author = 'branch test'"))
 
 
@@ -56,7 +55,7 @@ def test_each_branch_keeps_its_own_data_across_switches(example: ExampleProject)
     assert "post-checkout: written" in installed.stdout
     _git(example, "checkout", "-q", "b")  # the hook switches at checkout
     assert _rows(example) == ["written on b"]
-    with _pg(example, "postgres") as conn:
+    with example.pg("postgres") as conn:
         marks = dict(conn.execute("select datname, shobj_description(oid, 'pg_database') from pg_database"))
     assert marks[app] == "devenv:seeded:branch=b" and marks[f"{app}__branch_a"] == "devenv-branch:a"
     assert f"{app}__devenv_incoming" not in marks
@@ -71,7 +70,7 @@ def test_a_database_in_the_way_of_parking_is_never_touched(example: ExampleProje
     example.devenv("up", "postgres", "redis", "migrate", check=True)
     app = example.env_values()["POSTGRES_DB"]
     _write(example, "written on a")
-    with _pg(example, "postgres") as conn:
+    with example.pg("postgres") as conn:
         conn.execute(f"create database {app}__branch_a")  # someone's own, without devenv's mark
     _git(example, "checkout", "-q", "-b", "b")
     done = example.devenv("db", "switch")
@@ -98,12 +97,12 @@ def test_a_branch_with_a_new_migration_gets_a_database_migrated_for_it(example: 
     assert "'b' gets a new database" in up.stdout + up.stderr, up.stdout + up.stderr
 
     def audit() -> bool:
-        with _pg(example) as conn:
+        with example.pg() as conn:
             row = conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone()
         return bool(row and row[0])
 
     assert audit() and _rows(example) == []  # migrated for b, and seeded
-    with _pg(example) as conn:
+    with example.pg() as conn:
         seeded = conn.execute("select count(*) from quotes").fetchone()
     assert seeded is not None and seeded[0] > 0
     _git(example, "checkout", "-q", "a")

@@ -17,7 +17,7 @@ import redis
 from dotenv import dotenv_values
 
 from tests.conftest import EXAMPLE
-from tests.integration.conftest import labelled
+from tests.integration.helpers import labelled
 
 IGNORE = shutil.ignore_patterns("node_modules", ".devenv", ".env", "dist")
 
@@ -178,10 +178,10 @@ def test_a_worktree_gets_its_own_stack_and_down_gone_removes_only_a_deleted_chec
     shutil.rmtree(doomed.root.parent)  # the checkout is deleted without `down`
     listed = {s["name"]: s for s in json.loads(a.devenv("ls", "--json").stdout)["stacks"]}
     assert listed[doomed_name]["gone"] is True and listed[a.name()]["gone"] is False
-    asked = a.devenv("down", "--gone")
+    asked = a.devenv("down", "--gone", "--running")  # its containers still run: only --running takes them
     assert asked.returncode == 2 and "--yes" in asked.stderr  # no terminal: nothing removed without --yes
     assert labelled(f"devenv.project={doomed_name}")["volumes"]
-    removed = a.devenv("down", "--gone", "--yes")
+    removed = a.devenv("down", "--gone", "--running", "--yes")
     assert removed.returncode == 0, removed.stderr
     assert f"{doomed_name}: removed" in removed.stdout
     assert labelled(f"devenv.project={doomed_name}") == {"containers": [], "networks": [], "volumes": []}

@@ -7,31 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from tests.integration.conftest import ExampleProject, labelled
-
-
-def _ci_env(example: ExampleProject) -> dict[str, str]:
-    # CI stacks choose their own ports and names: drop the fixture's fixed ones.
-    return {
-        k: v
-        for k, v in example.env.items()
-        if not k.startswith(("DEVENV_PROJECT_NAME", "DEVENV_", "GITHUB_"))
-        or k.startswith(("DEVENV_BUILD_", "DEVENV_POSTGRES_IMAGE", "DEVENV_REDIS_IMAGE"))
-    }
-
-
-def _devenv(example: ExampleProject, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devenv", "-C", str(example.root), *args],
-        capture_output=True, text=True, env=env or _ci_env(example), timeout=300, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+from tests.integration.helpers import ExampleProject, eventually, labelled
 
 
 def test_two_parallel_ci_stacks_are_isolated_and_export_working_settings(
@@ -39,11 +21,11 @@ def test_two_parallel_ci_stacks_are_isolated_and_export_working_settings(
 ) -> None:
     names = [f"ci-a-{uuid.uuid4().hex[:6]}", f"ci-b-{uuid.uuid4().hex[:6]}"]
     github_env = tmp_path / "github_env"
-    env = {**_ci_env(example), "GITHUB_ENV": str(github_env), "GITHUB_ACTIONS": "true"}
+    env = {**example.ci_env(), "GITHUB_ENV": str(github_env), "GITHUB_ACTIONS": "true"}
     try:
         with ThreadPoolExecutor(2) as pool:
             runs = list(pool.map(
-                lambda n: _devenv(example, "ci", "up", "--name", n, "--json", "--env-file", str(tmp_path / f"{n}.env"),
+                lambda n: example.ci("ci", "up", "--name", n, "--json", "--env-file", str(tmp_path / f"{n}.env"),
                                   env=env),
                 names,
             ))  # fmt: skip
@@ -75,11 +57,11 @@ def test_two_parallel_ci_stacks_are_isolated_and_export_working_settings(
             assert labelled(f"devenv.project={name}")["containers"]
     finally:
         for name in names:
-            down = _devenv(example, "ci", "down", "--name", name)
+            down = example.ci("ci", "down", "--name", name)
             assert down.returncode == 0, down.stderr
     for name in names:
         assert labelled(f"devenv.project={name}") == {"containers": [], "networks": [], "volumes": []}
-    again = _devenv(example, "ci", "down", "--name", names[0])
+    again = example.ci("ci", "down", "--name", names[0])
     assert again.returncode == 0  # already gone is fine
 
 
@@ -92,8 +74,8 @@ def test_run_returns_the_commands_exit_code_and_leaves_nothing(example: ExampleP
     )
     for want in (0, 3):
         name = f"run-{want}-{uuid.uuid4().hex[:6]}"
-        env = {**_ci_env(example), "WANT": str(want)}
-        done = _devenv(example, "run", "--name", name, "--", sys.executable, "-c", probe, env=env)
+        env = {**example.ci_env(), "WANT": str(want)}
+        done = example.ci("run", "--name", name, "--", sys.executable, "-c", probe, env=env)
         assert done.returncode == want, done.stderr
         assert labelled(f"devenv.project={name}") == {"containers": [], "networks": [], "volumes": []}
         secrets = [v for k, v in example.env_values().items() if "PASSWORD" in k or "SECRET" in k]
@@ -106,13 +88,11 @@ def test_run_interrupted_by_sigint_still_tears_down(example: ExampleProject, tmp
     cmd = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(120)"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "devenv", "-C", str(example.root), "run", "--name", name, "--", *cmd],
-        env=_ci_env(example), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=example.ci_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
-        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert marker.exists(), proc.stderr.read() if proc.stderr else ""
+        started = eventually(lambda: marker.exists() or proc.poll() is not None, timeout=240)
+        assert started and marker.exists(), proc.stderr.read() if proc.stderr else ""
         assert labelled(f"devenv.project={name}")["containers"]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
@@ -127,16 +107,16 @@ def test_run_interrupted_by_sigint_still_tears_down(example: ExampleProject, tmp
 def test_gc_lists_then_removes_an_abandoned_stack_but_never_a_developers_stack(example: ExampleProject) -> None:
     example.devenv("up", "postgres", check=True)  # a developer's own stack: not a CI stack
     name = f"abandoned-{uuid.uuid4().hex[:6]}"
-    up = _devenv(example, "ci", "up", "--name", name)
+    up = example.ci("ci", "up", "--name", name)
     assert up.returncode == 0, up.stderr
-    dry = _devenv(example, "gc", "--older-than", "0s", "--dry-run")
+    dry = example.ci("gc", "--older-than", "0s", "--dry-run")
     assert dry.returncode == 0
     assert f"would remove {name}" in dry.stdout
     assert example.name not in dry.stdout
     assert labelled(f"devenv.project={name}")["containers"]  # dry run removed nothing
-    young = _devenv(example, "gc", "--older-than", "2h")
+    young = example.ci("gc", "--older-than", "2h")
     assert name not in young.stdout
-    gone = _devenv(example, "gc", "--older-than", "0s")
+    gone = example.ci("gc", "--older-than", "0s")
     assert f"removed {name}" in gone.stdout
     assert labelled(f"devenv.project={name}") == {"containers": [], "networks": [], "volumes": []}
     assert labelled(f"devenv.project={example.name}")["volumes"]  # the developer's data is untouched

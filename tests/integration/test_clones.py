@@ -10,8 +10,7 @@ from pathlib import Path
 import psycopg
 from dotenv import dotenv_values
 
-from tests.integration.conftest import ExampleProject
-from tests.integration.test_reset import _pg
+from tests.integration.helpers import ExampleProject
 
 # Each worker writes a row of its own into the database its URL names and reports what it saw there.
 WORKER = """
@@ -30,12 +29,6 @@ sys.exit(int(sys.argv[2]))
 """
 
 
-def _databases(example: ExampleProject) -> dict[str, str | None]:
-    with _pg(example, "postgres") as conn:
-        rows = conn.execute("select datname, shobj_description(oid, 'pg_database') from pg_database").fetchall()
-    return {str(name): comment for name, comment in rows}
-
-
 def _seen(url: str) -> tuple[str, int]:
     with psycopg.connect(url.split("?")[0]) as conn:
         db = conn.execute("select current_database()").fetchone()
@@ -44,8 +37,8 @@ def _seen(url: str) -> tuple[str, int]:
     return str(db[0]), int(count[0])
 
 
-def test_db_clones_gives_each_worker_its_own_copy_of_the_template(example: ExampleProject, tmp_path: Path) -> None:
-    example.devenv("up", "postgres", "redis", "migrate", check=True)
+def test_db_clones_gives_each_worker_its_own_copy_of_the_template(clean: ExampleProject, tmp_path: Path) -> None:
+    example = clean
     app = example.env_values()["POSTGRES_DB"]
     env_file = tmp_path / "workers.env"
     done = example.devenv("db", "clones", "3", "--json", "--env-file", str(env_file), check=True)
@@ -58,41 +51,44 @@ def test_db_clones_gives_each_worker_its_own_copy_of_the_template(example: Examp
     with psycopg.connect(urls[0].split("?")[0], autocommit=True) as conn:
         conn.execute("insert into quotes (author, text) values ('w1', 'only in the first clone')")
     assert [_seen(u) for u in urls] == [(f"{app}_w1", seeded + 1), (f"{app}_w2", seeded), (f"{app}_w3", seeded)]
-    dbs = _databases(example)
+    dbs = example.databases()
     assert dbs[f"{app}_w2"] == f"devenv-clone:2:{result['key']}"
 
     again = json.loads(example.devenv("db", "clones", "1", "--json", check=True).stdout)  # fresh, fewer
     assert _seen(again["clones"][0]["url"]) == (f"{app}_w1", seeded)
     assert sorted(again["dropped"]) == [f"{app}_w2", f"{app}_w3"]
     example.devenv("db", "clones", "0", check=True)
-    assert not [n for n in _databases(example) if n.startswith(f"{app}_w")]
+    assert not [n for n in example.databases() if n.startswith(f"{app}_w")]
 
 
-def test_db_clones_refuses_a_database_of_that_name_that_is_not_a_clone(example: ExampleProject) -> None:
-    example.devenv("up", "postgres", "redis", "migrate", check=True)
+def test_db_clones_refuses_a_database_of_that_name_that_is_not_a_clone(clean: ExampleProject) -> None:
+    example = clean
     env = example.env_values()
     app = env["POSTGRES_DB"]
-    with _pg(example, "postgres") as conn:
+    with example.pg("postgres") as conn:
         conn.execute(f"create database {app}_w2")
-    done = example.devenv("db", "clones", "2")
-    assert done.returncode == 2, done.stderr
-    assert f"'{app}_w2' exists and is not one of devenv's clones" in done.stderr and "Hint:" in done.stderr
-    dbs = _databases(example)
-    assert f"{app}_w2" in dbs and f"{app}_w1" not in dbs  # nothing made, nothing dropped
+    try:
+        done = example.devenv("db", "clones", "2")
+        assert done.returncode == 2, done.stderr
+        assert f"'{app}_w2' exists and is not one of devenv's clones" in done.stderr and "Hint:" in done.stderr
+        dbs = example.databases()
+        assert f"{app}_w2" in dbs and f"{app}_w1" not in dbs  # nothing made, nothing dropped
+    finally:  # someone's own database: the module's stack does without it
+        with example.pg("postgres") as conn:
+            conn.execute(f"drop database if exists {app}_w2")
 
 
 def test_run_workers_exports_a_url_per_worker_and_drops_the_clones_even_when_cmd_fails(
-    example: ExampleProject, tmp_path: Path
+    clean: ExampleProject, tmp_path: Path
 ) -> None:
-    from tests.integration.test_ci import _ci_env, _devenv
-
+    example = clean
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     out = tmp_path / "seen.json"
     name = f"workers-{uuid.uuid4().hex[:6]}"
     try:
-        done = _devenv(
-            example, "run", "--name", name, "--workers", "3", "--keep", "--", sys.executable, str(script), str(out), "7"
+        done = example.ci(
+            "run", "--name", name, "--workers", "3", "--keep", "--", sys.executable, str(script), str(out), "7"
         )
         assert done.returncode == 7, done.stderr  # CMD's exit code, passed through
         seen = json.loads(out.read_text())
@@ -108,14 +104,13 @@ def test_run_workers_exports_a_url_per_worker_and_drops_the_clones_even_when_cmd
             names = [str(r[0]) for r in conn.execute("select datname from pg_database")]
         assert app in names and not [n for n in names if n.startswith(f"{app}_w")]
     finally:
-        _devenv(example, "ci", "down", "--name", name, env=_ci_env(example))
+        example.ci("ci", "down", "--name", name)
 
 
-def test_the_examples_worker_tests_each_get_their_own_clone(example: ExampleProject) -> None:
+def test_the_examples_worker_tests_each_get_their_own_clone(clean: ExampleProject) -> None:
     """The example's workers-*.test.js run at once under `devenv run --workers 3`, in the stack's server image
     (which has node_modules) on the host's network, where the exported URLs point."""
-    from tests.integration.test_ci import _ci_env, _devenv
-
+    example = clean
     script = (
         'img=$(docker ps --filter "label=com.docker.compose.project=$DEVENV_PROJECT_NAME" '
         '--filter label=com.docker.compose.service=server --format "{{.Image}}" | head -n1) && '
@@ -123,7 +118,7 @@ def test_the_examples_worker_tests_each_get_their_own_clone(example: ExampleProj
         '-e DATABASE_URL_3 "$img" npm run --silent test:workers'
     )
     name = f"wtests-{uuid.uuid4().hex[:6]}"
-    done = _devenv(example, "run", "--name", name, "--workers", "3", "--", "sh", "-c", script, env=_ci_env(example))
+    done = example.ci("run", "--name", name, "--workers", "3", "--", "sh", "-c", script)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     app = example.env_values()["POSTGRES_DB"]

@@ -6,29 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
-import redis
-
-from tests.integration.conftest import ExampleProject, make_project, remove
-from tests.integration.test_reset import _pg, _wait_for_spare
-
-
-def _redis(example: ExampleProject) -> redis.Redis:
-    env = example.env_values()
-    return redis.Redis(
-        host="127.0.0.1",
-        port=example.port("redis"),
-        password=env.get("REDIS_PASSWORD") or None,
-        db=int(env["REDIS_DB"]),
-    )
+from tests.integration.helpers import ExampleProject, make_project, remove
 
 
 def _authors(example: ExampleProject) -> set[str]:
-    with _pg(example) as conn:
+    with example.pg() as conn:
         return {str(row[0]) for row in conn.execute("select author from quotes").fetchall()}
 
 
 def _write(example: ExampleProject, author: str) -> None:
-    with _pg(example) as conn:
+    with example.pg() as conn:
         conn.execute("insert into quotes (author, text) values (%s, %s)", (author, f"by {author}"))
 
 
@@ -37,20 +24,20 @@ def _json(example: ExampleProject, *args: str) -> dict[str, object]:
     return dict(json.loads(done.stdout))
 
 
-def test_snapshot_restore_list_rm(example: ExampleProject) -> None:
-    example.devenv("up", check=True)
+def test_snapshot_restore_list_rm(clean: ExampleProject) -> None:
+    example = clean
     _write(example, "before-snapshot")
     taken = _json(example, "db", "snapshot", "base")
     assert taken["action"] == "snapshot" and taken["name"] == "base"
     _write(example, "after-snapshot")
-    _redis(example).set("cache:after", "1")
-    with _pg(example) as conn:  # an open session, like the running server's pool or a developer's psql
+    example.redis().set("cache:after", "1")
+    with example.pg() as conn:  # an open session, like the running server's pool or a developer's psql
         assert conn.execute("select 1").fetchone() == (1,)
         restored = _json(example, "db", "restore", "base", "--yes")
     assert restored["action"] == "restore" and restored["redis_flushed"] is True
     authors = _authors(example)
     assert "before-snapshot" in authors and "after-snapshot" not in authors
-    assert _redis(example).get("cache:after") is None
+    assert example.redis().get("cache:after") is None
     # Again: the ready copy made after the last restore is swapped in, and the data is the snapshot's once more.
     _write(example, "after-restore")
     again = _json(example, "db", "restore", "base", "--yes")
@@ -74,14 +61,14 @@ def test_snapshot_restore_list_rm(example: ExampleProject) -> None:
     assert _json(example, "db", "rm", "base", "--yes")["action"] == "rm"
     gone = example.devenv("db", "restore", "base", "--yes")
     assert gone.returncode == 2 and "no snapshot 'base'" in gone.stderr
-    with _pg(example, "postgres") as conn:
+    with example.pg("postgres") as conn:
         names = {str(r[0]) for r in conn.execute("select datname from pg_database").fetchall()}
     assert not [n for n in names if "__devenv_snap" in n]  # the snapshot and its ready copy
 
 
-def test_db_commands_refuse_a_postgres_without_the_stacks_mark(example: ExampleProject) -> None:
-    example.devenv("up", check=True)
-    with _pg(example, "postgres") as conn:
+def test_db_commands_refuse_a_postgres_without_the_stacks_mark(clean: ExampleProject) -> None:
+    example = clean
+    with example.pg("postgres") as conn:
         mark = conn.execute("select shobj_description(oid, 'pg_database') from pg_database where datname = 'postgres'")
         original = mark.fetchone()
         assert original is not None
@@ -92,15 +79,22 @@ def test_db_commands_refuse_a_postgres_without_the_stacks_mark(example: ExampleP
             assert done.returncode == 2 and "not the" in done.stderr, (args, done.stderr)
         assert not (example.root / "x.dump").exists()
     finally:
-        with _pg(example, "postgres") as conn:
+        with example.pg("postgres") as conn:
             conn.execute(f"comment on database postgres is '{original[0]}'")
 
 
-def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_template(example: ExampleProject) -> None:
-    example.devenv("up", check=True)
+def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_template(clean: ExampleProject) -> None:
+    example = clean
+    try:
+        _switch_back_and_forth(example)
+    finally:  # the module's stack goes back to the example's migrations
+        shutil.rmtree(example.server_dir / "prisma" / "migrations" / "99990101000000_add_audit", ignore_errors=True)
+
+
+def _switch_back_and_forth(example: ExampleProject) -> None:
     first = _json(example, "reset", "--yes")
     assert first["mode"] == "template"
-    _wait_for_spare(example)  # A's spare is made before the switch: it goes into the cache with A's template
+    example.wait_for_spare()  # A's spare is made before the switch: it goes into the cache with A's template
     migration = example.server_dir / "prisma" / "migrations" / "99990101000000_add_audit"
     migration.mkdir()
     (migration / "migration.sql").write_text('CREATE TABLE "Audit" ("id" SERIAL PRIMARY KEY, "what" TEXT);\n')
@@ -108,20 +102,20 @@ def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_templa
     assert branch_b["mode"] == "remigrated" and branch_b["key"] != first["key"]
 
     saved = example.root.parent / "audit-migration"
-    _wait_for_spare(example)  # B's spare is made: it goes into the cache with B's template
+    example.wait_for_spare()  # B's spare is made: it goes into the cache with B's template
     shutil.move(migration, saved)  # back to "branch A"
     back = _json(example, "reset", "--yes")
     assert back["mode"] == "cached" and back["key"] == first["key"]  # no migrate job ran: the template came back
     assert back["from_spare"] is True  # with the spare A's template had: renamed into place, nothing copied
-    with _pg(example) as conn:
+    with example.pg() as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is null").fetchone() == (True,)
     assert _json(example, "reset", "--yes")["mode"] == "template"  # and it is the current template again
 
-    _wait_for_spare(example)
+    example.wait_for_spare()
     shutil.move(saved, migration)  # "branch B" once more: its template is in the cache too
     forth = _json(example, "reset", "--yes")
     assert forth["mode"] == "cached" and forth["key"] == branch_b["key"] and forth["from_spare"] is True
-    with _pg(example) as conn:
+    with example.pg() as conn:
         assert conn.execute("select to_regclass('public.\"Audit\"') is not null").fetchone() == (True,)
     listing = _json(example, "db", "list")
     entries = listing["entries"]
@@ -132,8 +126,8 @@ def test_reset_after_switching_back_to_a_cached_migrations_key_reuses_its_templa
     }
 
 
-def test_a_dump_loads_into_a_fresh_stack(example: ExampleProject, tmp_path: Path) -> None:
-    example.devenv("up", check=True)
+def test_a_dump_loads_into_a_fresh_stack(clean: ExampleProject, tmp_path: Path) -> None:
+    example = clean
     _write(example, "dumped-author")
     dump = tmp_path / "dumps" / "quotes.dump"
     result = _json(example, "db", "dump", "-o", str(dump))
@@ -161,7 +155,7 @@ def test_a_dump_loads_into_a_fresh_stack(example: ExampleProject, tmp_path: Path
         assert "dumped-author" in _authors(other)  # the app database is the one loaded before
         not_a_dump = other.devenv("db", "load", str(other.server_dir / ".env"), "--yes")
         assert not_a_dump.returncode == 2 and "not a pg_dump custom-format file" in not_a_dump.stderr
-        with _pg(other, "postgres") as conn:
+        with other.pg("postgres") as conn:
             names = {str(r[0]) for r in conn.execute("select datname from pg_database").fetchall()}
         assert not [n for n in names if n.endswith(("__devenv_incoming", "__devenv_outgoing"))]
     finally:

@@ -11,16 +11,14 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from tests.fixtures.helpers import FIXTURES
-from tests.integration.conftest import ExampleProject, make_project, remove
+from tests.integration.helpers import ExampleProject, eventually, get_json, make_project, remove
 
 
 class Running:
@@ -51,12 +49,9 @@ class Running:
                 if fragment in line:
                     return line
 
-        retrying = Retrying(
-            stop=stop_after_delay(timeout), wait=wait_fixed(0), retry=retry_if_result(lambda x: x is None)
-        )
         try:
-            return str(retrying(found))
-        except Exception as ex:
+            return str(eventually(found, lambda line: line is not None, timeout=timeout, interval=0))
+        except AssertionError as ex:
             raise AssertionError(f"{fragment!r} never came; saw:\n{''.join(self.seen)}") from ex
 
     def interrupt(self, timeout: float = 60) -> int:
@@ -75,11 +70,6 @@ def _watchers(project: ExampleProject) -> list[str]:
         if b"watch" in argv and project.name.encode() in b" ".join(argv):
             found.append(b" ".join(argv).decode(errors="replace"))
     return found
-
-
-def _get(url: str) -> tuple[int, object]:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return int(resp.status), json.loads(resp.read())
 
 
 def _processes_in(folder: Path) -> list[int]:
@@ -120,13 +110,12 @@ def test_host_mode_migrates_from_the_host_serves_and_leaves_nothing_behind(host_
     dev = Running(host_example, "dev")
     ready = dev.wait_for("devenv: ready at")
     assert f"http://127.0.0.1:{host_example.port('server')}/health/ready" in ready
-    status, quotes = _get(f"http://127.0.0.1:{host_example.port('server')}/v1/quotes")
+    status, quotes = get_json(f"http://127.0.0.1:{host_example.port('server')}/v1/quotes")
     assert status == 200 and len(quotes["quotes"]) == 3  # type: ignore[index]
     assert _processes_in(host_example.server_dir)  # npm and node run there
     assert dev.interrupt() == 130  # SIGINT to devenv (off a terminal): passed on to the dev command's group
     assert "devenv: stopped; the stack is still up" in dev.wait_for("the stack is still up", timeout=10)
-    gone = Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1), retry=retry_if_result(lambda pids: bool(pids)))
-    assert gone(lambda: _processes_in(host_example.server_dir)) == []
+    assert eventually(lambda: _processes_in(host_example.server_dir), lambda pids: not pids, timeout=10) == []
     assert host_example.devenv("status").returncode in (0, 1)  # the stack stays up (the server row is down now)
     assert "running" in subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Status}}", host_example.container("postgres")],
@@ -163,7 +152,7 @@ def test_watch_reloads_an_edited_source_and_rebuilds_on_a_changed_package_json(e
     app = example.server_dir / "src" / "app.js"
     app.write_text(app.read_text().replace('res.json({ name: "quotes-api"', 'res.json({ edited: 1, name: "quotes-api"'))
     watch.wait_for("reloaded in")
-    assert _get(f"http://127.0.0.1:{example.port('server')}/")[1]["edited"] == 1  # type: ignore[index]
+    assert get_json(f"http://127.0.0.1:{example.port('server')}/")[1]["edited"] == 1  # type: ignore[index]
 
     package = example.server_dir / "package.json"
     data = json.loads(package.read_text())
@@ -172,7 +161,7 @@ def test_watch_reloads_an_edited_source_and_rebuilds_on_a_changed_package_json(e
     watch.wait_for("rebuilding")
     watch.wait_for("reloaded in", timeout=400)
     watch.wait_for("migrated:")  # compose ran the migrate job again for the new image
-    assert _get(f"http://127.0.0.1:{example.port('server')}/")[1]["edited"] == 1  # type: ignore[index]
+    assert get_json(f"http://127.0.0.1:{example.port('server')}/")[1]["edited"] == 1  # type: ignore[index]
     # Ctrl-C (SIGINT to the group, as a terminal sends it) ends the watch at once with 130, whatever the runner
     # started the test with (a shell without job control starts it with SIGINT ignored), and takes compose's along.
     assert watch.interrupt() == 130

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 
-from tests.integration.conftest import ExampleProject
+from tests.integration.helpers import ExampleProject, timed
 
 
 def test_doctor_on_the_example_passes_and_reports_every_check(example: ExampleProject) -> None:
@@ -20,14 +19,15 @@ def test_doctor_on_the_example_passes_and_reports_every_check(example: ExamplePr
 
 def test_dead_engine_is_reported_fast_with_exit_3(example: ExampleProject) -> None:
     example.env["DOCKER_HOST"] = "unix:///nonexistent/docker.sock"
+    # Fast: no retry, no wait on the dead socket. Measured against a command that needs no engine at all (the same
+    # Python start, project and .env), on the same machine at the same moment: a loaded machine slows both.
+    _, baseline = timed(lambda: example.devenv("render", check=True))
     for command in (["up"], ["status"], ["down"]):
-        started = time.monotonic()
-        done = example.devenv(*command)
-        elapsed = time.monotonic() - started
+        done, elapsed = timed(lambda command=command: example.devenv(*command))  # type: ignore[misc]
         assert done.returncode == 3, (command, done.stderr)
         assert "Docker Engine not reachable at unix:///nonexistent/docker.sock" in done.stderr
         assert "Hint:" in done.stderr
-        assert elapsed < 2.0, (command, elapsed)
+        assert elapsed <= 3 * baseline + 0.5, (command, elapsed, baseline)
     doctor = example.devenv("doctor")
     assert doctor.returncode == 1 and "fail" in doctor.stdout
 

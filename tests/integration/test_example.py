@@ -72,11 +72,12 @@ def _uncached_steps(log: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server_image(images: dict[str, str]) -> str:
+def server_image(images: dict[str, str]) -> Iterator[str]:
     """The example server image, built once per module (from cache when nothing changed)."""
     image_id, _, elapsed = _build(images["node"])
     print(f"server image {image_id[:19]} built in {elapsed:.1f} s")
-    return image_id
+    yield image_id
+    subprocess.run(["docker", "image", "rm", "-f", SERVER_IMAGE], capture_output=True, check=False)  # its cache stays
 
 
 def _http(port: int, method: str, path: str, body: Json | None = None) -> tuple[int, Json]:
@@ -140,10 +141,9 @@ def stack(tmp_path: Path, images: dict[str, str], server_image: str) -> Iterator
 
 
 def test_second_build_comes_from_cache(images: dict[str, str], server_image: str) -> None:
-    image_id, log, elapsed = _build(images["node"])
+    image_id, log, _ = _build(images["node"])
     assert image_id == server_image
-    assert _uncached_steps(log) == []
-    assert elapsed < 15, f"a fully cached build took {elapsed:.1f} s"
+    assert _uncached_steps(log) == []  # every RUN and COPY step came from BuildKit's cache (its own log says so)
 
 
 def test_image_runs_as_non_root_without_healthcheck(server_image: str) -> None:
@@ -217,9 +217,10 @@ def test_stack_migrates_serves_and_reports_redis_outage(stack: tuple[DockerClien
     assert body["checks"]["redis"]["status"] == "down" and body["checks"]["redis"]["error"]
     assert body["checks"]["database"]["status"] == "up"
 
-    # SIGTERM: the server closes HTTP, Prisma and Redis and exits 0 well before compose's 10 s kill.
-    started = time.monotonic()
+    # SIGTERM: the server closes HTTP, Prisma and Redis and exits 0 on its own, within its shutdown grace and well
+    # before compose's 10 s kill (a kill would be 137, the grace running out 1).
     client.compose.stop(["server"], timeout=10)
-    assert time.monotonic() - started < 3
     (container,) = client.compose.ps(["server"], all=True)
     assert container.state.exit_code == 0
+    logs = client.compose.logs(["server"])
+    assert "shutting down" in logs and "SIGTERM" in logs and "took too long" not in logs

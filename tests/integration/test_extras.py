@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
-from devenv.wait import poll_until
-from tests.integration.conftest import ExampleProject
+from tests.integration.helpers import ExampleProject, eventually
+from tests.integration.helpers import events as _events
 
 pytestmark = pytest.mark.docker
 
@@ -41,10 +39,6 @@ depends_on = ["postgres"]
 """
 
 
-def _events(stdout: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-
-
 def test_the_examples_worker_processes_a_job_enqueued_through_the_server(example: ExampleProject) -> None:
     proposal = example.devenv("init", "--print", check=True).stdout
     assert "[services.worker]" in proposal and '"start:worker"' in proposal  # init proposes it
@@ -54,17 +48,9 @@ def test_the_examples_worker_processes_a_job_enqueued_through_the_server(example
 
     status, quote = example.http("POST", "/v1/quotes", {"author": "Ada", "text": "one two three four"})
     assert status == 201, quote
-    env = example.env_values()
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=example.port("redis"),
-        password=env["REDIS_PASSWORD"] or None,
-        db=int(env.get("REDIS_DB") or 0),
-        socket_timeout=5,
-    )
-    with client:
-        assert poll_until(lambda: client.hget("quotes:done", str(quote["id"])) is not None, timeout=15, interval=0.1)
-        assert client.hget("quotes:done", str(quote["id"])) == b"4"  # the worker counted the words
+    with example.redis() as client:
+        done = eventually(lambda: client.hget("quotes:done", str(quote["id"])), lambda got: got is not None)
+        assert done == b"4"  # the worker counted the words
 
     report = json.loads(example.devenv("status", "--json").stdout)
     assert report["checks"]["worker"]["status"] == "up" and report["checks"]["worker"]["container"] == "running"
@@ -104,21 +90,14 @@ depends_on = ["postgres"]
 """
     )
     example.devenv("up", "postgres", check=True)  # the database is up: the worker's start is what is timed
-    done = example.devenv("up", "worker", "--json")
-    ended = time.time()
+    timeout = 120
+    done = example.devenv("up", "worker", "--json", "--timeout", str(timeout))
     assert done.returncode == 4, done.stdout + done.stderr
-    # From the worker's first start (Docker's event; its restart policy starts it again) to `up` having exited.
-    worker = example.container("worker")
-    argv = ["docker", "events", "--since", "10m", "--until", "0s", "--filter", f"container={worker}"]
-    events = subprocess.run(
-        [*argv, "--filter", "event=start", "--format", "{{.TimeNano}}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.split()
-    assert events, "no start event for the worker"
-    started = int(events[0]) / 1e9
-    assert ended - started <= 2.0, (ended - started, _events(done.stdout))
+    # By devenv's own clock (its events' `elapsed`): from starting to wait for the worker to reporting it failed,
+    # a small part of the deadline, not the deadline (a loaded machine stretches both the same way).
+    worker = {e["phase"]: float(e["elapsed"]) for e in _events(done.stdout) if e.get("service") == "worker"}
+    assert "waiting" in worker and "failed" in worker, done.stdout
+    assert worker["failed"] - worker["waiting"] <= timeout / 10, worker
     error = done.stdout + done.stderr
     assert "worker exited with code 3" in error or "worker is crash-looping" in error, error
     assert "worker: cannot reach the queue" in error  # its log tail

@@ -17,10 +17,10 @@ import psycopg
 import pytest
 import redis
 from dotenv import dotenv_values
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from tests.fixtures.helpers import FIXTURES
-from tests.integration.conftest import ExampleProject, labelled, make_project, remove
+from tests.integration.helpers import ExampleProject, eventually, labelled, make_project, remove
+from tests.integration.helpers import events as _events
 
 
 def _fixture(tmp_path: Path, name: str, server: str, images: dict[str, str]) -> ExampleProject:
@@ -46,10 +46,6 @@ def host_app(tmp_path: Path, images: dict[str, str]) -> Iterator[ExampleProject]
         yield project
     finally:
         remove(project)
-
-
-def _events(stdout: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def test_a_single_ts_app_comes_up_with_zero_configuration(ts_app: ExampleProject) -> None:
@@ -167,8 +163,7 @@ def test_run_ends_the_commands_whole_process_group_on_sigterm(example: ExamplePr
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        started = Retrying(stop=stop_after_delay(240), wait=wait_fixed(0.2), retry=retry_if_result(lambda ok: not ok))
-        started(lambda: pids.exists() and len(pids.read_text().split()) == 2)
+        eventually(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=240, interval=0.2)
         children = [int(p) for p in pids.read_text().split()]
         proc.send_signal(signal.SIGTERM)  # what a CI runner sends when it cancels a job
         _, err = proc.communicate(timeout=120)
@@ -184,6 +179,5 @@ def test_run_ends_the_commands_whole_process_group_on_sigterm(example: ExamplePr
             return False
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
-    gone = Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.1), retry=retry_if_result(lambda ok: not ok))
-    gone(lambda: not any(alive(p) for p in children))
+    assert eventually(lambda: not any(alive(p) for p in children), timeout=10)
     assert labelled(f"devenv.project={name}") == {"containers": [], "networks": [], "volumes": []}

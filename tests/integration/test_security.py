@@ -7,7 +7,7 @@ import stat
 import subprocess
 from urllib.parse import quote
 
-from tests.integration.conftest import ExampleProject
+from tests.integration.helpers import ExampleProject
 
 SECRET_KEYS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET", "JWT_REFRESH_SECRET", "SESSION_SECRET")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import ExampleProject
+from tests.integration.helpers import ExampleProject
 
 CYCLES = 20
 

@@ -138,4 +138,5 @@ def test_ls_tells_running_stacks_from_those_of_deleted_checkouts(tmp_path: Path)
     assert [s.name for s in checkouts.gone_stacks(runtime)] == ["b"]
     removed = checkouts.remove_gone(runtime, checkouts.gone_stacks(runtime))
     assert [s.name for s in removed] == ["b"] and runtime.calls == [("remove", ("b",))]
+    assert runtime.images_removed == [("b", str(tmp_path / "deleted"))]  # its server image, by its labels
     assert os.path.exists(tmp_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from devenv.project import load_project
 from devenv.render import watch_rules
 from tests.conftest import EXAMPLE
 from tests.fixtures.helpers import context_of, copy_project
+from tests.poll import eventually
 
 
 def _with_scripts(root: Path, scripts: dict[str, str]) -> None:
@@ -110,9 +110,7 @@ def test_a_supervised_command_whose_readiness_fails_takes_its_whole_group_down(t
     script = f"sleep 60 & echo $! >> {pids}; sleep 60 & echo $! >> {pids}; wait"
 
     def never_ready(child: object) -> None:
-        deadline = time.monotonic() + 10
-        while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: pids.exists() and len(pids.read_text().split()) == 2, timeout=10, interval=0.01)
         raise ServiceNotReady("never answered.", "test")
 
     with pytest.raises(ServiceNotReady):

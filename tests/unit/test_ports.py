@@ -18,7 +18,12 @@ def test_taken_port_is_reported_with_setting(held_port: int) -> None:
 
 
 def test_port_held_by_this_stack_is_fine(held_port: int) -> None:
-    check_ports([PortClaim("postgres", held_port, "x")], owned=[held_port])
+    assert not port_is_free(held_port)  # taken, but by this stack: no error
+    assert check_ports([PortClaim("postgres", held_port, "x")], owned=[held_port]) is None
+    asked: list[bool] = []
+    owned = lambda: asked.append(True) or [held_port]  # noqa: E731 - the engine is asked only for a taken port
+    assert check_ports([PortClaim("postgres", held_port, "x")], owned=owned) is None
+    assert asked == [True]
 
 
 def test_ephemeral_and_duplicate_claims() -> None:

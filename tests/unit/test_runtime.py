@@ -128,3 +128,76 @@ def test_detail_inspects_every_container(tmp_path: Path) -> None:
     runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=low)
     [state] = runtime.containers()
     assert low.inspect_calls == ["a"] and state.restart_count == 1 and state.health == "healthy"
+
+
+class _StacksApi:
+    """The Engine API as `labelled_stacks()` and `remove_images()` use it: containers, volumes, networks, images."""
+
+    def __init__(self, listings: dict[str, object], busy: frozenset[str] = frozenset()) -> None:
+        self.listings = listings
+        self.busy = busy
+        self.calls: list[tuple[str, str, dict[str, str] | None]] = []
+
+    def request(self, method: str, path: str, query: dict[str, str] | None = None) -> object:
+        from devenv.runtime import ApiError
+
+        self.calls.append((method, path, query))
+        if method == "DELETE":
+            if path.removeprefix("/images/") in self.busy:
+                raise ApiError("the Docker Engine refused DELETE: image is being used (HTTP 409)")
+            return None
+        return self.listings[path]
+
+
+# A stack made two minutes before NOW on an engine whose zone is +03:00: containers in epoch seconds, the volume and
+# the network in the engine's local time (the network with nanoseconds). As text, "…T11:59…Z" sorts before
+# "…T14:58…+03:00", though it is later.
+NOW = "2026-12-03T12:00:00+00:00"
+STACK_LABELS = {"devenv.project": "demo", "devenv.checkout": "/work/demo", "devenv.machine": "m1"}
+
+
+@pytest.mark.parametrize(
+    ("container", "volume", "network", "age"),
+    [
+        ("2026-12-03T11:59:30Z", "2026-12-03T14:58:00+03:00", "2026-12-03T14:58:00.123456789+03:00", 120.0),
+        ("2026-12-03T11:58:00Z", "2026-12-03T08:59:00-03:00", "2026-12-03T11:58:00.5Z", 120.0),  # -03:00: later
+        ("2026-12-03T11:58:00Z", "2026-12-03T11:59:00Z", "", 120.0),
+        (None, "2026-12-03T14:58:00+03:00", "garbage", 120.0),  # volumes only
+    ],
+)
+def test_ls_age_is_the_oldest_resource_by_time_whatever_zone_the_engine_writes(
+    tmp_path: Path, container: str | None, volume: str, network: str, age: float
+) -> None:
+    from datetime import datetime
+
+    from devenv.checkouts import describe
+    from devenv.runtime import DockerRuntime
+
+    created = datetime.fromisoformat(container.replace("Z", "+00:00")).timestamp() if container else None
+    api = _StacksApi(
+        {
+            "/containers/json": [{"Labels": STACK_LABELS, "State": "running", "Created": int(created), "Ports": []}]
+            if created
+            else [],
+            "/volumes": {"Volumes": [{"Name": "demo_pgdata", "Labels": STACK_LABELS, "CreatedAt": volume}]},
+            "/networks": [{"Name": "demo_default", "Labels": STACK_LABELS, "Created": network}],
+        }
+    )
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=api)
+    [stack] = runtime.labelled_stacks(ci_only=False)
+    assert stack.created == "2026-12-03T11:58:00Z"  # in UTC, whatever zone it was written in
+    assert describe(stack, "m1", now=datetime.fromisoformat(NOW)).age_seconds == age
+
+
+def test_remove_images_takes_only_this_checkouts_images_on_this_machine_and_leaves_one_in_use(tmp_path: Path) -> None:
+    from devenv.runtime import DockerRuntime
+
+    api = _StacksApi({"/images/json": [{"Id": "sha256:aa"}, {"Id": "sha256:bb"}]}, busy=frozenset({"sha256:bb"}))
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=api, machine=("m1", "box"))
+    assert runtime.remove_images("demo", "/work/demo") == ("sha256:aa",)  # bb: another CI stack still runs on it
+    (method, path, query), *deletes = api.calls
+    assert (method, path) == ("GET", "/images/json") and query is not None
+    assert json.loads(query["filters"]) == {
+        "label": ["devenv.project=demo", "devenv.checkout=/work/demo", "devenv.machine=m1"]
+    }
+    assert [(m, p) for m, p, _ in deletes] == [("DELETE", "/images/sha256:aa"), ("DELETE", "/images/sha256:bb")]

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,14 +67,14 @@ def test_a_failure_is_logged_and_nothing_waits_when_nothing_runs(tmp_path: Path)
 def test_a_caller_capturing_the_output_is_not_kept_waiting(tmp_path: Path, silent_server: int) -> None:
     code = (
         "import sys; from pathlib import Path; from devenv import spare; "
-        f"spare.start(Path({str(tmp_path)!r}), {{**{SETTINGS!r}, 'port': {silent_server}}}); print('started')"
+        f"spare.start(Path({str(tmp_path)!r}), {{**{SETTINGS!r}, 'port': {silent_server}, 'connect_timeout': 5.0}}); "
+        "print('started')"
     )
-    t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
-    took = time.monotonic() - t0
     assert done.stdout.strip() == "started"
-    assert took < 3, f"the caller waited {took:.1f} s: the child kept its stdout/stderr open"
-    assert try_lock(tmp_path, "spare") is None  # while the child is still at work
+    # The caller got its output back while the child is still at work (it holds the lock until the silent server
+    # gives up on it): had the child kept stdout/stderr open, run() would have waited for it to end.
+    assert try_lock(tmp_path, "spare") is None
     spare.wait(tmp_path, timeout=30)
 
 

@@ -98,7 +98,9 @@ def test_watch_reports_dead_containers_with_logs(container: object, message: str
 )
 def test_watch_accepts_live_and_finished_jobs(container: object) -> None:
     rt = FakeRuntime(states=[container])  # type: ignore[list-item]
-    ContainerWatch(rt, StateCache(rt, max_age=0), ["postgres", "server", "migrate"])()
+    watch = ContainerWatch(rt, StateCache(rt, max_age=0), ["postgres", "server", "migrate"])
+    assert watch() is None  # no error: live, starting and finished-with-0 are all fine
+    assert {name for name, _ in rt.calls} == {"containers"}  # only the states were asked for: no logs, no restart
 
 
 def test_job_probe() -> None:
