@@ -408,7 +408,7 @@ def print_stacks(stacks: Sequence[StackInfo], *, as_json: bool) -> None:
     styles = {i: "yellow" for i, s in enumerate(stacks) if s.gone}
     echo(
         table(
-            f"{len(stacks)} devenv stacks",
+            f"{len(stacks)} devenv stack{'' if len(stacks) == 1 else 's'}",
             ("name", "machine", "checkout", "state", "ports", "volumes", "age"),
             rows,
             styles=styles,
