@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devenv.config import display_path
+from devenv.engine import is_loopback
 from devenv.errors import ConfigError
 from devenv.project import Project
 from devenv.settings import (
@@ -468,7 +469,6 @@ def _warnings(project: Project, current: DotenvFile | None, written: bool) -> li
 
 
 # -- the ports in use ----------------------------------------------------------------------------------------------
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PORT_KEYS = {
     "POSTGRES_PORT": "postgres",
     "REDIS_PORT": "redis",
@@ -497,10 +497,6 @@ def _with_host_port(url: str, new_host: str | None, port: int) -> str:
     return parts._replace(netloc=f"{auth}{new_host or host}:{port}").geturl()
 
 
-def _is_local(host: str) -> bool:
-    return host in LOCAL_HOSTS or host.startswith("127.")
-
-
 def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]]:
     """The .env values that point host tools at another port (or host) than the stack's: (entry, the value that
     would be right). A URL to a host that is neither this machine nor the engine's is the user's own choice (a
@@ -509,7 +505,7 @@ def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]
     if files.current is None:
         return out
     wanted = {"postgres": ports.postgres, "redis": ports.redis}
-    remote = not _is_local(ports.host)
+    remote = not is_loopback(ports.host)
     for key, entry in files.current.bindings.items():
         service = PORT_KEYS.get(key)
         raw = entry.value or ""
@@ -517,7 +513,7 @@ def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]
             continue  # unset, or made of other keys (it follows them)
         port = wanted[service]
         if key.endswith("_HOST"):
-            if remote and raw.strip() != ports.host and _is_local(raw.strip()):
+            if remote and raw.strip() != ports.host and is_loopback(raw.strip()):
                 out.append((entry, ports.host))
             continue
         if key.endswith("_PORT"):
@@ -530,9 +526,9 @@ def port_mismatches(files: EnvFiles, ports: HostPorts) -> list[tuple[Entry, str]
         except ValueError:
             continue
         host = url.hostname or ""
-        if remote and _is_local(host):
+        if remote and is_loopback(host):
             out.append((entry, _with_host_port(raw, ports.host, port)))
-        elif (_is_local(host) or host == ports.host) and url_port != port:
+        elif (is_loopback(host) or host == ports.host) and url_port != port:
             out.append((entry, _with_host_port(raw, None, port)))
     return out
 
@@ -579,7 +575,7 @@ def _answers_at(key: str, value: str, ports: HostPorts) -> str:
     if key.endswith("_PORT"):
         return f"port {value}"
     url = urlsplit(value)
-    return f"{url.hostname}:{url.port}" + (" (the remote Docker Engine's host)" if not _is_local(ports.host) else "")
+    return f"{url.hostname}:{url.port}" + (" (the remote Docker Engine's host)" if not is_loopback(ports.host) else "")
 
 
 # -- devenv env --check ---------------------------------------------------------------------------------------------

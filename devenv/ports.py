@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from devenv.engine import is_loopback
 from devenv.errors import PortInUse
 
 EPHEMERAL = (49152, 65535)  # IANA's dynamic range: where a remote engine's fallback ports are picked
@@ -96,16 +95,14 @@ class PortSpace(Protocol):
 
 @dataclass(frozen=True)
 class LocalPorts:
-    """This machine's ports on ADDRESS (a local engine publishes there): bind to know."""
-
-    address: str = "127.0.0.1"
+    """This machine's loopback ports (a local engine publishes there): bind to know."""
 
     @property
     def where(self) -> str:
-        return self.address
+        return "127.0.0.1"
 
     def is_free(self, port: int) -> bool:
-        return port_is_free(port, self.address if is_loopback(self.address) else "127.0.0.1")
+        return port_is_free(port)
 
     def free_port(self) -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlencode, urlparse
 
 from devenv import proc, ssh
-from devenv.engine import EngineTarget, address_of, endpoint, is_loopback, ssh_destination, ssh_login
+from devenv.engine import EngineTarget, endpoint, is_loopback, ssh_destination, ssh_login
 from devenv.engine import resolve as resolve_engine
 from devenv.errors import CommandFailed, ComposeFailed, DevenvError, EngineUnreachable
 
@@ -148,11 +148,6 @@ class Runtime(Protocol):
 def docker_host() -> str:
     """The engine endpoint the docker CLI would use: DOCKER_HOST, else the current context's, else the local socket."""
     return endpoint(os.environ)[0]
-
-
-def engine_host_address(host: str | None = None) -> str:
-    """Where published ports are reachable: loopback for a local engine, the engine's host for a remote one."""
-    return address_of(host or docker_host(), os.environ)
 
 
 def _unreachable(detail: str, host: str | None = None) -> EngineUnreachable:

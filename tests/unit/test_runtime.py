@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.runtime import _is_connection_error, docker_host, engine_host_address
+from devenv.engine import resolve
+from devenv.runtime import _is_connection_error, docker_host
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -20,7 +21,7 @@ def _context(config: Path, name: str, host: str) -> None:
 def test_docker_host_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://build-box:2375")
     assert docker_host() == "tcp://build-box:2375"
-    assert engine_host_address() == "build-box"
+    assert resolve().address == "build-box"
 
 
 def test_current_context_from_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -30,10 +31,10 @@ def test_current_context_from_config(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     _context(tmp_path, "remote", "ssh://me@10.1.2.3")
     (tmp_path / "config.json").write_text(json.dumps({"currentContext": "remote"}))
     assert docker_host() == "ssh://me@10.1.2.3"
-    assert engine_host_address() == "10.1.2.3"
+    assert resolve().address == "10.1.2.3"
     monkeypatch.setenv("DOCKER_CONTEXT", "default")  # DOCKER_CONTEXT beats the config file
     assert docker_host() == "unix:///var/run/docker.sock"
-    assert engine_host_address() == "127.0.0.1"
+    assert resolve().address == "127.0.0.1"
 
 
 def test_unknown_context_falls_back_to_the_local_socket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
