@@ -13,26 +13,14 @@ upstream gets 502. Each tunnel is two threads copying bytes until either side cl
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import socket
 import socketserver
 import sys
-import threading
+
+from relay import Server, join  # scripts/relay.py, beside this file
 
 READ_LIMIT = 8192  # the request head; a CONNECT request is a line and a few headers
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while chunk := src.recv(65536):
-            dst.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -69,17 +57,8 @@ class Handler(socketserver.BaseRequestHandler):
         self.request.settimeout(None)
         upstream.settimeout(None)
         self._answer("200 Connection Established")
-        back = threading.Thread(target=_pipe, args=(upstream, self.request), daemon=True)
-        back.start()
-        _pipe(self.request, upstream)
-        back.join()
+        join(self.request, upstream)
         upstream.close()
-
-
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    request_queue_size = 64
-    daemon_threads = True
 
 
 def _pair(text: str) -> tuple[str, int]:

@@ -14,26 +14,14 @@ DIR holds ca.pem, server-cert.pem and server-key.pem.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import socket
 import socketserver
 import ssl
 import sys
-import threading
 from pathlib import Path
 
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while chunk := src.recv(65536):
-            dst.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+from relay import Server, join  # scripts/relay.py, beside this file
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -54,18 +42,9 @@ class Handler(socketserver.BaseRequestHandler):
             client.close()
             engine.close()
             return
-        back = threading.Thread(target=_pipe, args=(engine, client), daemon=True)
-        back.start()
-        _pipe(client, engine)
-        back.join()
+        join(client, engine)
         client.close()
         engine.close()
-
-
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    request_queue_size = 64
 
 
 def main() -> int:
