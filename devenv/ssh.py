@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def shim(folder: Path, environ: Mapping[str, str]) -> Path | None:
     except OSError:
         pass
     bin_dir.mkdir(mode=0o700, exist_ok=True)
-    tmp = bin_dir / f".ssh.{os.getpid()}"
+    tmp = bin_dir / f".ssh.{os.getpid()}.{threading.get_ident()}"  # threads of one process share a pid
     tmp.write_text(text)
     tmp.chmod(0o700)
     os.replace(tmp, path)  # another devenv may be reading it: never a half-written shim

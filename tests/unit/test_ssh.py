@@ -154,6 +154,29 @@ def test_the_shim_is_written_once_and_never_finds_itself(tmp_path: Path) -> None
     assert f"exec {real / 'ssh'} " in shim.read_text()
 
 
+def test_threads_writing_the_shim_at_once_all_get_it(tmp_path: Path) -> None:
+    real = _fake_ssh(tmp_path / "real")
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "PATH": f"{real}:/usr/bin:/bin"}
+    folder = ssh.control_dir(environ)
+    results: list[Path | None] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            results.append(ssh.shim(folder, environ))
+        except BaseException as ex:  # a shared temporary name: one thread's replace finds the file gone
+            errors.append(ex)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [folder / "bin"] * 8
+    assert f"exec {real / 'ssh'} " in (folder / "bin" / "ssh").read_text()
+    assert [p.name for p in (folder / "bin").iterdir()] == ["ssh"]  # no temporary left
+
+
 def test_no_ssh_on_path_no_shim(tmp_path: Path) -> None:
     env = ssh.environ_with_shim({"XDG_RUNTIME_DIR": str(tmp_path), "PATH": str(tmp_path / "nothing")})
     assert env["PATH"] == str(tmp_path / "nothing")
