@@ -169,6 +169,8 @@ def down_command(args: argparse.Namespace) -> None:
 
     if args.gone:
         return _down_gone(args)
+    if args.running:
+        raise UsageError("--running only goes with --gone.", "devenv down --gone --running --yes")
     if args.volumes:
         _confirm(f"Remove the data volumes of {_project_name(args)!r} (all its data)?", args.yes, "--volumes")
     with _locked(args) as c:
