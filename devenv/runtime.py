@@ -303,6 +303,8 @@ class HttpEngine:
         status = int(match.group(1))
         if status == 404:
             return None
+        if status >= 400 and b"\r\napi-version:" not in head.lower():  # the engine names its API version, always
+            raise _unreachable(f"something answered HTTP {status} there, but not a Docker Engine", self.host)
         if status >= 400:
             try:
                 message = json.loads(body).get("message", "")

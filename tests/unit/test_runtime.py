@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from devenv.engine import resolve
-from devenv.runtime import _is_connection_error, docker_host
+from devenv.errors import EngineUnreachable
+from devenv.runtime import ApiError, HttpEngine, _is_connection_error, docker_host
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -202,3 +205,43 @@ def test_remove_images_takes_only_this_checkouts_images_on_this_machine_and_leav
         "label": ["devenv.project=demo", "devenv.checkout=/work/demo", "devenv.machine=m1"]
     }
     assert [(m, p) for m, p, _ in deletes] == [("DELETE", "/images/sha256:aa"), ("DELETE", "/images/sha256:bb")]
+
+
+def _answering(answer: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A one-shot HTTP server on loopback that reads a request and sends ANSWER."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n", EngineUnreachable),
+        (
+            b'HTTP/1.0 409 Conflict\r\nApi-Version: 1.45\r\n\r\n{"message": "in use"}',
+            ApiError,
+        ),
+    ],
+)
+def test_an_http_error_from_something_that_is_no_engine_is_unreachable(
+    answer: bytes, expected: type[Exception]
+) -> None:
+    server, thread = _answering(answer)
+    with server:
+        engine = HttpEngine(f"tcp://127.0.0.1:{server.getsockname()[1]}")
+        with pytest.raises(expected) as info:
+            engine.request("GET", "/containers/json")
+        thread.join(timeout=10)
+    if expected is EngineUnreachable:
+        assert "not a Docker Engine" in str(info.value)
+    else:
+        assert "in use (HTTP 409)" in str(info.value)
