@@ -26,8 +26,15 @@ from tests.integration.helpers import (
     remove,
 )
 from tests.integration.remote import remote_engine as remote_engine  # the session fixture: the second engine
+from tests.integration.remote import start_early
 
 __all__ = ["ExampleProject", "free_port", "labelled", "make_project", "remove"]  # what test_remote_bed imports
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session that will use the second engine starts bringing it up now, beside the tests that run first."""
+    if any("remote_engine" in getattr(item, "fixturenames", ()) for item in session.items):
+        start_early(session.config)
 
 
 @pytest.fixture

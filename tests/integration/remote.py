@@ -2,6 +2,8 @@
 
 `remote_engine` (session fixture, registered in conftest.py) brings the bed up once per session and always takes it
 down at the end, also when a test or the set-up failed (unless another test session still uses it: see _Users).
+A session that will use it starts the bed's `up` in the background as soon as collection ends (`start_early`), so
+building it overlaps the tests that run before; the fixture waits for that `up`.
 Under CI=true a bed that does not come up fails the tests; elsewhere they skip with the reason.
 """
 
@@ -138,15 +140,65 @@ class _Users:
             os.close(self._fd)
 
 
+class _EarlyUp:
+    """`remote-engine.sh up` started in the background at the start of a session that will use the bed."""
+
+    def __init__(self) -> None:
+        # its output is not kept: a failed background `up` is run again in the foreground, which reports the error
+        self._proc = subprocess.Popen(
+            ["bash", str(SCRIPT), "up"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def succeeded(self) -> bool:
+        """Wait for the background `up`; True when it exited 0 (a failure is retried in the foreground, with its
+        error: the local engine may not have been up yet when it started)."""
+        try:
+            return self._proc.wait(timeout=UP_TIMEOUT) == 0
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return False
+
+    def stop(self) -> None:
+        """End the background `up` if it still runs (the session ends before a test used the bed)."""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=DOWN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+_early: _EarlyUp | None = None
+
+
+def start_early(config: pytest.Config) -> None:
+    """Start bringing the bed up in the background for a session whose tests will use it (a no-op without root)."""
+    global _early
+    if _early is not None or _problem() is not None:
+        return
+    users = _Users()  # taken before `up` starts: the bed is taken down at the end, also when `up` was cut short
+    early = _EarlyUp()
+
+    def finish() -> None:
+        early.stop()
+        users.leave()
+
+    config.add_cleanup(finish)
+    _early = early
+
+
 @pytest.fixture(scope="session")
 def remote_engine(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[RemoteEngine]:
     """The second Docker Engine, up for the session; taken down at its end whatever happened (by its last user)."""
     problem = _problem()
     if problem is None:
-        # registered before `up`: a half-built bed (or Ctrl-C during `up`) is taken down too
-        request.addfinalizer(_Users().leave)
+        if _early is None:  # not started at collection (e.g. the fixture reached another way)
+            # registered before `up`: a half-built bed (or Ctrl-C during `up`) is taken down too
+            request.addfinalizer(_Users().leave)
         try:
-            bed = up()
+            early_up = _early is not None and _early.succeeded()
+            bed = parse_env(_script("env", timeout=30).stdout) if early_up else up()
         except RemoteEngineError as ex:
             problem = str(ex)
     if problem is not None:
