@@ -113,9 +113,10 @@ def env_command(args: argparse.Namespace) -> None:
 
 
 def render_command(args: argparse.Namespace) -> None:
+    from devenv.envfile import ensure_env, remember
     from devenv.errors import CheckFailed
     from devenv.output import echo, print_env, write
-    from devenv.render import check_compose, render_compose, render_to
+    from devenv.render import check_compose, render_compose, write_compose
 
     if args.output is not None and args.check is not None:
         raise UsageError("-o and --check cannot be combined.", "use -o to write a file or --check to verify one.")
@@ -127,9 +128,11 @@ def render_command(args: argparse.Namespace) -> None:
             raise CheckFailed(f"{args.check} is stale.", f"`devenv render -o {args.check}` brings it up to date.")
         echo(f"{args.check}: up to date.")
     elif args.output is not None:
-        written = render_to(c, args.output)
-        if written.env is not None and written.env.written:
-            print_env(written.env)
+        env = ensure_env(c.project, c.environ, files=c.files, redis=c.stack.redis, host=c.runtime.host_address())
+        written = write_compose(c.with_files(env.files), args.output)
+        remember(c.project, env)
+        if env.written:
+            print_env(env)
         echo(f"{written.path}: {'written' if written.changed else 'unchanged'}.")
         if written.env_files:
             folder = written.env_files[0].parent

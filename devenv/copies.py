@@ -3,11 +3,9 @@
 Postgres 15 copies a template in one of two ways. WAL_LOG (the default) reads every block of the source and writes
 it to the WAL and the new database: cheap for a small database (no checkpoint), but a 1 GB seed becomes 1 GB of
 WAL. FILE_COPY checkpoints, copies the files as they are and checkpoints again: two checkpoints are dear for a
-small database on a busy cluster, and the file copy wins for a big one. Measured on this kind of machine (README,
-"A clone per test worker" and the bench case `big_db`), the two cross between 30 and 100 MB (two runs: WAL_LOG
-0.18-0.20 s vs 0.27-0.45 s at 16 MB, a toss-up at 64 MB, 0.89-0.98 s vs 0.58-0.78 s at 128 MB, 5.9-8.9 s vs
-2.3-2.6 s at 1 GB), so devenv uses FILE_COPY from `FILE_COPY_FROM` bytes up. Before Postgres 15 there is no
-choice (the copy is FILE_COPY).
+small database on a busy cluster, and the file copy wins for a big one. Where the two cross is measured by the
+bench case `big_db` (docs/benchmarks.md, "Big databases"); `FILE_COPY_FROM` sits where they are even, so devenv
+uses FILE_COPY from that size up. Before Postgres 15 there is no choice (the copy is FILE_COPY).
 """
 
 from __future__ import annotations

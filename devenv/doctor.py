@@ -249,7 +249,7 @@ def check_images(project: Project, facts: EngineFacts | DevenvError) -> list[Fin
                     f"image {image}",
                     "warn",
                     f"not present; `devenv up` will pull it ({key})",
-                    "offline? devenv's `scripts/build-images.sh` builds stand-ins; see README 'Offline / air-gapped'.",
+                    "offline? devenv's `scripts/build-images.sh` builds stand-ins; see docs/offline.md.",
                 )
             )
     return out

@@ -324,6 +324,25 @@ def _host_value(
     return None, False
 
 
+@dataclass
+class _Additions:
+    """What completing .env adds: the template's keys .env lacks, the stack's own, and the value of each.
+
+    DECIDED: key -> value to write (None: the template's line as is); GENERATED: the keys given a new secret.
+    """
+
+    template: DotenvFile
+    current: DotenvFile | None
+    missing: list[str]  # in the template, not in .env
+    stack: list[str]  # devenv's own keys (env/variables.toml `always`) in neither
+    decided: dict[str, str | None] = field(default_factory=dict)
+    generated: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        return [*self.missing, *self.stack]
+
+
 def ensure_env(
     project: Project,
     environ: Mapping[str, str] | None = None,
@@ -345,44 +364,76 @@ def ensure_env(
     current = files.current
     cfg = project.config
     ports = ports or HostPorts(cfg.postgres.port or POSTGRES_PORT, cfg.redis.port or REDIS_PORT, host)
+    adds = _additions(template, current, redis)
+    _decide_values(adds, env, ports)
+    _decide_urls(adds, env, ports)
+    added = tuple(adds.keys)
+    written = bool(added) or current is None
+    after = EnvFiles(template, current)
+    if written:
+        from devenv.state import atomic_write
+
+        text = _completed_text(adds)
+        atomic_write(project.env_file, text)
+        after = EnvFiles(template, parse_dotenv(project.env_file, text))
+    ours = {k: v for k, v in (after.current.values() if after.current else {}).items() if k in added}
+    warnings = _warnings(project, current, written)
+    return EnvResult(project.env_file, added, tuple(adds.generated), tuple(warnings), written, after, ours)
+
+
+def _additions(template: DotenvFile, current: DotenvFile | None, redis: bool) -> _Additions:
+    """The keys to add: the template's that .env lacks, then the stack's own (Redis's only with Redis)."""
     have = current.bindings if current else {}
     tpl = template.bindings
-    catalogue = stack_catalogue()
-
-    decided: dict[str, str | None] = {}  # key -> value to write (None: the template's line as is)
-    generated: list[str] = []
-    missing_template_keys = [k for k in tpl if k not in have]
-    extra_stack_keys = [
+    missing = [k for k in tpl if k not in have]
+    stack = [
         k
-        for k, e in catalogue.items()
+        for k, e in stack_catalogue().items()
         if e.get("always") and k not in tpl and k not in have and (redis or not k.startswith("REDIS"))
     ]
-    from_urls = {k: (v, False) for k, v in url_parts(template.values()).items()}
-    from_urls.update({k: (v, True) for k, v in url_parts(current.values() if current else {}).items()})
-    for key in [*missing_template_keys, *extra_stack_keys]:
-        if key in URL_KEYS:
-            continue  # built below from the final credentials
-        value, was_generated = _host_value(key, tpl[key].value if key in tpl else None, env, ports, from_urls)
-        decided[key] = value
-        if was_generated:
-            generated.append(key)
+    return _Additions(template, current, missing, stack)
 
-    # URLs use the credentials as they will stand in .env (existing values win over the ones just decided).
-    written_values = {k: v for k, v in decided.items() if v is not None}
-    written_values.update({k: tpl[k].value or "" for k, v in decided.items() if v is None and k in tpl})
+
+def _decide_values(adds: _Additions, env: Mapping[str, str], ports: HostPorts) -> None:
+    """A value for every key to add but the URLs (built from the final credentials by _decide_urls)."""
+    tpl = adds.template.bindings
+    from_urls = {k: (v, False) for k, v in url_parts(adds.template.values()).items()}
+    from_urls.update({k: (v, True) for k, v in url_parts(adds.current.values() if adds.current else {}).items()})
+    for key in adds.keys:
+        if key in URL_KEYS:
+            continue
+        value, was_generated = _host_value(key, tpl[key].value if key in tpl else None, env, ports, from_urls)
+        adds.decided[key] = value
+        if was_generated:
+            adds.generated.append(key)
+
+
+def _decide_urls(adds: _Additions, env: Mapping[str, str], ports: HostPorts) -> None:
+    """DATABASE_URL / REDIS_URL, when added, from the credentials as they will stand in .env (existing values win
+    over the ones just decided)."""
+    tpl = adds.template.bindings
+    written_values = {k: v for k, v in adds.decided.items() if v is not None}
+    written_values.update({k: tpl[k].value or "" for k, v in adds.decided.items() if v is None and k in tpl})
     url = tpl.get("DATABASE_URL")
-    settings = merge((_Decided(written_values), current), env, env_exists=True, database_url=url.value if url else None)
+    settings = merge(
+        (_Decided(written_values), adds.current), env, env_exists=True, database_url=url.value if url else None
+    )
     built = {
         "DATABASE_URL": settings.database_url(ports.host, ports.postgres),
         "REDIS_URL": settings.redis_url(ports.host, ports.redis),
     }
     for key, url_value in built.items():
-        if key in missing_template_keys or key in extra_stack_keys:
+        if key in adds.keys:
             # Written out, never as the template's ${VAR} references: Node's dotenv does not expand them.
-            decided[key] = url_value
+            adds.decided[key] = url_value
+
+
+def _completed_text(adds: _Additions) -> str:
+    """The new .env: the template's shape for a new file, else the current text with the additions below it."""
+    template, current, tpl = adds.template, adds.current, adds.template.bindings
 
     def line(key: str) -> str:
-        value = decided.get(key)
+        value = adds.decided.get(key)
         return tpl[key].text.rstrip("\n") if value is None else f"{key}={dotenv_quote(value)}"
 
     out: list[str] = []
@@ -396,27 +447,16 @@ def ensure_env(
                 out.append(line(entry.key))
     else:
         out.append(current.text.rstrip("\n"))
-        if missing_template_keys:
+        if adds.missing:
             out += ["", f"# --- Added by devenv from {template.path.name} ---"]
-            for key in missing_template_keys:
+            for key in adds.missing:
                 out += [*_comment_block(template, key), line(key)]
-    if extra_stack_keys:
+    if adds.stack:
+        catalogue = stack_catalogue()
         out += ["", f"# --- Stack settings added by devenv (not in {template.path.name}) ---"]
-        for key in extra_stack_keys:
+        for key in adds.stack:
             out += [f"# {catalogue[key].get('description', '')}".rstrip(), line(key)]
-    text = "\n".join(out).lstrip("\n") + "\n"
-
-    added = tuple([*missing_template_keys, *extra_stack_keys])
-    written = bool(added) or current is None
-    after = EnvFiles(template, current)
-    if written:
-        from devenv.state import atomic_write
-
-        atomic_write(project.env_file, text)
-        after = EnvFiles(template, parse_dotenv(project.env_file, text))
-    ours = {k: v for k, v in (after.current.values() if after.current else {}).items() if k in added}
-    warnings = _warnings(project, current, written)
-    return EnvResult(project.env_file, added, tuple(generated), tuple(warnings), written, after, ours)
+    return "\n".join(out).lstrip("\n") + "\n"
 
 
 def written_marks(values: Mapping[str, str]) -> dict[str, str]:

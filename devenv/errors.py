@@ -13,7 +13,7 @@ from enum import IntEnum
 LOG_TAIL = 30  # lines of a container's or command's output shown under an error
 CREDENTIALS_HINT = (
     "the data volume was made with other credentials (a .env written anew gets new passwords): put the "
-    "POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB it was made with back in .env; README 'Troubleshooting' "
+    "POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB it was made with back in .env; docs/troubleshooting.md "
     "says how to start over instead."
 )
 
@@ -24,7 +24,7 @@ def tail(text: str, lines: int = LOG_TAIL) -> str:
 
 
 class ExitCode(IntEnum):
-    """Process exit codes, documented in the README."""
+    """Process exit codes, documented in docs/exit-codes.md."""
 
     OK = 0
     FAILURE = 1  # a check failed (drift, degraded stack, doctor found a problem)

@@ -44,7 +44,7 @@ ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
 RESERVED_VOLUMES = ("pgdata", "redisdata")  # the stack's own data volumes
 SETTLE_SECONDS = 1.0  # a service with ready = "none" counts as ready once it stayed up this long
-DOCS = "See README, Extra services."
+DOCS = "See docs/extra-services.md."
 
 
 @dataclass(frozen=True)

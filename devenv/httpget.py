@@ -1,4 +1,4 @@
-"""A plain HTTP GET for the server's health endpoints, without urllib's import cost (~30 ms: http.client, email).
+"""A plain HTTP GET for the server's health endpoints, without urllib's import cost (it pulls in http.client, email).
 
 HTTP/1.0, one request per connection: the server sends the whole body and closes, so there is no chunked encoding
 or keep-alive to handle. Only http:// (the server is published on the host's loopback or the engine's host).

@@ -27,7 +27,7 @@ IMAGE_SETTINGS = {
     "postgres": "postgres.image in devenv.toml or DEVENV_POSTGRES_IMAGE",
     "redis": "redis.image in devenv.toml or DEVENV_REDIS_IMAGE",
 }
-OFFLINE_HINT = "(offline: devenv's `scripts/build-images.sh` builds stand-ins, README 'Offline / air-gapped')"
+OFFLINE_HINT = "(offline: devenv's `scripts/build-images.sh` builds stand-ins, docs/offline.md)"
 
 
 def _map_hint(image: str) -> str:

@@ -1,11 +1,10 @@
 """The small PostgreSQL client devenv talks to the stack's own Postgres with (probes, marks, reset and its template).
 
-Why not psycopg: `import psycopg` costs 0.1-0.2 s on this kind of machine (its binary wheel loads libpq, OpenSSL and
-asyncio), more than half of the 0.3 s a soft reset may take with the CLI's start included, and it was the largest
-part of `status` and of a warm `up`. devenv only ever talks to the stack's own container, so the protocol it needs
-is small: protocol 3.0 startup (TLS when the server offers it, as libpq's sslmode=prefer), password / MD5 /
-SCRAM-SHA-256 authentication, simple queries with text results. The tests check devenv's work with psycopg, an
-independent client.
+Why not psycopg: importing it loads libpq, OpenSSL and asyncio (its binary wheel), which would be a large part of
+what a soft reset, `status` and a warm `up` may take in all (docs/benchmarks.md). devenv only ever talks to the
+stack's own container, so the protocol it needs is small: protocol 3.0 startup (TLS when the server offers it, as
+libpq's sslmode=prefer), password / MD5 / SCRAM-SHA-256 authentication, simple queries with text results. The tests
+check devenv's work with psycopg, an independent client.
 """
 
 from __future__ import annotations

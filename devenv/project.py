@@ -176,7 +176,7 @@ def load_project(
                 f"no devenv project at {start}: no {CONFIG_FILE} there or above, and no env template "
                 f"({', '.join(TEMPLATE_NAMES)}) in it, in {', '.join(SERVER_DIRS)}, or above it in this repository.",
                 f"run devenv inside the project (or pass -C DIR), or create {CONFIG_FILE} at the project root "
-                "(see README, Configuration).",
+                "(see docs/configuration.md).",
             )
         root, server_path = found
     config = load_config(config_file, env, server_path=server_path, context=_context_default(root))

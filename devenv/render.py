@@ -16,14 +16,14 @@ import difflib
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devenv.config import Config, ServerConfig, display_path
 from devenv.context import Context, port_key
 from devenv.dockerfile import Dockerfile, normalise
-from devenv.envfile import SAFE_VALUE_RE, EnvFiles, EnvResult, ensure_env, read_template, remember
+from devenv.envfile import SAFE_VALUE_RE, EnvFiles, read_template
 from devenv.errors import ConfigError
 from devenv.extras import ExtraService, interpolate
 from devenv.project import Project
@@ -53,7 +53,6 @@ class RenderResult:
     changed: bool
     digest: str  # sha256 of the compose text and the generated env files
     env_files: tuple[Path, ...] = ()
-    env: EnvResult | None = None  # what completing .env did first (render_to)
 
 
 @dataclass(frozen=True)
@@ -207,6 +206,37 @@ def _watch_entry(rule: WatchRule, root: Path, base: Path) -> dict[str, Any]:
     return entry
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every service block is built from: the project, its stack and the values the blocks share."""
+
+    project: Project
+    stack: Stack
+    base: Path  # paths in the file are relative to this folder
+    labels: dict[str, str]
+    image: str  # the server image, also run by migrate and by [services.NAME] tables with from_server
+    app_env: list[str]  # the app's .env and devenv's server.env
+    mounts: list[dict[str, Any]]  # the server's dev bind mounts
+
+    @property
+    def config(self) -> Config:
+        return self.project.config
+
+
+def _scope(project: Project, stack: Stack, base: Path) -> _Scope:
+    labels = {PROJECT_LABEL: project.name}
+    if project.ci:
+        labels[CI_LABEL] = "true"
+    # A checkout's own stack name (unique per checkout), shared by its CI stacks: never another checkout's image.
+    image = f"{(project.base_name or project.name) if project.ci else project.name}-server:devenv"
+    mounts = [
+        {"type": "bind", "source": _rel(project.root / m.source, base), "target": m.target, "read_only": m.read_only}
+        for m in project.config.server.mounts
+    ]
+    app_env = [_rel(project.env_file, base), SECRET_FILE.format("server.env")]
+    return _Scope(project, stack, base, labels, image, app_env, mounts)
+
+
 def build_compose(
     project: Project,
     files: EnvFiles,
@@ -222,128 +252,141 @@ def build_compose(
     itself never contains them. STACK: which services there are (default: all); DOCKERFILE: the server's, parsed.
     """
     _check_inputs(project, files, settings)
-    stack = stack or Stack()
-    base = base_dir or project.compose_file.parent
-    cfg = project.config
-    srv = cfg.server
-    labels = {PROJECT_LABEL: project.name}
-    if project.ci:
-        labels[CI_LABEL] = "true"
-    # A checkout's own stack name (unique per checkout), shared by its CI stacks: never another checkout's image.
-    image = f"{(project.base_name or project.name) if project.ci else project.name}-server:devenv"
-    app_env = [_rel(project.env_file, base), SECRET_FILE.format("server.env")]
-    mounts = [
-        {"type": "bind", "source": _rel(project.root / m.source, base), "target": m.target, "read_only": m.read_only}
-        for m in srv.mounts
-    ]
-    services: dict[str, Any] = {}
-    volumes: dict[str, Any] = {}
-
-    postgres = _block("postgres")
-    postgres.update(
-        image=cfg.image(cfg.postgres.image),
-        ports=[_port(cfg.postgres.port, POSTGRES_PORT, cfg.bind_address)],
-        env_file=[SECRET_FILE.format("postgres.env")],
-        labels=dict(labels),
-    )
-    services["postgres"] = postgres
-    volumes["pgdata"] = {"labels": dict(labels)}
-    if stack.redis:
-        redis = _block("redis")
-        redis.update(
-            image=cfg.image(cfg.redis.image),
-            ports=[_port(cfg.redis.port, REDIS_PORT, cfg.bind_address)],
-            env_file=[SECRET_FILE.format("redis.env")],
-            labels=dict(labels),
-        )
-        services["redis"] = redis
-        volumes["redisdata"] = {"labels": dict(labels)}
-
+    scope = _scope(project, stack or Stack(), base_dir or project.compose_file.parent)
+    services, volumes = _database_services(scope)
     secrets: dict[str, Any] = {}
-    if stack.server:
-        context = project.root / srv.context
-        server = _fill(
-            _block("server"),
-            {
-                "CONTAINER_PORT": str(srv.container_port),
-                "HEALTH_PATH": srv.health_path,
-                "ALIVE": _liveness(srv, cfg.is_pinned("server.health_path")),
-            },
-        )
-        build: dict[str, Any] = {
-            "context": _rel(context, base),
-            "dockerfile": _rel(project.dockerfile, context),
-            "labels": dict(labels),
-        }
-        args = dict(srv.build_args)
-        if dockerfile is not None and dockerfile.syntax and cfg.images.get(dockerfile.syntax[1]):
-            args["BUILDKIT_SYNTAX"] = cfg.images[dockerfile.syntax[1]]  # the frontend image, mapped
-        if args:
-            build["args"] = dict(sorted(args.items()))
-        if srv.target:
-            build["target"] = srv.target
-        contexts = image_contexts(cfg, dockerfile)
-        if contexts:
-            build["additional_contexts"] = contexts
-        if srv.build_secrets:
-            build["secrets"] = sorted(srv.build_secrets)
-            secrets = {sid: {"file": str(Path(path).expanduser())} for sid, path in sorted(srv.build_secrets.items())}
-        depends = {"postgres": {"condition": "service_healthy"}}
-        if stack.migrates:
-            depends["migrate"] = {"condition": "service_completed_successfully"}
-        if stack.redis:
-            depends["redis"] = {"condition": "service_healthy"}
-        server.update(
-            build=build,
-            image=image,
-            ports=[_port(srv.port, srv.container_port, cfg.bind_address)],
-            env_file=list(app_env),
-            depends_on=depends,
-            labels=dict(labels),
-        )
-        if srv.command:
-            server["command"] = list(srv.command)
-        watch = watch_rules(project, dockerfile)
-        if watch:
-            server["develop"] = {"watch": [_watch_entry(rule, project.root, base) for rule in watch]}
-        migrate = _block("migrate")
-        migrate.update(
-            image=image,
-            command=list(cfg.migrate.command),
-            env_file=list(app_env),
-            depends_on={"postgres": {"condition": "service_healthy"}},
-            labels=dict(labels),
-        )
-        if mounts:
-            server["volumes"] = copy.deepcopy(mounts)
-            migrate["volumes"] = copy.deepcopy(mounts)
-        if stack.migrates:
-            services["migrate"] = migrate
-        services["server"] = server
-
-    for extra in stack.extras:  # [services.NAME]: after devenv's own, in file order
-        services[extra.name] = _extra_block(project, extra, stack, image, app_env, mounts, labels, base)
+    if scope.stack.server:
+        services.update(_server_services(scope, dockerfile))
+        secrets = _build_secrets(project.config.server)
+    for extra in scope.stack.extras:  # [services.NAME]: after devenv's own, in file order
+        services[extra.name] = _extra_block(scope, extra)
         for volume in extra.volumes:
             if volume.named:
-                volumes[volume.source] = {"labels": dict(labels)}
-
+                volumes[volume.source] = {"labels": dict(scope.labels)}
     data: dict[str, Any] = {
         "name": project.name,
         "services": services,
         "volumes": volumes,
-        "networks": {"default": {"labels": dict(labels)}},
+        "networks": {"default": {"labels": dict(scope.labels)}},
     }
     if secrets:
         data["secrets"] = secrets
-    escaped: dict[str, Any] = escape_dollars(data)
-    # The values compose interpolates: the checkout's path and machine, given by devenv.runtime when it runs compose,
-    # so the file itself names neither and renders the same in every checkout.
+    return _interpolated(escape_dollars(data))
+
+
+def _database_services(scope: _Scope) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Postgres and (when the stack has it) Redis, with their data volumes."""
+    cfg = scope.config
+    kinds = [("postgres", cfg.postgres.image, cfg.postgres.port, POSTGRES_PORT, "pgdata")]
+    if scope.stack.redis:
+        kinds.append(("redis", cfg.redis.image, cfg.redis.port, REDIS_PORT, "redisdata"))
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    for name, image, host_port, container_port, volume in kinds:
+        block = _block(name)
+        block.update(
+            image=cfg.image(image),
+            ports=[_port(host_port, container_port, cfg.bind_address)],
+            env_file=[SECRET_FILE.format(f"{name}.env")],
+            labels=dict(scope.labels),
+        )
+        services[name] = block
+        volumes[volume] = {"labels": dict(scope.labels)}
+    return services, volumes
+
+
+def _server_services(scope: _Scope, dockerfile: Dockerfile | None) -> dict[str, Any]:
+    """The server built from its Dockerfile, and the migrate job that runs its image (when the stack migrates)."""
+    cfg, srv = scope.config, scope.config.server
+    server = _fill(
+        _block("server"),
+        {
+            "CONTAINER_PORT": str(srv.container_port),
+            "HEALTH_PATH": srv.health_path,
+            "ALIVE": _liveness(srv, cfg.is_pinned("server.health_path")),
+        },
+    )
+    depends = {"postgres": {"condition": "service_healthy"}}
+    if scope.stack.migrates:
+        depends["migrate"] = {"condition": "service_completed_successfully"}
+    if scope.stack.redis:
+        depends["redis"] = {"condition": "service_healthy"}
+    server.update(
+        build=_server_build(scope, dockerfile),
+        image=scope.image,
+        ports=[_port(srv.port, srv.container_port, cfg.bind_address)],
+        env_file=list(scope.app_env),
+        depends_on=depends,
+        labels=dict(scope.labels),
+    )
+    if srv.command:
+        server["command"] = list(srv.command)
+    watch = watch_rules(scope.project, dockerfile)
+    if watch:
+        server["develop"] = {"watch": [_watch_entry(rule, scope.project.root, scope.base) for rule in watch]}
+    if scope.mounts:
+        server["volumes"] = copy.deepcopy(scope.mounts)
+    if not scope.stack.migrates:
+        return {"server": server}
+    return {"migrate": _migrate_block(scope), "server": server}
+
+
+def _migrate_block(scope: _Scope) -> dict[str, Any]:
+    migrate = _block("migrate")
+    migrate.update(
+        image=scope.image,
+        command=list(scope.config.migrate.command),
+        env_file=list(scope.app_env),
+        depends_on={"postgres": {"condition": "service_healthy"}},
+        labels=dict(scope.labels),
+    )
+    if scope.mounts:
+        migrate["volumes"] = copy.deepcopy(scope.mounts)
+    return migrate
+
+
+def _server_build(scope: _Scope, dockerfile: Dockerfile | None) -> dict[str, Any]:
+    """The server's `build:` section: context, Dockerfile, arguments, target, mapped base images, secrets."""
+    project, cfg = scope.project, scope.config
+    srv = cfg.server
+    context = project.root / srv.context
+    build: dict[str, Any] = {
+        "context": _rel(context, scope.base),
+        "dockerfile": _rel(project.dockerfile, context),
+        "labels": dict(scope.labels),
+    }
+    args = dict(srv.build_args)
+    if dockerfile is not None and dockerfile.syntax and cfg.images.get(dockerfile.syntax[1]):
+        args["BUILDKIT_SYNTAX"] = cfg.images[dockerfile.syntax[1]]  # the frontend image, mapped
+    if args:
+        build["args"] = dict(sorted(args.items()))
+    if srv.target:
+        build["target"] = srv.target
+    contexts = image_contexts(cfg, dockerfile)
+    if contexts:
+        build["additional_contexts"] = contexts
+    if srv.build_secrets:
+        build["secrets"] = sorted(srv.build_secrets)
+    return build
+
+
+def _build_secrets(srv: ServerConfig) -> dict[str, Any]:
+    """The top-level `secrets:` the server's build mounts (server.build_secrets: id -> file)."""
+    return {sid: {"file": str(Path(path).expanduser())} for sid, path in sorted(srv.build_secrets.items())}
+
+
+def _interpolated(escaped: dict[str, Any]) -> dict[str, Any]:
+    """Add what compose interpolates to an escaped definition: the checkout's labels and the env files' folder.
+
+    The checkout's path and machine are given by devenv.runtime when it runs compose, so the file itself names
+    neither and renders the same in every checkout; the env files' folder lies outside the project.
+    """
     checkout = {
         CHECKOUT_LABEL: f"${{{CHECKOUT_VAR}:-}}",
         MACHINE_LABEL: f"${{{MACHINE_VAR}:-}}",
         MACHINE_NAME_LABEL: f"${{{MACHINE_NAME_VAR}:-}}",
     }
-    for svc in escaped["services"].values():  # and the folder of the generated env files (outside the project)
+    for svc in escaped["services"].values():
         if "env_file" in svc:
             svc["env_file"] = [f.replace(SECRET_TOKEN, f"${{{SECRETS_VAR}:?{SECRETS_HELP}}}") for f in svc["env_file"]]
     for node in [*escaped["services"].values(), *escaped["volumes"].values(), *escaped["networks"].values()]:
@@ -362,27 +405,18 @@ EXTRA_HEALTH_TIMING = {
 }
 
 
-def _extra_block(
-    project: Project,
-    extra: ExtraService,
-    stack: Stack,
-    server_image: str,
-    app_env: list[str],
-    server_mounts: list[dict[str, Any]],
-    labels: dict[str, str],
-    base: Path,
-) -> dict[str, Any]:
+def _extra_block(scope: _Scope, extra: ExtraService) -> dict[str, Any]:
     """One [services.NAME] table as a compose service: the server's image (with its .env and mounts) or its own."""
-    block: dict[str, Any] = {"restart": "unless-stopped", "labels": dict(labels)}
+    block: dict[str, Any] = {"restart": "unless-stopped", "labels": dict(scope.labels)}
     env_files: list[str] = []
     volumes: list[dict[str, Any]] = []
     if extra.from_server:
         # The image `server` builds; an init process as PID 1, so a worker without a SIGTERM handler stops at once.
-        block.update(image=server_image, pull_policy="never", init=True)
-        env_files = list(app_env)
-        volumes = copy.deepcopy(server_mounts)
+        block.update(image=scope.image, pull_policy="never", init=True)
+        env_files = list(scope.app_env)
+        volumes = copy.deepcopy(scope.mounts)
     else:
-        block["image"] = project.config.image(extra.image)
+        block["image"] = scope.config.image(extra.image)
     if extra.environment:
         env_files.append(SECRET_FILE.format(extra.env_file))
     if env_files:
@@ -390,20 +424,32 @@ def _extra_block(
     if extra.command:
         block["command"] = list(extra.command)
     if extra.ports:
-        block["ports"] = [_port(p.host, p.container, project.config.bind_address) for p in extra.ports]
-    for volume in extra.volumes:
-        if volume.named:
-            volumes.append({"type": "volume", "source": volume.source, "target": volume.target})
-        else:
-            volumes.append(
-                {"type": "bind", "source": _rel(project.root / volume.source, base), "target": volume.target}
-            )
-        if volume.read_only:
-            volumes[-1]["read_only"] = True
+        block["ports"] = [_port(p.host, p.container, scope.config.bind_address) for p in extra.ports]
+    volumes += _extra_volumes(scope, extra)
     if volumes:
         block["volumes"] = volumes
     if extra.healthcheck:
         block["healthcheck"] = {"test": list(extra.healthcheck), **EXTRA_HEALTH_TIMING}
+    depends = _extra_depends(scope.stack, extra)
+    if depends:
+        block["depends_on"] = depends
+    return block
+
+
+def _extra_volumes(scope: _Scope, extra: ExtraService) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for volume in extra.volumes:
+        if volume.named:
+            out.append({"type": "volume", "source": volume.source, "target": volume.target})
+        else:
+            source = _rel(scope.project.root / volume.source, scope.base)
+            out.append({"type": "bind", "source": source, "target": volume.target})
+        if volume.read_only:
+            out[-1]["read_only"] = True
+    return out
+
+
+def _extra_depends(stack: Stack, extra: ExtraService) -> dict[str, Any]:
     depends = {}
     for dep in stack.depends(extra.name):
         other = stack.extra(dep)
@@ -414,9 +460,7 @@ def _extra_block(
         else:
             condition = "service_healthy"  # devenv's own have healthchecks
         depends[dep] = {"condition": condition}
-    if depends:
-        block["depends_on"] = depends
-    return block
+    return depends
 
 
 def dump_yaml(data: dict[str, Any]) -> str:
@@ -554,11 +598,3 @@ def check_compose(ctx: Context, path: Path) -> RenderCheck:
         )
     )
     return RenderCheck(path, True, diff)
-
-
-def render_to(ctx: Context, path: Path) -> RenderResult:
-    """`devenv render -o FILE`: complete .env, then write FILE and the env files it uses."""
-    env = ensure_env(ctx.project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=ctx.runtime.host_address())
-    written = write_compose(ctx.with_files(env.files), path)
-    remember(ctx.project, env)
-    return replace(written, env=env)

@@ -1,7 +1,7 @@
 """The small Redis client devenv talks to the stack's own Redis with (the readiness probe, status, reset's flush).
 
-Why not redis-py: importing it costs 0.1-0.25 s on this kind of machine (it pulls in asyncio), more than a whole
-soft reset may take. devenv sends a handful of commands to its own container, so RESP2 is all it needs: commands
+Why not redis-py: importing it pulls in asyncio, a large part of what a whole soft reset may take
+(docs/benchmarks.md). devenv sends a handful of commands to its own container, so RESP2 is all it needs: commands
 as arrays of bulk strings, replies parsed into Python values, pipelined when several go at once. The tests check
 devenv's work with redis-py, an independent client.
 """

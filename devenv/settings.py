@@ -45,7 +45,7 @@ def is_secret_key(key: str) -> bool:
 
 
 def is_placeholder(value: str | None) -> bool:
-    """A value that stands in for a secret (see _PLACEHOLDER_RE and README, `.env`): devenv generates one."""
+    """A value that stands in for a secret (see _PLACEHOLDER_RE and docs/environment.md): devenv generates one."""
     return bool(_PLACEHOLDER_RE.match((value or "").strip()))
 
 

@@ -1,10 +1,10 @@
 """The spare: a copy of the reset template kept ready, so a soft reset renames it into place instead of copying.
 
 `CREATE DATABASE … TEMPLATE` copies every file of the template, so its time grows with the seed and depends on the
-filesystem: on this kind of machine the same 7.5 MB copy took 20 ms in one volume and 250 ms in another (ext4
-block allocation in the volume's directory; a plain `cp -r` shows the same), and a seed of a few hundred MB takes
-seconds. With a spare ready, a reset drops the app database and renames the spare (under a millisecond, whatever
-its size); the copy for the next reset is made after this one has returned.
+filesystem: the same copy can take many times longer in one volume than in another (ext4 block allocation in the
+volume's directory; a plain `cp -r` shows the same), and a big seed takes seconds. With a spare ready, a reset drops
+the app database and renames the spare (a rename costs the same whatever its size); the copy for the next reset is
+made after this one has returned.
 
 The copy runs in a process of its own (new session, settings on stdin, nothing on stdout/stderr, so a caller that
 captures devenv's output is not kept waiting). It holds the lock "spare" from before it starts until it exits: a

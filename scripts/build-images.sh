@@ -49,7 +49,7 @@ build_base() {
     [ "$(id -u)" = 0 ] || die "debootstrap is missing. Hint: apt-get install debootstrap (as root)."
     log "installing debootstrap ..."; apt-get install -y -qq debootstrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
   }
-  [ "$(id -u)" = 0 ] || die "building $BASE needs root (debootstrap). Hint: on a machine with a registry, use the real images instead (see README 'Offline / air-gapped')."
+  [ "$(id -u)" = 0 ] || die "building $BASE needs root (debootstrap). Hint: on a machine with a registry, use the real images instead (see docs/offline.md)."
   local root; root=$(mktemp -d /var/tmp/devenv-rootfs.XXXXXX)
   trap 'rm -rf "$root"' RETURN
   log "$BASE: debootstrap --variant=minbase bookworm (about 25 s) ..."
@@ -107,7 +107,7 @@ status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 [ "$status" = 0 ] || die "some images failed to build (see above)"
 
-[ "$quiet" = 1 ] || echo "# Point devenv at the offline stand-ins (see README 'Offline / air-gapped'):"
+[ "$quiet" = 1 ] || echo "# Point devenv at the offline stand-ins (see docs/offline.md):"
 echo "export DEVENV_POSTGRES_IMAGE=$POSTGRES"
 echo "export DEVENV_REDIS_IMAGE=$REDIS"
 echo "export DEVENV_BUILD_ARG_NODE_IMAGE=$NODE"

@@ -52,7 +52,7 @@ def test_images_present_or_to_be_pulled(example: Project) -> None:
     assert found["image postgres:16-alpine"].level == "ok"
     assert found["image redis:7-alpine"].level == "warn"
     assert "redis.image" in found["image redis:7-alpine"].detail
-    assert "Offline" in found["image redis:7-alpine"].hint
+    assert "docs/offline.md" in found["image redis:7-alpine"].hint
 
 
 def test_an_image_two_stages_build_from_is_listed_once(example: Project) -> None:
