@@ -9,13 +9,22 @@ cannot find, or what the project does differently, is written as a setting. It n
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devenv.config import CONFIG_FILE, load_config
 from devenv.context import Context
 from devenv.errors import UsageError
+
+if TYPE_CHECKING:
+    from devenv.config import ServerConfig
+    from devenv.dockerfile import Dockerfile
+    from devenv.extras import ExtraService
+    from devenv.nodeapp import NodeApp
+    from devenv.prisma import PrismaSetup
+    from devenv.services import Stack
 
 # A route as the code registers it: `app.get("/health"`, `router.route('/ready'`, `fastify.get('/api/health'`,
 # `@Get('health')` / `@Controller("health")` (NestJS), `{ method: 'GET', url: '/health' }`; not any string.
@@ -114,182 +123,171 @@ def _image_of(services: dict[str, dict[str, Any]], word: str) -> tuple[str, dict
     return None
 
 
+# What a detector yields: the choices it proposes and its findings (plain text), in order.
+Part = Iterator[Choice | str]
+
+
 def propose(ctx: Context) -> tuple[list[Choice], list[str]]:
     """The choices for this project, and findings that are not settings (worker scripts, notes)."""
     project, cfg, app, stack = ctx.project, ctx.config, ctx.app, ctx.stack
-    choices: list[Choice] = []
-    findings: list[str] = []
-    srv = cfg.server
-    choices.append(
-        Choice(
-            "server",
-            "path",
-            srv.path,
-            f"the env template {project.env_template.name} is there" + (" beside package.json" if app.path else ""),
-            active=srv.path != "apps/server",
-        )
+    template = project.env_template.name
+    # The detectors in the order their lines appear; each runs before the next one's inputs are read.
+    parts: list[Choice | str] = [
+        *_server_folder(cfg.server, template, app),
+        *_dockerfile(ctx.dockerfile, cfg.server),
+        *_base_image(ctx.dockerfile),
+        *_server_command(ctx.dockerfile, app),
+        *_dev_stage(ctx.dockerfile),
+        *_container_port(ctx.settings.values, cfg.server, template),
+        *_health(health_routes(project.server_dir), cfg.server),
+        *_migrate_command(ctx.prisma),
+        *_seed(ctx.prisma, ctx.seed_command),
+        *_redis(stack),
+        *_compose(*compose_services(project.root)),
+        *_worker(app, project.root, ctx.dockerfile, cfg.services, stack),
+    ]
+    return [p for p in parts if isinstance(p, Choice)], [p for p in parts if isinstance(p, str)]
+
+
+def _server_folder(srv: ServerConfig, template: str, app: NodeApp) -> Part:
+    """server.path (written when it is not the default) and the template found in it."""
+    why = f"the env template {template} is there" + (" beside package.json" if app.path else "")
+    yield Choice("server", "path", srv.path, why, active=srv.path != "apps/server")
+    yield Choice(
+        "server", "template", template, "the first of .env.template, .env.example, .env.sample, .env.dist", active=False
     )
-    choices.append(
-        Choice(
-            "server",
-            "template",
-            project.env_template.name,
-            "the first of .env.template, .env.example, .env.sample, .env.dist",
-            active=False,
-        )
-    )
-    dockerfile = ctx.dockerfile
+
+
+def _dockerfile(dockerfile: Dockerfile | None, srv: ServerConfig) -> Part:
+    """The Dockerfile and the build context (comments: devenv finds both)."""
     if dockerfile is None:
-        choices.append(
-            Choice(
-                "server",
-                "dockerfile",
-                srv.dockerfile,
-                "there is none: the server runs on the host (`npm run dev`) "
-                "and only postgres and redis run in containers",
-                active=False,
-            )
+        why = "there is none: the server runs on the host (`npm run dev`) and only postgres and redis run in containers"
+        yield Choice("server", "dockerfile", srv.dockerfile, why, active=False)
+        return
+    yield Choice("server", "dockerfile", srv.dockerfile, "found", active=False)
+    where = "under the server folder: built from the root" if srv.context == "." else "of the server folder"
+    yield Choice("server", "context", srv.context, "the Dockerfile copies paths " + where, active=False)
+
+
+def _base_image(dockerfile: Dockerfile | None) -> Part:
+    """The first image the Dockerfile pulls, as an [images] line to map it."""
+    images = dockerfile.base_images() if dockerfile else []
+    if dockerfile and images:
+        why = (
+            f"{dockerfile.path.name}:{dockerfile.froms[0].line} `FROM` pulls "
+            f"{images[0]}; map it here to an image you have when it cannot be pulled"
         )
-    else:
-        choices.append(Choice("server", "dockerfile", srv.dockerfile, "found", active=False))
-        choices.append(
-            Choice(
-                "server",
-                "context",
-                srv.context,
-                "the Dockerfile copies paths "
-                + ("under the server folder: built from the root" if srv.context == "." else "of the server folder"),
-                active=False,
-            )
-        )
-        images = dockerfile.base_images()
-        if images:
-            choices.append(
-                Choice(
-                    "images",
-                    images[0],
-                    images[0],
-                    f"{dockerfile.path.name}:{dockerfile.froms[0].line} `FROM` pulls "
-                    f"{images[0]}; map it here to an image you have when it cannot be pulled",
-                    active=False,
-                )
-            )
-        if dockerfile.cmd and re.search(r"migrate|db push", dockerfile.cmd):
-            start = "npm start" if "start" in app.scripts else None
-            choices.append(
-                Choice(
-                    "server",
-                    "command",
-                    start.split() if start else ["node", "dist/main.js"],
-                    f"the image's CMD ({dockerfile.cmd}) migrates again; devenv runs the migrations itself",
-                )
-            )
-        dev_stage = next((s for s in dockerfile.stages if s.lower() in {"dev", "development", "develop"}), None)
-        if dev_stage:
-            choices.append(
-                Choice("server", "target", dev_stage, f"the Dockerfile has a `{dev_stage}` stage", active=False)
-            )
-    port_key = next((k for k in ("PORT", "HTTP_PORT", "APP_PORT", "SERVER_PORT") if k in ctx.settings.values), None)
-    if port_key and ctx.settings.values[port_key].isdigit():
-        port = int(ctx.settings.values[port_key])
-        choices.append(
-            Choice(
-                "server",
-                "container_port",
-                port,
-                f"{port_key}={port} in {project.env_template.name}",
-                active=port != srv.container_port,
-            )
-        )
-    routes = health_routes(project.server_dir)
+        yield Choice("images", images[0], images[0], why, active=False)
+
+
+def _server_command(dockerfile: Dockerfile | None, app: NodeApp) -> Part:
+    """server.command when the image's CMD migrates again (devenv runs the migrations itself)."""
+    if dockerfile and dockerfile.cmd and re.search(r"migrate|db push", dockerfile.cmd):
+        start = "npm start" if "start" in app.scripts else None
+        why = f"the image's CMD ({dockerfile.cmd}) migrates again; devenv runs the migrations itself"
+        yield Choice("server", "command", start.split() if start else ["node", "dist/main.js"], why)
+
+
+def _dev_stage(dockerfile: Dockerfile | None) -> Part:
+    """server.target, offered when the Dockerfile has a dev stage."""
+    stages = dockerfile.stages if dockerfile else []
+    dev_stage = next((s for s in stages if s.lower() in {"dev", "development", "develop"}), None)
+    if dev_stage:
+        yield Choice("server", "target", dev_stage, f"the Dockerfile has a `{dev_stage}` stage", active=False)
+
+
+def _container_port(values: Mapping[str, str], srv: ServerConfig, template: str) -> Part:
+    """server.container_port from the template's PORT (or HTTP_PORT, APP_PORT, SERVER_PORT)."""
+    port_key = next((k for k in ("PORT", "HTTP_PORT", "APP_PORT", "SERVER_PORT") if k in values), None)
+    if port_key and values[port_key].isdigit():
+        port = int(values[port_key])
+        why = f"{port_key}={port} in {template}"
+        yield Choice("server", "container_port", port, why, active=port != srv.container_port)
+
+
+def _health(routes: list[str], srv: ServerConfig) -> Part:
+    """The readiness, liveness and status paths from the ROUTES the server's source registers."""
     ready = next((r for r in routes if "ready" in r), None) or next(iter(routes), None)
-    if ready:
-        choices.append(
-            Choice(
-                "server",
-                "ready_path",
-                ready,
-                f"the server's source has a {ready} route",
-                active=ready not in {srv.ready_path},
-            )
-        )
-        liveness = [
-            r for r in routes if r != ready and ("live" in r or r.rstrip("/").endswith(("/health", "/healthz")))
-        ]
-        live = min(liveness, key=lambda r: ("live" not in r, len(r)), default=None)
-        if live:
-            choices.append(
-                # A comment only: a health_path set in devenv.toml must answer 2xx, a found one may be wrong.
-                Choice("server", "health_path", live, "a liveness route in the source", active=False)
-            )
-        if not any("status" in r for r in routes):
-            choices.append(Choice("server", "status_path", "", "no detailed status route in the source", active=False))
-    else:
-        findings.append("no health route found in the source; readiness falls back to /health, /healthz, /api/health.")
-    setup = ctx.prisma
+    if not ready:
+        yield "no health route found in the source; readiness falls back to /health, /healthz, /api/health."
+        return
+    why = f"the server's source has a {ready} route"
+    yield Choice("server", "ready_path", ready, why, active=ready not in {srv.ready_path})
+    liveness = [r for r in routes if r != ready and ("live" in r or r.rstrip("/").endswith(("/health", "/healthz")))]
+    live = min(liveness, key=lambda r: ("live" not in r, len(r)), default=None)
+    if live:
+        # A comment only: a health_path set in devenv.toml must answer 2xx, a found one may be wrong.
+        yield Choice("server", "health_path", live, "a liveness route in the source", active=False)
+    if not any("status" in r for r in routes):
+        yield Choice("server", "status_path", "", "no detailed status route in the source", active=False)
+
+
+def _migrate_command(setup: PrismaSetup) -> Part:
+    """migrate.command as `db push` when there is a schema but no migrations."""
     if setup.schema is not None and not setup.migration_count:
-        choices.append(
-            Choice(
-                "migrate",
-                "command",
-                ["npx", "prisma", "db", "push", "--skip-generate"],
-                "no prisma/migrations: `migrate deploy` would apply nothing (or create the first migration "
-                "with `npx prisma migrate dev --name init` and remove this line)",
-            )
+        why = (
+            "no prisma/migrations: `migrate deploy` would apply nothing (or create the first migration "
+            "with `npx prisma migrate dev --name init` and remove this line)"
         )
-    choices.append(
-        Choice(
-            "migrate",
-            "seed_command",
-            list(ctx.seed_command),
-            f"the seed is configured in {setup.seed}" if setup.seed else "no seed is configured",
-            active=False,
+        yield Choice("migrate", "command", ["npx", "prisma", "db", "push", "--skip-generate"], why)
+
+
+def _seed(setup: PrismaSetup, seed_command: tuple[str, ...]) -> Part:
+    """migrate.seed_command as devenv finds it (a comment)."""
+    why = f"the seed is configured in {setup.seed}" if setup.seed else "no seed is configured"
+    yield Choice("migrate", "seed_command", list(seed_command), why, active=False)
+
+
+def _redis(stack: Stack) -> Part:
+    """redis.enabled as devenv decides it (a comment), with why."""
+    yield Choice("redis", "enabled", stack.redis, stack.redis_reason, active=False)
+
+
+def _compose(compose: Path | None, services: dict[str, dict[str, Any]]) -> Part:
+    """An existing compose file's postgres and redis images, the extras devenv knows, and what it leaves out."""
+    if compose is None:
+        return
+    pg, rd = _image_of(services, "postgres"), _image_of(services, "redis")
+    for table, found in (("postgres", pg), ("redis", rd)):
+        if found and found[1].get("image"):
+            why = f"{compose.name} service {found[0]!r} uses it"
+            yield Choice(table, "image", str(found[1]["image"]), why, active=False)
+    others = [n for n in services if n not in {pg[0] if pg else "", rd[0] if rd else ""}]
+    extras = {n: _extra(n, services[n], compose.name) for n in others}
+    yield from (choice for table in extras.values() for choice in table)
+    proposed = [n for n in others if extras[n]]
+    if proposed:
+        yield f"{compose.name} has {', '.join(proposed)}: proposed as [services.*] tables below."
+    left = [n for n in others if n not in proposed]
+    if left:
+        what = "it" if len(left) == 1 else "them"
+        yield f"{compose.name} also has {', '.join(left)}: devenv does not run {what}."
+
+
+def _worker(
+    app: NodeApp, root: Path, dockerfile: Dockerfile | None, services: tuple[ExtraService, ...], stack: Stack
+) -> Part:
+    """package.json's worker script: already a [services.NAME], proposed as [services.worker], or a note."""
+    script = app.worker_script
+    if not script:
+        return
+    # It runs in the server's image: the package manager its Dockerfile uses, when the lockfiles leave a choice.
+    dockerfile_text = "\n".join(i for _, i in dockerfile.instructions) if dockerfile else ""
+    command = app.run_argv(script, root, dockerfile_text)
+    runs_it = next((x.name for x in services if script in x.command), None)
+    if runs_it:
+        yield f"package.json's `{script}` script runs as [services.{runs_it}]."
+    elif stack.server and not services:
+        why = f"package.json has a `{script}` script: a second process (a queue worker)"
+        yield Choice("services.worker", "from", "server", why + ", in the server's image")
+        yield Choice("services.worker", "command", command, "with the same .env, after migrate")
+        yield Choice("services.worker", "ready", "none", "nothing to ask: ready once it stays up for a second")
+        yield f"package.json has a `{script}` script: proposed as [services.worker]."
+    else:
+        yield (
+            f"package.json has a `{script}` script (a second process, e.g. a queue worker): run it "
+            f"beside the server with `{' '.join(command)}`."
         )
-    )
-    choices.append(Choice("redis", "enabled", stack.redis, stack.redis_reason, active=False))
-    compose, services = compose_services(project.root)
-    if compose is not None:
-        pg = _image_of(services, "postgres")
-        if pg:
-            image = str(pg[1].get("image") or "")
-            if image:
-                choices.append(
-                    Choice("postgres", "image", image, f"{compose.name} service {pg[0]!r} uses it", active=False)
-                )
-        rd = _image_of(services, "redis")
-        if rd and rd[1].get("image"):
-            choices.append(
-                Choice("redis", "image", str(rd[1]["image"]), f"{compose.name} service {rd[0]!r} uses it", active=False)
-            )
-        others = [n for n in services if n not in {pg[0] if pg else "", rd[0] if rd else ""}]
-        proposed = [n for n in others if _propose_extra(n, services[n], compose.name, choices)]
-        if proposed:
-            findings.append(f"{compose.name} has {', '.join(proposed)}: proposed as [services.*] tables below.")
-        left = [n for n in others if n not in proposed]
-        if left:
-            what = "it" if len(left) == 1 else "them"
-            findings.append(f"{compose.name} also has {', '.join(left)}: devenv does not run {what}.")
-    if app.worker_script:
-        # It runs in the server's image: the package manager its Dockerfile uses, when the lockfiles leave a choice.
-        dockerfile_text = "\n".join(i for _, i in ctx.dockerfile.instructions) if ctx.dockerfile else ""
-        command = app.run_argv(app.worker_script, project.root, dockerfile_text)
-        runs_it = next((x.name for x in cfg.services if app.worker_script in x.command), None)
-        if runs_it:
-            findings.append(f"package.json's `{app.worker_script}` script runs as [services.{runs_it}].")
-        elif stack.server and not cfg.services:
-            why = f"package.json has a `{app.worker_script}` script: a second process (a queue worker)"
-            choices.append(Choice("services.worker", "from", "server", why + ", in the server's image"))
-            choices.append(Choice("services.worker", "command", command, "with the same .env, after migrate"))
-            choices.append(
-                Choice("services.worker", "ready", "none", "nothing to ask: ready once it stays up for a second")
-            )
-            findings.append(f"package.json has a `{app.worker_script}` script: proposed as [services.worker].")
-        else:
-            findings.append(
-                f"package.json has a `{app.worker_script}` script (a second process, e.g. a queue worker): run it "
-                f"beside the server with `{' '.join(command)}`."
-            )
-    return choices, findings
 
 
 # Images of the services projects keep beside their app in a compose file, and how to know each is ready.
@@ -304,7 +302,7 @@ KNOWN_EXTRAS = {
 }
 
 
-def _propose_extra(name: str, svc: dict[str, Any], compose: str, choices: list[Choice]) -> bool:
+def _extra(name: str, svc: dict[str, Any], compose: str) -> list[Choice]:
     """A compose service with an image devenv knows (mail catchers, object storage) as a [services.NAME] table."""
     from devenv.extras import NAME_RE, VAR_RE
 
@@ -312,7 +310,7 @@ def _propose_extra(name: str, svc: dict[str, Any], compose: str, choices: list[C
     base = image.split("/")[-1].split(":")[0].split("@")[0]
     known = next((v for k, v in KNOWN_EXTRAS.items() if k in base), None)
     if known is None or not NAME_RE.fullmatch(name):
-        return False
+        return []
     table = f"services.{name}"
     main, ready = known
     ports: list[str] = []
@@ -326,12 +324,12 @@ def _propose_extra(name: str, svc: dict[str, Any], compose: str, choices: list[C
     if isinstance(raw_env, list):
         raw_env = dict(str(e).partition("=")[::2] for e in raw_env)
     env = {str(k): str(v) for k, v in raw_env.items() if v is not None and "$" not in VAR_RE.sub("", str(v))}
-    choices.append(Choice(table, "image", image, f"{compose} service {name!r} uses it"))
-    choices.append(Choice(table, "ports", ports, "host:container, as in " + compose))
-    choices.append(Choice(table, "ready", ready, f"what {base} answers when it is ready"))
-    if env:
-        choices.append(Choice(table, "environment", env, f"as in {compose}"))
-    return True
+    choices = [
+        Choice(table, "image", image, f"{compose} service {name!r} uses it"),
+        Choice(table, "ports", ports, "host:container, as in " + compose),
+        Choice(table, "ready", ready, f"what {base} answers when it is ready"),
+    ]
+    return choices + ([Choice(table, "environment", env, f"as in {compose}")] if env else [])
 
 
 def render_toml(project_name: str, choices: list[Choice]) -> str:

@@ -281,3 +281,67 @@ def test_docs_cover_every_key_and_variable() -> None:
     for var, entry in load_toml("env", "variables.toml").items():
         name = str(entry.get("pattern", "")) + "<NAME>" if "pattern" in entry else var
         assert f"`{name}`" in docs, name
+
+
+def _config_tables() -> list[type]:
+    """Config and every table dataclass below it."""
+    from dataclasses import fields
+
+    found: list[type] = []
+    todo: list[type] = [Config]
+    while todo:
+        cls = todo.pop(0)
+        found.append(cls)
+        todo += [f.default_factory for f in fields(cls) if f.metadata.get("devenv.kind") == "table"]
+    return found
+
+
+def test_every_field_of_the_config_dataclasses_is_a_key_with_a_check() -> None:
+    from dataclasses import fields
+
+    from devenv import config
+
+    tables = (config.PostgresConfig, config.RedisConfig, config.ServerConfig, config.WatchConfig)
+    tables += (config.MigrateConfig, config.ResetConfig, config.DbConfig)
+    assert set(_config_tables()) == {Config, *tables}
+    for cls in _config_tables():
+        for f in fields(cls):
+            if cls is Config and f.name in {"source", "pinned", "origins"}:  # what load_config records, no keys
+                assert "devenv.kind" not in f.metadata, f.name
+            else:
+                assert "devenv.kind" in f.metadata, f"{cls.__name__}.{f.name} has no kind"
+    kinds = {kind for keys in config.SCHEMA.values() for kind in keys.values()} - {"table"}
+    assert kinds == set(config._CHECKS)  # every kind has a check, and every check is some key's
+
+
+def test_the_schema_follows_the_dataclasses() -> None:
+    from devenv.config import SCHEMA
+
+    assert list(SCHEMA) == ["", "postgres", "redis", "server", "server.watch", "migrate", "reset", "db"]
+    assert SCHEMA["server"]["watch"] == "table"
+    assert SCHEMA["server.watch"] == {"sync": "mounts", "rebuild": "relpaths", "migrate": "relpaths"}
+    assert list(SCHEMA[""])[-2:] == ["images", "services"] and "source" not in SCHEMA[""]
+
+
+def _as_toml(kind: str, default: object) -> object:
+    """DEFAULT as devenv.toml spells it."""
+    if kind == "mounts":
+        return [m.spec() for m in default]
+    if kind == "services":
+        return {}
+    return list(default) if isinstance(default, tuple) else default
+
+
+def test_every_default_passes_its_own_check() -> None:
+    """A key's default, written in devenv.toml, is a value its check accepts and returns unchanged."""
+    from dataclasses import MISSING, fields
+
+    from devenv.config import _convert, _Where
+
+    for cls in _config_tables():
+        for f in fields(cls):
+            kind = f.metadata.get("devenv.kind")
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if kind in {None, "table"} or default is None:
+                continue
+            assert _convert(kind, _as_toml(kind, default), f.name, _Where()) == default, f"{cls.__name__}.{f.name}"
