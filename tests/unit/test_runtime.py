@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devenv.engine import resolve
+from devenv.engine_api import ApiError, HttpEngine, docker_host, is_connection_error
 from devenv.errors import EngineUnreachable
-from devenv.runtime import ApiError, HttpEngine, _is_connection_error, docker_host
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -57,7 +57,7 @@ def test_unknown_context_falls_back_to_the_local_socket(monkeypatch: pytest.Monk
     ],
 )
 def test_engine_errors_are_told_from_registry_errors(text: str, engine: bool) -> None:
-    assert _is_connection_error(text) is engine
+    assert is_connection_error(text) is engine
 
 
 class _EngineApi:
@@ -143,8 +143,6 @@ class _StacksApi:
         self.calls: list[tuple[str, str, dict[str, str] | None]] = []
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None) -> object:
-        from devenv.runtime import ApiError
-
         self.calls.append((method, path, query))
         if method == "DELETE":
             if path.removeprefix("/images/") in self.busy:
