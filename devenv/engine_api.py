@@ -1,8 +1,8 @@
 """The Docker Engine API client: HTTP on the engine's socket (unix, tcp, tcp+TLS, or ssh through
 `docker system dial-stdio`), spoken here, and what its failures mean.
 
-Why no docker SDK or python-on-whales: importing them costs more than `devenv status` may take in all (the
-README's benchmarks), and devenv needs a dozen GET/DELETE calls whose JSON `devenv.docker_models` reads.
+Why no docker SDK or python-on-whales: importing them costs more than `devenv status` may take in all
+(docs/benchmarks.md), and devenv needs a dozen GET/DELETE calls whose JSON `devenv.docker_models` reads.
 """
 
 from __future__ import annotations
