@@ -208,6 +208,7 @@ class Context:
                 project.checkout,
                 str(project.secrets_dir),
                 target=resolve_engine(self.environ),
+                environ=self.environ,
             ),
             known_endpoints=None,
         )
@@ -243,7 +244,12 @@ def open_project(
         files=files,
         runtime=runtime
         or open_runtime(
-            project.name, project.compose_file, project.checkout, str(project.secrets_dir), target=resolve_engine(env)
+            project.name,
+            project.compose_file,
+            project.checkout,
+            str(project.secrets_dir),
+            target=resolve_engine(env),
+            environ=env,
         ),
         connectors=connectors or WireConnectors(),
     )

@@ -1,4 +1,4 @@
-"""The one place (with devenv.runtime's engine socket) where devenv starts processes.
+"""The one place where devenv starts processes (the Engine API's socket, no process, is devenv.engine_api's).
 
 argv is data: every command is built as a list, logged (`DEVENV_DEBUG=1` shows each one on stderr), run, and its
 output captured; a failure is a typed CommandFailed carrying argv, exit code and the tail of the output. Besides
@@ -48,7 +48,7 @@ class Completed:
 
 
 def _log(argv: Sequence[str], cwd: Path | str | None) -> None:
-    if os.environ.get("DEVENV_DEBUG"):  # logging costs ~10 ms to import: only when someone reads it
+    if os.environ.get("DEVENV_DEBUG"):  # logging is slow to import: only when someone reads it
         import logging
         import shlex
 
@@ -409,50 +409,8 @@ def exchange(argv: Sequence[str], data: bytes, *, timeout: float, env: Mapping[s
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     out: list[bytes] = []
     err: list[bytes] = []
-    pending = memoryview(data)
     try:
-        with selectors.DefaultSelector() as sel:
-            for pipe in (proc.stdin, proc.stdout, proc.stderr):
-                os.set_blocking(pipe.fileno(), False)
-            sel.register(proc.stdout, selectors.EVENT_READ, out)
-            sel.register(proc.stderr, selectors.EVENT_READ, err)
-            if pending:
-                sel.register(proc.stdin, selectors.EVENT_WRITE)
-            exited = _exit_watch(proc.pid)  # a pidfd: readable once the process is gone (Linux)
-            if exited is not None:
-                sel.register(exited, selectors.EVENT_READ, "exited")
-            try:
-                while proc.stdout in _readers(sel) or proc.stderr in _readers(sel):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    for key, _ in sel.select(left):
-                        if key.data == "exited":
-                            # gone: what its pipes still hold is read below; a child it left holding them
-                            # (an ssh master started with debug logging) must not keep us waiting
-                            sel.unregister(key.fileobj)
-                            _drain(sel, proc)
-                            continue
-                        if key.fileobj is proc.stdin:
-                            try:
-                                pending = pending[os.write(proc.stdin.fileno(), pending) :]
-                            except BrokenPipeError:
-                                pending = pending[:0]  # it stopped reading: its exit code and stderr say why
-                            if not pending:
-                                sel.unregister(proc.stdin)
-                            continue
-                        chunk = os.read(key.fd, CHUNK)
-                        if chunk:
-                            key.data.append(chunk)
-                            continue
-                        sel.unregister(key.fileobj)
-                        if key.fileobj is proc.stdout:  # the answer is complete: now the request side may end
-                            if proc.stdin in _writers(sel):
-                                sel.unregister(proc.stdin)
-                            _close(proc.stdin)
-            finally:
-                if exited is not None:
-                    os.close(exited)
+        _relay(proc, data, deadline, out, err)
         _close(proc.stdin)
         code = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
     except (TimeoutError, subprocess.TimeoutExpired) as ex:
@@ -469,6 +427,65 @@ def exchange(argv: Sequence[str], data: bytes, *, timeout: float, env: Mapping[s
         proc.stdout.close()
         proc.stderr.close()
     return Exchanged(tuple(argv), code, b"".join(out), b"".join(err).decode(errors="replace"), time.perf_counter() - t0)
+
+
+def _relay(proc: subprocess.Popen[bytes], data: bytes, deadline: float, out: list[bytes], err: list[bytes]) -> None:
+    """`exchange`'s loop: DATA to PROC's stdin while its stdout goes to OUT and its stderr to ERR, until both end or
+    the process is gone; TimeoutError past DEADLINE (a `time.monotonic()`)."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    pending = memoryview(data)
+    with selectors.DefaultSelector() as sel:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            os.set_blocking(pipe.fileno(), False)
+        sel.register(proc.stdout, selectors.EVENT_READ, out)
+        sel.register(proc.stderr, selectors.EVENT_READ, err)
+        if pending:
+            sel.register(proc.stdin, selectors.EVENT_WRITE)
+        exited = _exit_watch(proc.pid)  # a pidfd: readable once the process is gone (Linux)
+        if exited is not None:
+            sel.register(exited, selectors.EVENT_READ, "exited")
+        try:
+            while proc.stdout in _readers(sel) or proc.stderr in _readers(sel):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                for key, _ in sel.select(left):
+                    pending = _on_ready(sel, key, proc, pending)
+        finally:
+            if exited is not None:
+                os.close(exited)
+
+
+def _on_ready(
+    sel: selectors.BaseSelector, key: selectors.SelectorKey, proc: subprocess.Popen[bytes], pending: memoryview
+) -> memoryview:
+    """One ready end of `exchange`'s relay: write to stdin, read stdout or stderr, or the process's exit; returns
+    what is left of the request to write."""
+    assert proc.stdin is not None
+    if key.data == "exited":
+        # gone: what its pipes still hold is read now; a child it left holding them (an ssh master started with
+        # debug logging) must not keep us waiting
+        sel.unregister(key.fileobj)
+        _drain(sel, proc)
+        return pending
+    if key.fileobj is proc.stdin:
+        try:
+            pending = pending[os.write(proc.stdin.fileno(), pending) :]
+        except BrokenPipeError:
+            pending = pending[:0]  # it stopped reading: its exit code and stderr say why
+        if not pending:
+            sel.unregister(proc.stdin)
+        return pending
+    chunk = os.read(key.fd, CHUNK)
+    if chunk:
+        key.data.append(chunk)
+        return pending
+    sel.unregister(key.fileobj)
+    if key.fileobj is proc.stdout:  # the answer is complete: now the request side may end
+        if proc.stdin in _writers(sel):
+            sel.unregister(proc.stdin)
+        _close(proc.stdin)
+    return pending
 
 
 def _exit_watch(pid: int) -> int | None:

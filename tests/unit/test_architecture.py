@@ -2,21 +2,29 @@
 
 - No import cycle among devenv's modules, function-level imports included (imports under `if TYPE_CHECKING:` are
   for the type checker only and do not run, so they are left out).
-- Only devenv.runtime talks to Docker; nothing imports the docker SDK, python-on-whales, redis-py or psycopg (the
-  tests use those as independent oracles).
-- Only devenv.proc starts processes (devenv.runtime hands it compose's argv and its ssh relays).
+- Only the Docker side talks to Docker: devenv.runtime (the facade everything else receives), devenv.compose_cli,
+  devenv.engine_api, devenv.inventory and devenv.docker_models. Nothing else builds a docker command line or names an
+  Engine API path, and nothing else imports the Docker side's internals. Nothing imports the docker SDK,
+  python-on-whales, redis-py or psycopg (the tests use those as independent oracles).
+- Only devenv.proc starts processes (devenv.compose_cli hands it compose's argv, devenv.engine_api its ssh relays).
 - Only devenv.cli and devenv.output print.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "devenv"
 MODULES = {f"devenv.{p.stem}": p for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__main__"}
+DOCKER_SIDE = frozenset(
+    {"devenv.runtime", "devenv.compose_cli", "devenv.engine_api", "devenv.inventory", "devenv.docker_models"}
+)
+DOCKER_INTERNALS = frozenset({"devenv.compose_cli", "devenv.engine_api", "devenv.inventory"})  # behind the facade
+ENGINE_API_PATH = re.compile(r"/(containers|images|volumes|networks|info|system|version|_ping|exec|build)\b")
 
 
 def _tree(module: str) -> ast.Module:
@@ -107,6 +115,36 @@ def test_reset_never_reaches_up_into_the_lifecycle() -> None:
 def test_heavy_or_outside_libraries_are_not_imported(library: str) -> None:
     users = [m for m in MODULES if any(i == library or i.startswith(library + ".") for i in imports_of(m))]
     assert users == []
+
+
+def _talks_to_docker(module: str) -> bool:
+    """Whether MODULE builds a docker command line (a list starting with "docker") or names an Engine API path."""
+    for node in _runtime_nodes(_tree(module)):
+        if isinstance(node, ast.List | ast.Tuple) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value == "docker":
+                return True
+        parts = node.values if isinstance(node, ast.JoinedStr) else [node]
+        for part in parts[:1]:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str) and ENGINE_API_PATH.match(part.value):
+                return True
+    return False
+
+
+def test_the_docker_side_is_told_by_what_it_does() -> None:
+    assert _talks_to_docker("devenv.compose_cli") and _talks_to_docker("devenv.inventory")
+    assert not _talks_to_docker("devenv.status")
+
+
+def test_only_the_docker_side_talks_to_docker() -> None:
+    # errors names compose's command line in ComposeFailed's message; it runs nothing
+    talkers = {m for m in MODULES if _talks_to_docker(m)} - {"devenv.errors"}
+    assert talkers <= DOCKER_SIDE and talkers
+
+
+def test_only_the_docker_side_imports_its_internals() -> None:
+    users = {m for m in MODULES if imports_of(m) & DOCKER_INTERNALS}
+    assert users <= DOCKER_SIDE, f"use devenv.runtime instead: {sorted(users - DOCKER_SIDE)}"
 
 
 def test_only_proc_starts_processes() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devenv.engine import resolve
+from devenv.engine_api import ApiError, HttpEngine, docker_host, is_connection_error
 from devenv.errors import EngineUnreachable
-from devenv.runtime import ApiError, HttpEngine, _is_connection_error, docker_host
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -57,7 +57,7 @@ def test_unknown_context_falls_back_to_the_local_socket(monkeypatch: pytest.Monk
     ],
 )
 def test_engine_errors_are_told_from_registry_errors(text: str, engine: bool) -> None:
-    assert _is_connection_error(text) is engine
+    assert is_connection_error(text) is engine
 
 
 class _EngineApi:
@@ -143,8 +143,6 @@ class _StacksApi:
         self.calls: list[tuple[str, str, dict[str, str] | None]] = []
 
     def request(self, method: str, path: str, query: dict[str, str] | None = None) -> object:
-        from devenv.runtime import ApiError
-
         self.calls.append((method, path, query))
         if method == "DELETE":
             if path.removeprefix("/images/") in self.busy:
@@ -245,3 +243,114 @@ def test_an_http_error_from_something_that_is_no_engine_is_unreachable(
         assert "not a Docker Engine" in str(info.value)
     else:
         assert "in use (HTTP 409)" in str(info.value)
+
+
+# -- the compose CLI: argv as data -----------------------------------------------------------------------------------
+def _recording(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    from devenv import proc
+
+    ran: list[tuple[list[str], dict[str, str]]] = []
+
+    def run(argv: list[str], **kwargs: object) -> proc.Completed:
+        env = kwargs.get("env")
+        ran.append((list(argv), dict(env) if isinstance(env, dict) else {}))
+        return proc.Completed(tuple(argv), 0, "\x1b[32mweb-1  | ready\x1b[0m\n", "", 0.0)
+
+    monkeypatch.setattr(proc, "run", run)
+    return ran
+
+
+def test_compose_commands_are_built_as_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from devenv.engine import EngineTarget
+    from devenv.runtime import DockerRuntime
+
+    ran = _recording(monkeypatch)
+    target = EngineTarget(url="unix:///var/run/docker.sock", address="127.0.0.1", source="the default socket")
+    runtime = DockerRuntime(
+        "demo", tmp_path / "compose.yml", tmp_path, target=target, checkout="/work/demo", machine=("m1", "box"),
+        environ={"PATH": "/usr/bin", "HOME": "/home/me"},
+    )  # fmt: skip
+    runtime.up(["postgres", "redis"], build=True)
+    runtime.down(volumes=True)  # no compose.yml rendered: by project name
+    assert runtime.run_oneoff("migrate", ["npx", "prisma"], {"CI": "1"}) == (0, "\x1b[32mweb-1  | ready\x1b[0m\n")
+    assert runtime.logs(["web"], tail=5) == "web-1  | ready\n"  # without terminal codes
+    base = ["docker", "compose", "--project-name", "demo", "--file", str(tmp_path / "compose.yml"),
+            "--project-directory", str(tmp_path)]  # fmt: skip
+    assert [argv for argv, _ in ran] == [
+        [*base, "up", "--detach", "--remove-orphans", "--build", "postgres", "redis"],
+        ["docker", "compose", "--project-name", "demo", "down", "--remove-orphans", "--timeout", "10", "--volumes"],
+        [*base, "run", "--rm", "--no-deps", "-T", "-e", "CI=1", "migrate", "npx", "prisma"],
+        [*base, "logs", "--no-color", "--tail", "5", "web"],
+    ]
+    env = ran[0][1]
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/me",
+        "DEVENV_CHECKOUT": "/work/demo",
+        "DEVENV_SECRETS": "",
+        "DEVENV_MACHINE": "m1",
+        "DEVENV_MACHINE_NAME": "box",
+    }  # the given environ, not this process's
+
+
+def test_a_compose_failure_names_the_subcommand_and_an_unreachable_engine_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from devenv import proc
+    from devenv.engine import EngineTarget
+    from devenv.errors import ComposeFailed
+    from devenv.runtime import DockerRuntime
+
+    said = {"text": 'service "web" failed to build'}
+    monkeypatch.setattr(proc, "run", lambda argv, **_: proc.Completed(tuple(argv), 1, said["text"], "", 0.0))
+    target = EngineTarget(url="unix:///var/run/docker.sock", address="127.0.0.1", source="the default socket")
+    runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, target=target, environ={})
+    with pytest.raises(ComposeFailed) as failed:
+        runtime.up(["web"], build=False)
+    assert failed.value.argv == ["up", "--detach", "--remove-orphans", "web"]  # without compose's global flags
+    assert failed.value.message.startswith("`docker compose up --detach --remove-orphans web` failed (exit 1)")
+    assert runtime.run_oneoff("migrate", ["true"]) == (1, said["text"])  # its exit code is the caller's to judge
+    said["text"] = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+    for call in (lambda: runtime.up(["web"], build=False), lambda: runtime.run_oneoff("migrate", ["true"])):
+        with pytest.raises(EngineUnreachable, match=r"not reachable at unix:///var/run/docker\.sock"):
+            call()
+
+
+# -- the models: the API's JSON, parsed at the edge ------------------------------------------------------------------
+def test_a_listed_container_is_parsed_once_and_tolerates_missing_fields() -> None:
+    from devenv.docker_models import ListedContainer
+
+    bare = ListedContainer.from_api({"Labels": None, "State": "running"})
+    assert (bare.id, bare.name, bare.image, bare.status, bare.created, bare.created_at) == ("", "?", "", "", "", None)
+    listed = ListedContainer.from_api(_listed("a", "postgres", "exited", "Exited (137) 3 minutes ago", 1_700_000_000))
+    assert (listed.name, listed.service, listed.ports, listed.created_rfc3339) == (
+        "demo-postgres-1",
+        "postgres",
+        {5432: 49153},
+        "2023-11-14T22:13:20Z",
+    )
+    state = listed.container_state()
+    assert (state.status, state.exit_code, state.health, state.restart_count) == ("exited", 137, None, 0)
+    inspected = listed.container_state({"State": {"Status": "running", "ExitCode": 0}, "RestartCount": 3})
+    assert (inspected.status, inspected.exit_code, inspected.restart_count) == ("running", 0, 3)
+    stateless = listed.container_state({"RestartCount": 1})  # an inspect without State: the list's, its count
+    assert (stateless.status, stateless.exit_code, stateless.restart_count) == ("exited", 137, 1)
+
+
+def test_the_engine_api_uses_the_environ_it_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from devenv import proc
+    from devenv.proc import Exchanged
+
+    seen: list[tuple[list[str], object]] = []
+
+    def fake(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
+        seen.append((list(argv), env))
+        return Exchanged(tuple(argv), 0, b"HTTP/1.0 200 OK\r\n\r\n{}", "", 0.0)
+
+    monkeypatch.setattr(proc, "exchange", fake)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "DOCKER_HOST": "ssh://box"}
+    api = HttpEngine(environ=environ)
+    assert api.host == "ssh://box" and api.request("GET", "/info") == {}
+    [(argv, env)] = seen
+    assert f"ControlPath={tmp_path}/devenv-ssh/%C" in argv and env == environ

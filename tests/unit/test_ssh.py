@@ -17,9 +17,10 @@ import pytest
 
 from devenv import engine, proc, ssh
 from devenv.engine import EngineTarget
+from devenv.engine_api import HttpEngine, is_connection_error, unreachable
 from devenv.errors import CommandFailed, EngineUnreachable
 from devenv.proc import Exchanged
-from devenv.runtime import DockerRuntime, HttpEngine, _is_connection_error, _unreachable
+from devenv.runtime import DockerRuntime
 
 OPTS = ["-o", "ControlMaster=auto", "-o", "ControlPath={dir}/%C", "-o", "ControlPersist=60", "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=10"]  # fmt: skip
@@ -53,7 +54,7 @@ def test_every_api_call_over_ssh_rides_the_shared_connection(monkeypatch: pytest
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     seen: list[tuple[list[str], bytes]] = []
 
-    def fake(argv: list[str], data: bytes, *, timeout: float) -> Exchanged:
+    def fake(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         seen.append((list(argv), data))
         return Exchanged(tuple(argv), 0, b'HTTP/1.0 200 OK\r\n\r\n{"ID": "x"}', "", 0.0)
 
@@ -74,7 +75,7 @@ def test_the_first_ssh_call_runs_alone_so_one_master_is_made(monkeypatch: pytest
     release = threading.Event()
     lock = threading.Lock()
 
-    def fake(argv: list[str], data: bytes, *, timeout: float) -> Exchanged:
+    def fake(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         nonlocal running, most
         with lock:
             running += 1
@@ -232,7 +233,7 @@ COMPOSE_SAYS = (
 )
 def test_ssh_failures_name_what_to_do(stderr: str, seen: str, hint: str) -> None:
     for said in (stderr, COMPOSE_SAYS.format(stderr)):  # ssh's own words, and compose's wrapped around them
-        error = _unreachable(said, "ssh://root@10.213.47.2")
+        error = unreachable(said, "ssh://root@10.213.47.2")
         assert isinstance(error, EngineUnreachable) and error.exit_code == 3
         assert seen in error.message and "\n" not in error.message
         assert error.message.startswith("Docker Engine not reachable at ssh://root@10.213.47.2: ")
@@ -241,11 +242,11 @@ def test_ssh_failures_name_what_to_do(stderr: str, seen: str, hint: str) -> None
 
 
 def test_compose_failing_over_ssh_is_a_connection_error() -> None:
-    assert _is_connection_error(COMPOSE_SAYS.format("Host key verification failed."))
+    assert is_connection_error(COMPOSE_SAYS.format("Host key verification failed."))
 
 
 def test_an_alias_is_named_in_the_hint_as_written() -> None:
-    error = _unreachable("Host key verification failed.", "ssh://dvbox")
+    error = unreachable("Host key verification failed.", "ssh://dvbox")
     assert "`ssh dvbox`" in (error.hint or "")
 
 
@@ -259,7 +260,7 @@ def test_an_alias_is_named_in_the_hint_as_written() -> None:
     ],
 )
 def test_only_a_local_engine_is_told_to_start_docker_here(url: str, local: bool) -> None:
-    error = _unreachable("ConnectionRefusedError: [Errno 111] Connection refused", url)
+    error = unreachable("ConnectionRefusedError: [Errno 111] Connection refused", url)
     assert ("Docker Desktop" in (error.hint or "")) is local
     assert url in error.message
 
@@ -267,7 +268,7 @@ def test_only_a_local_engine_is_told_to_start_docker_here(url: str, local: bool)
 def test_an_ssh_that_does_not_answer_is_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
 
-    def hangs(argv: list[str], data: bytes, *, timeout: float) -> Exchanged:
+    def hangs(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         raise CommandFailed(argv, -1, "(killed after 1 s)")
 
     monkeypatch.setattr(proc, "exchange", hangs)
@@ -279,7 +280,7 @@ def test_an_ssh_that_does_not_answer_is_unreachable(monkeypatch: pytest.MonkeyPa
 def test_ssh_failing_before_the_engine_answers_is_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
 
-    def refused(argv: list[str], data: bytes, *, timeout: float) -> Exchanged:
+    def refused(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         return Exchanged(tuple(argv), 255, b"", "Host key verification failed.\r\n", 0.1)
 
     monkeypatch.setattr(proc, "exchange", refused)
