@@ -310,6 +310,21 @@ def port_key(files: EnvFiles) -> tuple[str, int] | None:
     return None
 
 
+def host_port(ctx: Context) -> tuple[int, dict[str, str]]:
+    """Where the server listens on the host, and what devenv sets for it: server.port when devenv.toml (or
+    DEVENV_SERVER_PORT) sets it (then PORT too); else the port .env gives the server (PORT, HTTP_PORT, …), as it
+    would listen without devenv; else 3000."""
+    cfg = ctx.config
+    if cfg.is_pinned("server.port") and cfg.server.port:
+        return cfg.server.port, {"PORT": str(cfg.server.port)}
+    values = ctx.files.current.values() if ctx.files.current else {}
+    for key in PORT_KEYS:
+        value = values.get(key, "").strip()
+        if value.isdigit() and 0 < int(value) < 65536:
+            return int(value), {}
+    return cfg.server.port or 3000, {"PORT": str(cfg.server.port or 3000)}
+
+
 def _with_template_port(project: Project, files: EnvFiles) -> Project:
     """PROJECT with server.container_port from the template (`HTTP_PORT=3001`) unless devenv.toml sets it."""
     found = port_key(files)
