@@ -3,24 +3,28 @@
 A command loads one `Context` (the project and its configuration, the parsed template and .env, the merged
 settings, the runtime, where the services answer and the connectors that reach them); callees receive it and never
 go back to disk or to the engine for what it holds. It is frozen: a step that changes what it holds (`up` writes
-.env, then learns the ports Docker published) makes a new one with `with_files` / `with_endpoints`.
+.env, then learns the ports Docker published) makes a new one with `with_files` / `with_endpoints`. The new one
+shares what the first derived (`Memo`): package.json, the Prisma setup, the Dockerfile and the stack's plan are read
+once per command, and only what the change touches (the settings, after .env) is derived again.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from devenv.config import Config
 from devenv.connectors import HttpConnector, PostgresConnector, RedisConnector
 from devenv.dockerfile import Dockerfile
 from devenv.dockerfile import read as read_dockerfile
 from devenv.endpoints import Endpoints, resolve_endpoints
+from devenv.engine import EngineTarget
 from devenv.engine import resolve as resolve_engine
 from devenv.envfile import EnvFiles, HostPorts, read_env_files
 from devenv.errors import EngineUnreachable, StackNotRunning
@@ -33,6 +37,8 @@ from devenv.project import Project, load_project
 from devenv.runtime import ContainerState, Runtime, open_runtime
 from devenv.services import Stack, plan_stack
 from devenv.settings import REDIS_PORT, Settings
+
+T = TypeVar("T")
 
 
 class Postgres(Protocol):
@@ -89,6 +95,29 @@ class WireConnectors:
         return HttpConnector(base_url)
 
 
+class Memo:
+    """What a context derived, shared with the contexts made from it (`with_files`, `for_project`, ...).
+
+    Each value is kept with the inputs it was computed from and handed out again only for equal inputs: a new
+    context re-derives just what its change touches (new .env: the settings, not package.json or the Dockerfile).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # `up`'s waits read the context from several threads; a value may need another
+        self._values: dict[str, list[tuple[tuple[object, ...], object]]] = {}
+
+    def get(self, name: str, inputs: tuple[object, ...], compute: Callable[[], T]) -> T:
+        """NAME computed from INPUTS: the value kept for equal inputs, else COMPUTE's (kept)."""
+        with self._lock:
+            kept = self._values.setdefault(name, [])
+            for seen, value in kept:
+                if seen == inputs:
+                    return cast(T, value)
+            new = compute()
+            kept.append((inputs, new))
+            return new
+
+
 @dataclass(frozen=True)
 class Context:
     """What one command works with; see the module's docstring."""
@@ -99,53 +128,73 @@ class Context:
     runtime: Runtime
     connectors: Connectors = field(default_factory=WireConnectors)
     known_endpoints: Endpoints | None = None  # None: resolved on first use (at most one engine call)
+    memo: Memo = field(default_factory=Memo, repr=False, compare=False)  # handed on by `with_*`
 
     @property
     def config(self) -> Config:
         return self.project.config
 
-    @functools.cached_property
+    @property
     def settings(self) -> Settings:
         """The stack's settings from the parsed files and the environment (merged once)."""
-        return self.files.settings(self.environ)
+        files, environ = self.files, self.environ
+        return self.memo.get("settings", (files, environ), lambda: files.settings(environ))
 
-    @functools.cached_property
+    @property
     def app(self) -> NodeApp:
         """The server's package.json."""
-        return read_app(self.project.server_dir)
+        server_dir = self.project.server_dir
+        return self.memo.get("app", (server_dir,), lambda: read_app(server_dir))
 
-    @functools.cached_property
+    @property
     def prisma(self) -> PrismaSetup:
         """Where the Prisma schema and migrations are, and whether a seed is configured."""
-        return find_prisma(self.project.root, self.project.server_dir, self.app)
+        root, server_dir, app = self.project.root, self.project.server_dir, self.app
+        return self.memo.get("prisma", (root, server_dir, app), lambda: find_prisma(root, server_dir, app))
 
-    @functools.cached_property
+    @property
     def seed_command(self) -> tuple[str, ...]:
         """The seed devenv runs on a new database (empty: none configured)."""
         return seed_command(self.config, self.prisma)
 
-    @functools.cached_property
+    @property
     def migrations_key(self) -> str:
         """Hash of the Prisma files and the migrate and seed commands: what a reset template was made from."""
-        files = key_files(self.prisma, self.project.server_dir)
-        return migrations_key(self.project.server_dir, files, (self.config.migrate.command, self.seed_command))
+        prisma, server_dir = self.prisma, self.project.server_dir
+        commands = (self.config.migrate.command, self.seed_command)
 
-    @functools.cached_property
+        def compute() -> str:
+            return migrations_key(server_dir, key_files(prisma, server_dir), commands)
+
+        return self.memo.get("migrations_key", (prisma, server_dir, commands), compute)
+
+    @property
     def dockerfile(self) -> Dockerfile | None:
         """The server's Dockerfile, parsed (None: there is none, and the server runs on the host)."""
-        return read_dockerfile(self.project.dockerfile, self.config.server.build_args)
+        path, build_args = self.project.dockerfile, self.config.server.build_args
+        return self.memo.get("dockerfile", (path, build_args), lambda: read_dockerfile(path, build_args))
 
-    @functools.cached_property
+    @property
     def stack(self) -> Stack:
-        """Which services this project's stack has, and why."""
-        migrates = self.prisma.schema is not None or self.config.is_pinned("migrate.command")
+        """Which services this project's stack has, and why (from the template: writing .env keeps it)."""
+        cfg, template, app, ci = self.config, self.files.template, self.app, self.project.ci
+        migrates = self.prisma.schema is not None or cfg.is_pinned("migrate.command")
         has_dockerfile = self.dockerfile is not None
-        return plan_stack(self.config, self.files, self.app, has_dockerfile, migrates, ci=self.project.ci)
+        inputs = (cfg, template, app, has_dockerfile, migrates, ci)
+        return self.memo.get("stack", inputs, lambda: plan_stack(cfg, self.files, app, has_dockerfile, migrates, ci=ci))
 
     @functools.cached_property
     def endpoints(self) -> Endpoints:
-        """Where the services answer: configured ports, or the ones Docker published (one engine call)."""
+        """Where the services answer: configured ports, or the ones Docker published (one engine call).
+
+        Kept by this context only: the engine's state moves during a command, so a step that knows the ports hands
+        them on (`with_states`, `with_endpoints`)."""
         return self.known_endpoints or resolve_endpoints(self.config, self.runtime)
+
+    @property
+    def engine(self) -> EngineTarget:
+        """The engine this command talks to (devenv.engine; read once: DOCKER_HOST, the docker context)."""
+        return _engine(self.memo, self.environ)
 
     @property
     def postgres(self) -> Postgres:
@@ -199,18 +248,7 @@ class Context:
     def for_project(self, project: Project, runtime: Runtime | None = None) -> Context:
         """The same files and settings for another view of the project (a CI stack under its own name)."""
         return replace(
-            self,
-            project=project,
-            runtime=runtime
-            or open_runtime(
-                project.name,
-                project.compose_file,
-                project.checkout,
-                str(project.secrets_dir),
-                target=resolve_engine(self.environ),
-                environ=self.environ,
-            ),
-            known_endpoints=None,
+            self, project=project, runtime=runtime or _open_runtime(project, self.engine, self.environ), known_endpoints=None
         )
 
 
@@ -238,20 +276,26 @@ def open_project(
     env = os.environ if environ is None else environ
     files = read_env_files(project)
     project = _with_template_port(project, files)
+    memo = Memo()
     return Context(
         project=project,
         environ=env,
         files=files,
-        runtime=runtime
-        or open_runtime(
-            project.name,
-            project.compose_file,
-            project.checkout,
-            str(project.secrets_dir),
-            target=resolve_engine(env),
-            environ=env,
-        ),
+        runtime=runtime or _open_runtime(project, _engine(memo, env), env),
         connectors=connectors or WireConnectors(),
+        memo=memo,
+    )
+
+
+def _engine(memo: Memo, environ: Mapping[str, str]) -> EngineTarget:
+    """The engine ENVIRON points at, resolved once per command (the docker CLI's config is read from disk)."""
+    return memo.get("engine", (environ,), lambda: resolve_engine(environ))
+
+
+def _open_runtime(project: Project, target: EngineTarget, environ: Mapping[str, str]) -> Runtime:
+    """The real runtime of PROJECT's stack on the engine TARGET, with the command's ENVIRON."""
+    return open_runtime(
+        project.name, project.compose_file, project.checkout, str(project.secrets_dir), target=target, environ=environ
     )
 
 
@@ -266,6 +310,21 @@ def port_key(files: EnvFiles) -> tuple[str, int] | None:
         if value.isdigit() and 0 < int(value) < 65536:
             return key, int(value)
     return None
+
+
+def host_port(ctx: Context) -> tuple[int, dict[str, str]]:
+    """Where the server listens on the host, and what devenv sets for it: server.port when devenv.toml (or
+    DEVENV_SERVER_PORT) sets it (then PORT too); else the port .env gives the server (PORT, HTTP_PORT, …), as it
+    would listen without devenv; else 3000."""
+    cfg = ctx.config
+    if cfg.is_pinned("server.port") and cfg.server.port:
+        return cfg.server.port, {"PORT": str(cfg.server.port)}
+    values = ctx.files.current.values() if ctx.files.current else {}
+    for key in PORT_KEYS:
+        value = values.get(key, "").strip()
+        if value.isdigit() and 0 < int(value) < 65536:
+            return int(value), {}
+    return cfg.server.port or 3000, {"PORT": str(cfg.server.port or 3000)}
 
 
 def _with_template_port(project: Project, files: EnvFiles) -> Project:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from devenv import proc
 from devenv.build import BuildLog
-from devenv.context import Context
+from devenv.context import Context, host_port
 from devenv.errors import ConfigError, DevenvError, PortInUse, ServiceNotReady, StackNotRunning, UsageError
 from devenv.migrate import host_env, migrate_outcome
 from devenv.probes import FALLBACK_PATHS, HttpProbe
@@ -41,23 +41,6 @@ def dev_argv(ctx: Context) -> list[str]:
             "server.dev_command in devenv.toml.",
         )
     return app.run_argv("dev", project.root)
-
-
-def host_port(ctx: Context) -> tuple[int, dict[str, str]]:
-    """Where the server listens on the host, and what devenv sets for it: server.port when devenv.toml (or
-    DEVENV_SERVER_PORT) sets it (then PORT too); else the port .env gives the server (PORT, HTTP_PORT, …), as it
-    would listen without devenv; else 3000."""
-    cfg = ctx.config
-    if cfg.is_pinned("server.port") and cfg.server.port:
-        return cfg.server.port, {"PORT": str(cfg.server.port)}
-    values = ctx.files.current.values() if ctx.files.current else {}
-    from devenv.context import PORT_KEYS
-
-    for key in PORT_KEYS:
-        value = values.get(key, "").strip()
-        if value.isdigit() and 0 < int(value) < 65536:
-            return int(value), {}
-    return cfg.server.port or 3000, {"PORT": str(cfg.server.port or 3000)}
 
 
 def _readiness(ctx: Context, url: str) -> HttpProbe:

@@ -113,7 +113,7 @@ def host_env(ctx: Context) -> dict[str, str]:
     import os
 
     current = ctx.files.current
-    env = {**os.environ, **(current.values() if current else {})}
+    env = {**ctx.environ, **(current.values() if current else {})}
     # The project's own tools first (a seed's `tsx`, `ts-node`), as `npm run` would put them.
     bins = [str(f / "node_modules" / ".bin") for f in _up_to_root(ctx) if (f / "node_modules" / ".bin").is_dir()]
     env["PATH"] = os.pathsep.join([*bins, env.get("PATH", "")])

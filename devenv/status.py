@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devenv import extras
-from devenv.context import Context, Server
+from devenv.context import Context, Server, host_port
 from devenv.errors import DevenvError, ExitCode
 from devenv.extras import ExtraService
 from devenv.probes import NO_ROUTE, ConnectorProbe, HttpProbe, TcpProbe
@@ -172,8 +172,6 @@ def stack_status(ctx: Context) -> StatusReport:
     checked = ctx.stack.long_running()
     host_server = ctx.stack.host and ctx.app.path is not None
     if host_server:  # `devenv dev` runs it on this machine: is it answering on its port?
-        from devenv.dev import host_port
-
         checked = (*checked, "server")
         url = f"http://127.0.0.1:{host_port(ctx)[0]}"
         probes["server"] = lambda: HttpProbe(ctx.connectors.server(url), ready_path)
