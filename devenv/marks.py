@@ -217,7 +217,7 @@ def template_key(comment: str | None) -> str | None:
     return comment[len(TEMPLATE_MARK) :] or None
 
 
-# -- clones (one per test worker) and parked branch databases (issue 17) ------------------------------------------
+# -- clones (one per test worker) and parked branch databases ------------------------------------------------------
 CLONE_MARK = "devenv-clone:"
 BRANCH_MARK = "devenv-branch:"
 SEEDED_BRANCH = SEEDED_MARK + ":branch="  # the app database's seeded mark, naming the branch it belongs to
