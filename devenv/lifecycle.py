@@ -2,12 +2,18 @@
 really answers, migrate, seed once, take the reset template), `down`, and `reset --hard` (down with the volumes,
 then up).
 
-`up` in a few lines: the context's files complete .env (devenv.envfile) and render the compose files
-(devenv.render); when their digest and the build inputs match the last successful `up` and the containers are
-healthy, nothing is started. Otherwise ports are checked, the server image is built first (devenv.build: progress
-as steps, a failed step as its own error), and only then do the per-service deadlines start: `compose up` runs
-while one wait per service probes it from a thread of its own (devenv.probes, retried by devenv.wait), bound to the
-containers of this `up`, and a watch fails fast on a dead container. Afterwards .env is pointed at the ports in use.
+`up` is four steps, each a function of its own:
+- plan (`_plan`): this checkout's stack (devenv.checkouts), .env completed (devenv.envfile), the compose files
+  written (devenv.render), and whether their digest and the build inputs match the last successful `up` with the
+  containers healthy, in which case nothing is started;
+- start and wait (`_start_and_wait`): the server image is built first (devenv.build: progress as steps, a failed
+  step as its own error), and only then do the per-service deadlines start: `compose up` runs while one wait per
+  service probes it from a thread of its own (devenv.probes, made for this `up`'s containers, retried by
+  devenv.wait), and a watch fails fast on a dead container. What a service being ready unlocks on the database
+  (the cluster's mark, the seed, the reset template) is devenv.seeding's;
+- after ready (`_after_ready`): the fingerprints kept, .env pointed at the ports in use, the first reset's spare
+  started in the background;
+- report (`_report`): the summary.
 Ctrl-C ends compose's process and every wait at once.
 """
 
@@ -21,30 +27,21 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from devenv import checkouts, extras, marks
+from devenv import checkouts, extras, marks, seeding
 from devenv.build import BuildLog, BuildStep
 from devenv.context import Context
-from devenv.endpoints import Endpoints
 from devenv.engine import is_loopback
-from devenv.envfile import HostPorts, ensure_env, remember, sync_ports, written_marks
+from devenv.envfile import EnvResult, HostPorts, PortSync, ensure_env, remember, sync_ports, written_marks
 from devenv.errors import ComposeFailed, DevenvError, PortInUse, UsageError
 from devenv.images import pull_failure
-from devenv.migrate import failed_job, migrate_on_host, migrate_outcome, run_seed
-from devenv.probes import (
-    FALLBACK_PATHS,
-    ConnectorProbe,
-    ContainerWatch,
-    HealthProbe,
-    HttpProbe,
-    JobProbe,
-    SettleProbe,
-    StateCache,
-    TcpProbe,
-)
+from devenv.migrate import failed_job, migrate_outcome
+from devenv.probes import ContainerWatch, HttpReady, StateCache, Target, for_services
 from devenv.render import write_compose
-from devenv.reset import ResetResult, start_spare, take_template
+from devenv.reset import ResetResult, start_spare
 from devenv.runtime import ContainerState
+from devenv.seeding import Seeding
 from devenv.services import expand_services, port_claims
 from devenv.state import STATE_DIR, load_state, read_record, save_state, write_record
 from devenv.wait import Cancelled, Probe, wait_for
@@ -187,193 +184,61 @@ def _claim(
     return ctx, states, notes
 
 
-class _LazyProbe:
-    """A probe whose endpoint is known only once Docker has published the port."""
-
-    def __init__(self, name: str, factory: Callable[[], Probe | None]) -> None:
-        self.name = name
-        self._factory = factory
-        self._probe: Probe | None = None
-
-    def check(self) -> bool:
-        if self._probe is None:
-            self._probe = self._factory()
-            if self._probe is None:
-                return False
-        return self._probe.check()
-
-
 @dataclass
-class _Waiter:
-    """The waits of one `up`: a probe per service, in parallel, each followed by what that service unlocks."""
+class _Waits:
+    """The waits of one `up`: a probe per service, in parallel, each followed by what its service being ready
+    unlocks (on the database side, devenv.seeding does it)."""
 
     ctx: Context
-    cache: StateCache
+    target: Target
     timeout: float
     emit: Callable[[Event], None]
     t0: float
+    unchanged: bool = False  # nothing changed since the last up: the migrate job's exit is the last up's
     cancel: threading.Event = field(default_factory=threading.Event)
     failing: threading.Lock = field(default_factory=threading.Lock)
     ready_at: dict[str, float] = field(default_factory=dict)
-    seeded: bool = False
-    seed_note: str = ""  # what happened about the seed on a new database
-    host_note: str = ""  # what the migrations from the host did (server.mode = host)
-    templated: bool = False  # a new reset template was taken (the spare for the first reset is then due)
-    readiness: HttpProbe | None = None
-    settle: float = extras.SETTLE_SECONDS  # ready = "none": 0 when the stack was up already and nothing changed
-    unchanged: bool = False  # nothing changed since the last up: the migrate job's exit is the last up's
-    existing: frozenset[str] = frozenset()  # the containers there before this `up` (their old restarts don't count)
+    database: Seeding = field(default_factory=Seeding)
+    readiness: HttpReady | None = None  # the server's: which path answered
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
     def live(self) -> Context:
         """The context with the ports as the engine publishes them now (read off the shared states)."""
-        return self.ctx.with_states(self.cache.current())
+        return self.ctx.with_states(self.target.cache.current())
 
-    def probes(self, services: Sequence[str]) -> dict[str, Probe]:
-        ctx = self.ctx
-
-        def published(service: str) -> Endpoints | None:
-            # Only a running container of this `up` counts: with a fixed host port the container compose is about
-            # to replace still answers there, and must not be taken for the new one.
-            state = self.cache.service(service)
-            if state is None or state.status != "running":
-                return None
-            ep = self.live().endpoints
-            return ep if ep.port(service) is not None else None
-
-        def pg() -> Probe | None:
-            ep = published("postgres")
-            return ConnectorProbe("postgres", ctx.with_endpoints(ep).postgres) if ep else None
-
-        def rd() -> Probe | None:
-            ep = published("redis")
-            return ConnectorProbe("redis", ctx.with_endpoints(ep).redis) if ep else None
-
-        def srv() -> Probe | None:
-            ep = published("server")
-            if ep is None:
-                return None
-            cfg = ctx.config
-            fallbacks = () if cfg.is_pinned("server.ready_path") else (cfg.server.health_path, *FALLBACK_PATHS)
-            self.readiness = HttpProbe(ctx.with_endpoints(ep).server, cfg.server.ready_path, fallbacks)
-            return self.readiness
-
-        factories: dict[str, Callable[[], Probe]] = {
-            "postgres": lambda: _LazyProbe("postgres", pg),
-            "redis": lambda: _LazyProbe("redis", rd),
-            "migrate": lambda: JobProbe(ctx.runtime, self.cache),
-            "server": lambda: _LazyProbe("server", srv),
-        }
-        return {s: factories[s]() if s in factories else self.extra_probe(s) for s in services}
-
-    def extra_probe(self, service: str) -> Probe:
-        """A [services.NAME] service's own readiness (devenv.extras.Readiness), on this `up`'s container."""
-        spec = self.ctx.stack.extra(service)
-        assert spec is not None
-        if spec.ready.kind == "health":
-            return HealthProbe(service, self.cache)
-        if spec.ready.kind == "none":
-            return SettleProbe(service, self.ctx.runtime, self.cache, self.settle, existing=self.existing)
-
-        def make() -> Probe | None:
-            state = self.cache.service(service)
-            port = extras.published(spec, state.ports) if state is not None and state.status == "running" else None
-            if port is None:
-                return None
-            host = self.ctx.runtime.host_address()
-            if spec.ready.kind == "http":
-                base = f"http://{host}:{port}"
-                setting = f"services.{service}.ready"
-                return HttpProbe(self.ctx.connectors.server(base), spec.ready.path, name=service, setting=setting)
-            return TcpProbe(service, host, port)
-
-        return _LazyProbe(service, make)
+    def progress(self, service: str, phase: str, detail: str = "") -> None:
+        self.emit(Event(service, phase, self.elapsed(), detail))
 
     def run_one(self, service: str, probe: Probe, watch: ContainerWatch) -> None:
-        self.emit(Event(service, "waiting", self.elapsed()))
+        """Wait until SERVICE answers, then do what that unlocks; a failure stops every other wait."""
+        self.progress(service, "waiting")
         try:
             wait_for(probe, timeout=self.timeout, watch=watch, cancel=self.cancel)
         except Cancelled:
             return
         except BaseException as ex:
-            with self.failing:  # the shared watch raises one dead container's error in every wait: say it once
-                first = not self.cancel.is_set()
-                self.cancel.set()
-            if first:
-                message = getattr(ex, "message", str(ex))
-                # The watch's errors name the dead container's service first ("worker exited with code 3.").
-                about = next((s for s in self.ctx.stack.services if message.startswith(f"{s} ")), service)
-                self.emit(Event(about, "failed", self.elapsed(), message))
+            self._failed(service, ex)
             raise
         self.ready_at[service] = self.elapsed()
         done = ("unchanged" if self.unchanged else "migrated") if service == "migrate" else "ready"
-        self.emit(Event(service, done, self.elapsed()))  # a no-op up did not run the migrate job: it says so
+        self.progress(service, done)  # a no-op up did not run the migrate job: it says so
         if service == "postgres":
-            with self.live().postgres.session(what="devenv's mark") as conn:
-                # so reset knows its own
-                ctx = self.ctx
-                marks.mark_cluster(
-                    conn, ctx.project.name, ctx.project.checkout, ctx.settings.pg_db, ctx.runtime.machine[0]
-                )
+            seeding.mark_cluster(self.live())
         # The database is ready once migrated, or at once when nothing migrates it in the stack.
         if service == "migrate" or (service == "postgres" and not self.ctx.stack.migrates):
-            self.seed_if_new()
+            self.database = seeding.seed_if_new(self.live(), self.progress)
 
-    def migrate_on_host(self, ctx: Context) -> None:
-        """server.mode = host: `prisma migrate deploy` from the host (the project's own prisma, the .env values),
-        on every `up` that has work to do, as the migrate job would in a container."""
-        self.emit(Event("postgres", "migrating", self.elapsed(), "on the host"))
-        outcome = migrate_outcome(migrate_on_host(ctx, ()))
-        self.host_note = f"migrated from the host: `{' '.join(ctx.config.migrate.command)}`" + (
-            f" ({outcome})" if outcome else ""
-        )
-        self.emit(Event("postgres", "migrated", self.elapsed(), "on the host"))
-
-    def seed_if_new(self) -> None:
-        """On a new database: run the seed once, mark the database seeded and take the reset template."""
-        ctx = self.live()
-        if ctx.stack.host and ctx.prisma.schema is not None:
-            self.migrate_on_host(ctx)
-        with ctx.postgres.session(what="the seed mark") as conn:
-            if marks.is_seeded(conn):
-                return
-        seed = ctx.seed_command if ctx.stack.migrates or ctx.stack.host else ()
-        if seed:
-            job = "postgres" if ctx.stack.host else "migrate"
-            self.emit(Event(job, "seeding", self.elapsed()))
-            if ctx.stack.host:
-                from devenv.migrate import run_on_host
-
-                run_on_host(
-                    ctx,
-                    seed,
-                    failure="the seed (`{argv}`) exited with code {code} (run on the host).",
-                    hint="fix the seed script, then run `devenv reset` (or `devenv up` on a new database).",
-                )
-            else:
-                run_seed(ctx.runtime, seed)
-            self.seeded = True
-            self.seed_note = f"seeded the new database: `{' '.join(seed)}`" + (
-                " (on the host)." if ctx.stack.host else "."
-            )
-            self.emit(Event(job, "seeded", self.elapsed()))
-        elif ctx.stack.migrates or (ctx.stack.host and ctx.prisma.schema is not None):
-            self.seed_note = (
-                "no seed configured (no prisma.seed in package.json, no seed in prisma.config.*, no "
-                "migrate.seed_command): the new database has the schema only."
-            )
-        elif ctx.prisma.schema is not None:
-            self.seed_note = (
-                "the new database is empty: nothing in the stack migrates it (the server has no Dockerfile); "
-                f"run `npx prisma migrate deploy` in {ctx.project.server_dir} with the .env devenv wrote."
-            )
-        db = ctx.settings.pg_db
-        with ctx.postgres.session(marks.maintenance_db(db), what="the reset template") as conn:
-            marks.mark_seeded(conn, db)
-            take_template(conn, db, ctx.migrations_key, ctx.project.state_dir)
-        self.templated = True
+    def _failed(self, service: str, ex: BaseException) -> None:
+        with self.failing:  # the shared watch raises one dead container's error in every wait: say it once
+            first = not self.cancel.is_set()
+            self.cancel.set()
+        if first:
+            message = getattr(ex, "message", str(ex))
+            # The watch's errors name the dead container's service first ("worker exited with code 3.").
+            about = next((s for s in self.ctx.stack.services if message.startswith(f"{s} ")), service)
+            self.progress(about, "failed", message)
 
 
 def _summary_url(ctx: Context, service: str, migrate_outcome: str = "", others: dict[str, str] | None = None) -> str:
@@ -448,6 +313,22 @@ def _build(ctx: Context, emit: Callable[[Event], None], t0: float) -> None:
     emit(Event("server", "built", time.monotonic() - t0, f"{len(log.steps)} steps, {log.cached} cached"))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one `up` is to do, decided before anything starts."""
+
+    ctx: Context  # this checkout's stack, with the .env this `up` completed
+    selected: tuple[str, ...]
+    before: list[ContainerState]  # the stack's containers before this `up`
+    env: EnvResult
+    fingerprint: dict[str, str]
+    last: dict[str, Any]  # the state the last successful `up` left
+    unchanged: bool  # same fingerprint as the last `up`, and the stack is up: nothing to start
+    builds: bool
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
 def up(
     ctx: Context,
     services: Sequence[str] = (),
@@ -462,10 +343,51 @@ def up(
     before anything migrates it (devenv.branches).
     """
     t0 = time.monotonic()
-    project, runtime = ctx.project, ctx.runtime
-    selected = expand_services(services, ctx.stack)
-    host = runtime.host_address()
-    if not is_loopback(host) and is_loopback(project.config.bind_address):
+    plan = _plan(ctx, services, timeout, on_event, follow_branch)
+    for note in plan.notes:  # said now: a failing `up` still tells what it decided
+        on_event(Event("up", "note", time.monotonic() - t0, note))
+    for warning in plan.warnings:
+        on_event(Event("up", "warning", time.monotonic() - t0, warning))
+    waits = _start_and_wait(plan, timeout, on_event, t0)
+    final, notes, warnings = _after_ready(plan, waits, follow_branch)
+    return _report(plan, waits, final, notes, warnings, t0)
+
+
+def _plan(
+    ctx: Context, services: Sequence[str], timeout: float, on_event: Callable[[Event], None], follow_branch: bool
+) -> _Plan:
+    """This checkout's stack, .env completed, the compose files written, and whether anything changed since the
+    last successful `up`."""
+    selected = tuple(expand_services(services, ctx.stack))
+    host = ctx.runtime.host_address()
+    _refuse_unreachable(ctx.config.bind_address, host)
+    before = ctx.runtime.containers(detail=False)
+    notes: list[str] = []
+    if not ctx.project.ci:  # a CI stack has a name of its own and Docker-chosen ports
+        ctx, before, notes = _claim(ctx, before, selected)
+    project = ctx.project
+    env = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=host)
+    remember(project, env)  # now, not with the final state: a failing `up` still knows these are its own
+    ctx = ctx.with_files(env.files)
+    if _follows_branch(ctx, selected, follow_branch):
+        notes += _follow_branch(ctx, before, timeout, on_event)
+    builds = ctx.stack.uses_server_image(selected)
+    fingerprint = {"compose": write_compose(ctx).digest}
+    if builds:
+        fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
+    if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
+        fingerprint["migrations"] = ctx.migrations_key
+    last = load_state(project.state_dir)
+    unchanged = last.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
+    about, warnings = _notes(ctx, selected, env.written) if not unchanged else ([], [])
+    return _Plan(
+        ctx, selected, before, env, fingerprint, last, unchanged, builds, tuple(notes + about), tuple(warnings)
+    )
+
+
+def _refuse_unreachable(bind_address: str, host: str) -> None:
+    """A remote engine publishing on its own loopback: nothing would answer from here."""
+    if not is_loopback(host) and is_loopback(bind_address):
         raise UsageError(
             f"the Docker Engine is remote ({host}): ports published on its 127.0.0.1 cannot be reached from here.",
             "publish them on the engine host's network: DEVENV_BIND_ADDRESS=0.0.0.0 (every interface; or "
@@ -473,154 +395,163 @@ def up(
             + (f" or DEVENV_BIND_ADDRESS={host} (that interface only)" if _is_ip(host) else "")
             + ", or use a local engine.",
         )
-    before = runtime.containers(detail=False)
-    claim_notes: list[str] = []
-    if not project.ci:  # a CI stack has a name of its own and Docker-chosen ports
-        ctx, before, claim_notes = _claim(ctx, before, selected)
-        project, runtime = ctx.project, ctx.runtime
-    env_result = ensure_env(project, ctx.environ, files=ctx.files, redis=ctx.stack.redis, host=host)
-    remember(project, env_result)  # now, not with the final state: a failing `up` still knows these are its own
-    ctx = ctx.with_files(env_result.files)
-    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
-        claim_notes += _follow_branch(ctx, before, timeout, on_event)
-    rendered = write_compose(ctx)
-    fingerprint = {"compose": rendered.digest}
-    builds = ctx.stack.uses_server_image(selected)
-    if builds:
-        fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
-    if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
-        fingerprint["migrations"] = ctx.migrations_key
-    state = load_state(project.state_dir)
 
-    cache = StateCache(runtime)
-    cache.prime(before)
-    unchanged = state.get("fingerprint") == fingerprint and _stack_is_up(before, selected)
-    notes, warnings = _notes(ctx, selected, env_result.written) if not unchanged else ([], [])
-    notes = claim_notes + notes
-    for note in notes:  # said now: a failing `up` still tells what it decided
-        on_event(Event("up", "note", time.monotonic() - t0, note))
-    for warning in warnings:
-        on_event(Event("up", "warning", time.monotonic() - t0, warning))
-    compose_error: list[DevenvError] = []
-    if unchanged:
-        for service in selected:
+
+def _follows_branch(ctx: Context, selected: Sequence[str], follow_branch: bool) -> bool:
+    return follow_branch and ctx.config.db.per_branch and not ctx.project.ci and "postgres" in selected
+
+
+def _start_and_wait(plan: _Plan, timeout: float, on_event: Callable[[Event], None], t0: float) -> _Waits:
+    """Build and `compose up` what changed (nothing when nothing did) while one wait per service runs; the waits,
+    once every service answers."""
+    ctx, runtime, existing = plan.ctx, plan.ctx.runtime, frozenset(s.id for s in plan.before)
+    if plan.unchanged:
+        for service in plan.selected:
             on_event(Event(service, "unchanged", time.monotonic() - t0))
+        cache = StateCache(runtime)
+        cache.prime(plan.before)
     else:
-        for service in selected:
+        for service in plan.selected:
             on_event(Event(service, "starting", time.monotonic() - t0))
-        if builds:
+        if plan.builds:
             _build(ctx, on_event, t0)  # the deadlines below start once the image exists
-        # Only containers of this `up` count until compose is done (see StateCache).
-        cache = StateCache(runtime, stale=frozenset(s.id for s in before))
-    waiter = _Waiter(ctx, cache, timeout, on_event, t0)  # each wait's deadline starts when it does: after the build
-    waiter.settle = 0.0 if unchanged else extras.SETTLE_SECONDS  # up, unchanged and never restarted: settled
-    waiter.unchanged = unchanged
-    waiter.existing = frozenset(s.id for s in before)
+        cache = StateCache(runtime, stale=existing)  # only containers of this `up` count until compose is done
+    target = Target(runtime, cache, runtime.host_address())
+    waits = _Waits(ctx, target, timeout, on_event, t0, unchanged=plan.unchanged)  # deadlines start after the build
+    settle = 0.0 if plan.unchanged else extras.SETTLE_SECONDS  # up, unchanged and never restarted: settled
+    probes = for_services(ctx, target, plan.selected, settle=settle, existing=existing)
+    server = probes.get("server")
+    waits.readiness = server if isinstance(server, HttpReady) else None
+    _wait_all(plan, waits, probes)
+    return waits
 
-    def compose_up() -> None:
-        try:
-            runtime.up(selected, build=False)  # built above
-        except DevenvError as ex:
-            compose_error.append(ex)
-            waiter.cancel.set()
-        finally:
-            cache.settled.set()
 
-    probes = waiter.probes(selected)
-    watch = ContainerWatch(runtime, cache, selected)
+def _wait_all(plan: _Plan, waits: _Waits, probes: dict[str, Probe]) -> None:
+    """Every probe in a thread of its own, `compose up` in this one; the first failure ends every wait."""
+    watch = ContainerWatch(plan.ctx.runtime, waits.target.cache, plan.selected)
     pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="wait")
     try:
         futures: list[Future[None]] = [
-            pool.submit(waiter.run_one, service, probe, watch) for service, probe in probes.items()
+            pool.submit(waits.run_one, service, probe, watch) for service, probe in probes.items()
         ]
-        if not unchanged:  # in this thread, not one of its own: Ctrl-C ends compose's process too (proc.run)
-            compose_up()
+        # In this thread, not one of its own: Ctrl-C ends compose's process too (proc.run).
+        compose_error = None if plan.unchanged else _compose_up(plan, waits)
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failures = [f.exception() for f in done if f.exception() is not None]
         if failures:
-            waiter.cancel.set()
+            waits.cancel.set()
         wait(futures)
-        if compose_error:
-            err = compose_error[0]
-            if isinstance(err, ComposeFailed):
-                raise (
-                    pull_failure(project.config, err, ctx.dockerfile)
-                    or checkouts.port_clash(runtime, err.output)
-                    or failed_job(runtime, err)
-                    or err
-                )
-            raise err
+        if compose_error is not None:
+            raise _compose_failure(plan.ctx, compose_error)
         if failures:
             raise failures[0]  # type: ignore[misc]
     except BaseException:
-        waiter.cancel.set()  # Ctrl-C included: the waits stop at their next look, not once their services answer
+        waits.cancel.set()  # Ctrl-C included: the waits stop at their next look, not once their services answer
         raise
     finally:
         pool.shutdown(wait=True)  # after the cancel (a `with` would wait for every service before it)
 
-    final = waiter.live()
-    new_state = {"fingerprint": fingerprint, "project": project.name}
-    ready_path = waiter.readiness.chosen if waiter.readiness else state.get("ready_path")
+
+def _compose_up(plan: _Plan, waits: _Waits) -> DevenvError | None:
+    """`compose up` of what was built above; its error (which ends every wait), if any."""
+    try:
+        plan.ctx.runtime.up(plan.selected, build=False)
+        return None
+    except DevenvError as ex:
+        waits.cancel.set()
+        return ex
+    finally:
+        waits.target.cache.settled.set()
+
+
+def _compose_failure(ctx: Context, err: DevenvError) -> DevenvError:
+    """What a failed `compose up` means: an image that cannot be pulled, a host port taken, the migrate job."""
+    if not isinstance(err, ComposeFailed):
+        return err
+    runtime = ctx.runtime
+    return (
+        pull_failure(ctx.config, err, ctx.dockerfile)
+        or checkouts.port_clash(runtime, err.output)
+        or failed_job(runtime, err)
+        or err
+    )
+
+
+def _after_ready(plan: _Plan, waits: _Waits, follow_branch: bool) -> tuple[Context, list[str], list[str]]:
+    """Remember this `up` (fingerprints, readiness path, the .env values devenv wrote, .env pointed at the ports
+    in use), then hand the database to the branch and start the first reset's spare; (final context, notes,
+    warnings)."""
+    ctx, project, last = plan.ctx, plan.ctx.project, plan.last
+    final = waits.live()
+    notes, warnings = list(plan.notes), list(plan.warnings)
+    new_state: dict[str, Any] = {"fingerprint": plan.fingerprint, "project": project.name}
+    readiness = waits.readiness
+    ready_path = readiness.chosen if readiness else last.get("ready_path")
     if ready_path:
         new_state["ready_path"] = ready_path
-        if waiter.readiness and ready_path != project.config.server.ready_path:
+        if readiness and ready_path != project.config.server.ready_path:
             notes.append(
                 f"server: GET {project.config.server.ready_path} → 404, so readiness is read from {ready_path} "
                 "(server.ready_path in devenv.toml chooses)."
             )
-    notes += [n for n in (waiter.host_note, waiter.seed_note) if n]
-    ours = {**state.get("env_written", {}), **written_marks(env_result.values)}
+    notes += [n for n in (waits.database.host_note, waits.database.note) if n]
+    ours = {**last.get("env_written", {}), **written_marks(plan.env.values)}
     if not project.ci:  # a CI stack exports its URLs; the checkout's .env stays the developer's
-        ep = final.endpoints
-        synced = sync_ports(
-            project,
-            final.files,
-            HostPorts(ep.postgres_port or 0, ep.redis_port or 0, ep.host)
-            if ep.postgres_port
-            else HostPorts(host=ep.host),
-            ours,
-        )
+        synced = _sync_env(final, ours)
         if synced.updated:
             ours.update(written_marks(synced.updated))
             notes.append(f".env now points at the ports in use: {', '.join(sorted(synced.updated))}.")
         warnings += synced.warnings
-    new_state["env_written"] = (
-        {k: v for k, v in ours.items() if k in final.files.current.bindings} if final.files.current else {}
-    )
+    current = final.files.current
+    new_state["env_written"] = {k: v for k, v in ours.items() if k in current.bindings} if current else {}
     save_state(project.state_dir, new_state)
-    if follow_branch and project.config.db.per_branch and not project.ci and "postgres" in selected:
+    if _follows_branch(ctx, plan.selected, follow_branch):
         from devenv import branches
 
         branches.switch(final)  # a database seeded by this `up` becomes the checked-out branch's
-    if waiter.templated:
+    if waits.database.templated:
         start_spare(final, ctx.migrations_key)  # in the background: the first reset's copy
+    return final, notes, warnings
+
+
+def _sync_env(final: Context, ours: dict[str, str]) -> PortSync:
+    """Point the .env values devenv wrote (OURS) at the ports the stack publishes."""
+    ep = final.endpoints
+    ports = (
+        HostPorts(ep.postgres_port or 0, ep.redis_port or 0, ep.host) if ep.postgres_port else HostPorts(host=ep.host)
+    )
+    return sync_ports(final.project, final.files, ports, ours)
+
+
+def _report(plan: _Plan, waits: _Waits, final: Context, notes: list[str], warnings: list[str], t0: float) -> UpResult:
+    """The summary: each service's state, URL and time to ready, and what `up` wants the user to know."""
+    unchanged, selected = plan.unchanged, plan.selected
     outcome = "not run, nothing changed since the last up" if unchanged else ""
     if "migrate" in selected and not unchanged:
         try:
-            outcome = migrate_outcome(runtime.logs(["migrate"], tail=40))
+            outcome = migrate_outcome(plan.ctx.runtime.logs(["migrate"], tail=40))
         except DevenvError:
             outcome = ""
-    states = waiter.cache.current()
-    ports = {c.service: c.ports for c in states if not c.oneoff}
-    extra_urls = extras.urls(ctx.stack.extras, ports, final.endpoints.host)
+    ports = {c.service: c.ports for c in waits.target.cache.current() if not c.oneoff}
+    extra_urls = extras.urls(plan.ctx.stack.extras, ports, final.endpoints.host)
     reports = tuple(
         ServiceReport(
             service=s,
             state="ready" if s != "migrate" else "up to date" if unchanged else "migrated",
             url=_summary_url(final, s, outcome, extra_urls),
-            seconds=round(waiter.ready_at[s], 2) if s in waiter.ready_at else None,
+            seconds=round(waits.ready_at[s], 2) if s in waits.ready_at else None,
         )
         for s in selected
     )
     return UpResult(
-        project=project.name,
+        project=plan.ctx.project.name,
         services=reports,
         compose_work=not unchanged,
-        seeded=waiter.seeded,
+        seeded=waits.database.seeded,
         elapsed=round(time.monotonic() - t0, 2),
-        env_added=tuple(env_result.added),
-        env_warnings=env_result.warnings,
-        env_generated=env_result.generated,
+        env_added=tuple(plan.env.added),
+        env_warnings=plan.env.warnings,
+        env_generated=plan.env.generated,
         notes=tuple(notes),
         warnings=tuple(warnings),
     )

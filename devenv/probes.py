@@ -2,21 +2,31 @@
 
 A probe's `check()` returns True when ready and False for "not yet"; a final state (container exited, unhealthy,
 password refused) raises at once. devenv.wait retries them.
+
+The probes of `up` are made for a `Target`, as testcontainers' wait strategies are for their container: the
+engine, this `up`'s container states and the host the ports are published on. Each finds its own port there once
+its container runs (`for_services` makes them), so nothing has to know a port before Docker has published it.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from devenv.endpoints import container_ports
 from devenv.errors import CREDENTIALS_HINT, LOG_TAIL, DevenvError, MigrationFailed, ServiceNotReady
 from devenv.errors import tail as output_tail
 from devenv.httpget import Response
 from devenv.runtime import ContainerState, Runtime
+
+if TYPE_CHECKING:
+    from devenv.context import Context
+    from devenv.wait import Probe
 
 MIGRATE_HINT = "fix the migration (prisma's message is below), then `devenv migrate` or `devenv up`."
 
@@ -321,3 +331,138 @@ class SettleProbe:
             self._since, self._id = self.clock(), state.id
             return False
         return self.clock() - self._since >= self.settle
+
+
+# -- the probes of `up`, made for a target ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """What the waits of one `up` look at: the engine, this `up`'s container states (shared by every wait) and the
+    host its published ports answer on."""
+
+    runtime: Runtime
+    cache: StateCache
+    host: str
+
+    def port(self, service: str, inside: int | None, fixed: int | None = 0) -> int | None:
+        """The host port of SERVICE's port INSIDE: FIXED when one is configured, else the one Docker published.
+
+        None until a container of this `up` runs: with a fixed host port, the container compose is about to
+        replace still answers there, and must not be taken for the new one.
+        """
+        state = self.cache.service(service)
+        if state is None or state.status != "running" or inside is None:
+            return None
+        return fixed or state.ports.get(inside)
+
+
+@dataclass
+class ConnectorReady:
+    """Postgres or Redis through its connector (ConnectorProbe), on the port the target publishes; OPEN makes the
+    connector for a host and port."""
+
+    name: str
+    target: Target
+    inside: int
+    fixed: int
+    open: Callable[[str, int], Answers]
+    _probe: ConnectorProbe | None = None
+
+    def check(self) -> bool:
+        if self._probe is None:
+            port = self.target.port(self.name, self.inside, self.fixed)
+            if port is None:
+                return False
+            self._probe = ConnectorProbe(self.name, self.open(self.target.host, port))
+        return self._probe.check()
+
+
+@dataclass
+class HttpReady:
+    """GET PATH answers 200 (HttpProbe, its fallbacks included), on the port the target publishes; SERVE makes the
+    connector for a base URL. `chosen`: the path that answered."""
+
+    name: str
+    target: Target
+    inside: int | None
+    fixed: int | None
+    serve: Callable[[str], Serves]
+    path: str
+    fallbacks: tuple[str, ...] = ()
+    setting: str = "server.ready_path"
+    _probe: HttpProbe | None = None
+
+    @property
+    def chosen(self) -> str | None:
+        return self._probe.chosen if self._probe is not None else None
+
+    def check(self) -> bool:
+        if self._probe is None:
+            port = self.target.port(self.name, self.inside, self.fixed)
+            if port is None:
+                return False
+            server = self.serve(f"http://{self.target.host}:{port}")
+            self._probe = HttpProbe(server, self.path, self.fallbacks, name=self.name, setting=self.setting)
+        return self._probe.check()
+
+
+@dataclass
+class TcpReady:
+    """A connection is accepted and kept open (TcpProbe), on the port the target publishes."""
+
+    name: str
+    target: Target
+    inside: int | None
+    fixed: int | None
+    _probe: TcpProbe | None = None
+
+    def check(self) -> bool:
+        if self._probe is None:
+            port = self.target.port(self.name, self.inside, self.fixed)
+            if port is None:
+                return False
+            self._probe = TcpProbe(self.name, self.target.host, port)
+        return self._probe.check()
+
+
+def for_services(
+    ctx: Context, target: Target, services: Sequence[str], *, settle: float, existing: frozenset[str]
+) -> dict[str, Probe]:
+    """One probe per service of SERVICES, made for TARGET. SETTLE: how long a service with nothing to ask must stay
+    up; EXISTING: the containers there before this `up` (their old restarts do not count)."""
+    cfg, settings, connectors = ctx.config, ctx.settings, ctx.connectors
+    inside = container_ports(cfg)
+    probes: dict[str, Probe] = {}
+    for service in services:
+        if service in ("postgres", "redis"):
+            connect = connectors.postgres if service == "postgres" else connectors.redis
+            fixed = cfg.postgres.port if service == "postgres" else cfg.redis.port
+            opener = functools.partial(connect, settings=settings)
+            probes[service] = ConnectorReady(service, target, inside[service], fixed, opener)
+        elif service == "migrate":
+            probes[service] = JobProbe(target.runtime, target.cache)
+        elif service == "server":
+            fallbacks = () if cfg.is_pinned("server.ready_path") else (cfg.server.health_path, *FALLBACK_PATHS)
+            ready_path = cfg.server.ready_path
+            probes[service] = HttpReady(
+                service, target, inside[service], cfg.server.port, connectors.server, ready_path, fallbacks
+            )
+        else:
+            probes[service] = _extra_probe(ctx, target, service, settle, existing)
+    return probes
+
+
+def _extra_probe(ctx: Context, target: Target, service: str, settle: float, existing: frozenset[str]) -> Probe:
+    """A [services.NAME] service's own readiness (devenv.extras.Readiness), on this `up`'s container."""
+    spec = ctx.stack.extra(service)
+    assert spec is not None
+    ready = spec.ready
+    if ready.kind == "health":
+        return HealthProbe(service, target.cache)
+    if ready.kind == "none":
+        return SettleProbe(service, target.runtime, target.cache, settle, existing=existing)
+    inside = ready.port if ready.port is not None else (spec.ports[0].container if spec.ports else None)
+    fixed = spec.host_port(inside) if inside is not None else None
+    if ready.kind == "http":
+        setting = f"services.{service}.ready"
+        return HttpReady(service, target, inside, fixed, ctx.connectors.server, ready.path, setting=setting)
+    return TcpReady(service, target, inside, fixed)

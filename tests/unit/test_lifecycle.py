@@ -177,3 +177,22 @@ def test_down_keeps_which_env_values_devenv_wrote(example: Project, monkeypatch:
     down(context_of(project, runtime=runtime, connectors=FakeConnectors()))
     after = load_state(project.state_dir)
     assert "fingerprint" not in after and after["env_written"] == written
+
+
+def test_a_seeded_database_is_neither_seeded_nor_templated_again(
+    example: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _ephemeral(example, monkeypatch)
+    runtime = FakeRuntime(states=running_stack())
+    fakes = FakeConnectors()
+    up(context_of(project, runtime=runtime, connectors=fakes))
+    save_state(project.state_dir, {})  # compose work again, on the same volume
+    runtime.calls.clear()
+    fakes.cluster.statements.clear()
+    result = up(context_of(project, runtime=runtime, connectors=fakes))
+    assert result.compose_work is True and result.seeded is False
+    assert not [c for c in runtime.calls if c[0] == "run"]
+    assert not [n for n in result.notes if "seed" in n]
+    # The cluster is marked again (it may be a new container); the template is not taken again.
+    assert any(s.startswith("COMMENT ON DATABASE") and "devenv-project:" in s for s in fakes.cluster.statements)
+    assert not [s for s in fakes.cluster.statements if "__devenv_template" in s]

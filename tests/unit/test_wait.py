@@ -1,16 +1,27 @@
-"""Waiting: retry until ready, final states raise at once, deadlines, backoff bounds."""
+"""Waiting: retry until ready, final states raise at once, deadlines, backoff bounds; the probes of `up` find their
+own ports on their target."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
 from tenacity import wait_exponential_jitter
 
 from devenv.errors import MigrationFailed, ServiceNotReady
-from devenv.probes import ContainerWatch, JobProbe, StateCache, hint_from_logs
+from devenv.probes import (
+    ConnectorReady,
+    ContainerWatch,
+    HttpReady,
+    JobProbe,
+    StateCache,
+    Target,
+    TcpReady,
+    hint_from_logs,
+)
 from devenv.wait import BACKOFF, Cancelled, wait_for
-from tests.fakes import FakeRuntime, state
+from tests.fakes import FakeConnectors, FakeRedis, FakeRuntime, state
 
 
 class Scripted:
@@ -137,3 +148,53 @@ def test_state_cache_shares_one_engine_call() -> None:
 def test_hints_from_logs(logs: str, expected: str | None) -> None:
     hint = hint_from_logs(logs)
     assert (hint is None) if expected is None else (hint is not None and expected in hint)
+
+
+def _target(*states: object, stale: frozenset[str] = frozenset()) -> tuple[FakeRuntime, Target]:
+    rt = FakeRuntime(states=list(states))  # type: ignore[arg-type]
+    return rt, Target(rt, StateCache(rt, max_age=0, stale=stale), "10.0.0.7")
+
+
+def test_a_probe_finds_its_port_once_its_container_runs() -> None:
+    rt, target = _target(state("redis", "created"))
+    opened: list[tuple[str, int]] = []
+
+    def open_redis(host: str, port: int) -> FakeRedis:
+        opened.append((host, port))
+        return FakeRedis()
+
+    probe = ConnectorReady("redis", target, 6379, 0, open_redis)
+    assert probe.check() is False and opened == []  # not running yet: no port, no connection
+    rt.states = [state("redis", ports={6379: 49002})]
+    assert probe.check() is True and probe.check() is True
+    assert opened == [("10.0.0.7", 49002)]  # the published port, on the target's host, opened once
+
+
+def test_a_fixed_port_counts_only_for_a_container_of_this_up() -> None:
+    # The container compose is about to replace still answers on the fixed port: it is not this up's.
+    _, target = _target(state("redis", ports={6379: 6379}), stale=frozenset({"id-redis"}))
+    assert target.port("redis", 6379, 6390) is None
+    target.cache.settled.set()
+    assert target.port("redis", 6379, 6390) == 6390  # configured wins, as in the endpoints
+    assert target.port("redis", None, 6390) is None  # a service with no port to ask
+
+
+def test_http_readiness_keeps_the_path_that_answered() -> None:
+    connectors = FakeConnectors(answers={"/ready": (404, b""), "/health": (200, b"ok")})
+    _, target = _target(state("server", ports={3000: 49003}))
+    probe = HttpReady("server", target, 3000, 0, connectors.server, "/ready", ("/health",))
+    assert probe.chosen is None
+    assert probe.check() is True and probe.chosen == "/health"
+    assert ("server", "http://10.0.0.7:49003", 0) in connectors.seen
+
+
+def test_tcp_readiness_waits_for_the_published_port() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        rt = FakeRuntime(states=[state("mail", "restarting")])
+        probe = TcpReady("mail", Target(rt, StateCache(rt, max_age=0), "127.0.0.1"), 25, None)
+        assert probe.check() is False  # not running: no port to try
+        rt.states = [state("mail", ports={25: port})]
+        assert probe.check() is True  # accepted and kept open
