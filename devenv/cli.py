@@ -30,6 +30,10 @@ DESCRIPTION = "From a fresh clone to a migrated, healthy local stack (Postgres, 
 class Parser(argparse.ArgumentParser):
     """argparse with devenv's errors: one line, a Hint, exit 2 (not argparse's usage block)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.completes: dict[str, str] = {}  # an argument's dest -> what completion offers for it (Arg.complete)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}.", f"see `{self.prog} --help`.")
 
@@ -467,6 +471,13 @@ def hooks_install_command(args: argparse.Namespace) -> None:
     echo(install_hook(_context(args).project))
 
 
+def completion_command(args: argparse.Namespace) -> None:
+    from devenv.completion import script
+    from devenv.output import write
+
+    write(script(args.shell))
+
+
 # -- the command table --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Arg:
@@ -474,10 +485,11 @@ class Arg:
 
     flags: tuple[str, ...]
     options: Mapping[str, Any]
+    complete: str = ""  # what shell completion offers for it from the project: "services" or "snapshots"
 
 
-def arg(*flags: str, **options: Any) -> Arg:
-    return Arg(flags, options)
+def arg(*flags: str, complete: str = "", **options: Any) -> Arg:
+    return Arg(flags, options, complete)
 
 
 def _json(what: str) -> Arg:
@@ -534,7 +546,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--check", type=Path, metavar="FILE", help="Write nothing; exit 1 when FILE is stale."),
     )),
     Command("up", up_command, "Start the stack, wait until every service answers, migrate, seed once.", (
-        arg("services", nargs="*", metavar="SERVICE", help="Only these (and what they need)."),
+        arg("services", nargs="*", metavar="SERVICE", help="Only these (and what they need).", complete="services"),
         _timeout(60.0),
         _json("NDJSON progress events and a final summary object."),
         arg("--watch", action="store_true", help="Then reload the server on changes (see `devenv watch`)."),
@@ -559,7 +571,7 @@ COMMANDS: tuple[Command, ...] = (
         _json("The health report as JSON."),
     )),
     Command("logs", logs_command, "Show the stack's logs.", (
-        arg("services", nargs="*", metavar="SERVICE", help="Only these services."),
+        arg("services", nargs="*", metavar="SERVICE", help="Only these services.", complete="services"),
         arg("-f", "--follow", action="store_true", help="Keep streaming."),
         arg("-n", "--tail", type=_count, metavar="N", help="Only the last N lines of each service."),
     )),
@@ -568,7 +580,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("redis-cli", redis_cli_command, "redis-cli in the redis container, on the app's db index.",
             epilog="Every argument after `redis-cli` goes to redis-cli, e.g. devenv redis-cli keys '*'."),
     Command("exec", exec_command, "Run a command in a running service: devenv exec SERVICE -- CMD...", (
-        arg("service", metavar="SERVICE", help="postgres, redis or server."),
+        arg("service", metavar="SERVICE", help="postgres, redis or server.", complete="services"),
     ), epilog="Every argument after SERVICE (and an optional --) is the command."),
     Command("migrate", migrate_command, "Run the migrate command now (prisma migrate deploy).", (
         arg("--status", action="store_true", help="Show prisma migrate status instead."),
@@ -618,7 +630,7 @@ COMMANDS: tuple[Command, ...] = (
         RESULT_JSON,
     )),
     Command("db restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.", (
-        arg("name", metavar="NAME"),
+        arg("name", metavar="NAME", complete="snapshots"),
         YES,
         RESULT_JSON,
     )),
@@ -626,7 +638,7 @@ COMMANDS: tuple[Command, ...] = (
         _json("The listing as JSON."),
     )),
     Command("db rm", db_rm_command, "Remove snapshot NAME.", (
-        arg("name", metavar="NAME"),
+        arg("name", metavar="NAME", complete="snapshots"),
         YES,
         RESULT_JSON,
     )),
@@ -644,6 +656,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("doctor", doctor_command, "Check engine, compose, socket, disk, ports, .env, images.", (
         _json("The findings as JSON."),
     )),
+    Command("completion", completion_command, "Print the shell completion script (bash, zsh or fish).", (
+        arg("shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish."),
+    ), epilog="bash: source <(devenv completion bash) in ~/.bashrc; zsh: source <(devenv completion zsh) after "
+              "compinit in ~/.zshrc; fish: devenv completion fish > ~/.config/fish/completions/devenv.fish"),
 )  # fmt: skip
 
 
@@ -678,7 +694,9 @@ def _add(sub: Any, name: str, command: Command) -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for a in command.args:
-        parser.add_argument(*a.flags, **a.options)
+        action = parser.add_argument(*a.flags, **a.options)
+        if a.complete:
+            parser.completes[action.dest] = a.complete
     parser.set_defaults(handler=command.handler or _group(parser))
     return parser
 
@@ -688,6 +706,7 @@ def _group(parser: argparse.ArgumentParser) -> Handler:
     return lambda args: _help(parser)
 
 
+COMPLETE = "__complete"  # the hidden command of the completion scripts (devenv.completion)
 GLOBAL_VALUE_OPTIONS = {"-C", "--project-dir"}
 RUN_VALUE_OPTIONS = {"--name", "--timeout", "--workers"}
 
@@ -745,6 +764,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
     _interruptible()
     words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == [COMPLETE]:
+        _complete(words[1:])
     if os.environ.get("DEVENV_DEBUG"):  # every command devenv runs, on stderr (devenv.proc logs them)
         import logging
 
@@ -769,6 +790,21 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             raise  # another pipe (a child's, a socket): a bug to show, not a reader that went away
         sys.exit(int(ExitCode.PIPE_CLOSED))
     sys.exit(code)
+
+
+def _complete(words: list[str]) -> NoReturn:
+    """`devenv __complete WORD…`, what the completion scripts run on TAB (WORDs: the line after `devenv`, the last
+    one being completed): the candidates, one a line. It never fails loudly: the user is in the middle of a line."""
+    try:
+        own, _ = split_passthrough(words)
+        if len(own) == len(words):  # else the word goes to psql, redis-cli, exec's or run's command
+            from devenv.completion import candidates
+            from devenv.output import write
+
+            write("".join(f"{line}\n" for line in candidates(build_parser(), words)))
+    except (Exception, KeyboardInterrupt):  # no project, no engine, a closed pipe: no candidates
+        pass
+    sys.exit(0)
 
 
 def _stdout_closed() -> bool:
