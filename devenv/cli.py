@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -29,6 +30,10 @@ DESCRIPTION = "From a fresh clone to a migrated, healthy local stack (Postgres, 
 class Parser(argparse.ArgumentParser):
     """argparse with devenv's errors: one line, a Hint, exit 2 (not argparse's usage block)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.completes: dict[str, str] = {}  # an argument's dest -> what completion offers for it (Arg.complete)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}.", f"see `{self.prog} --help`.")
 
@@ -42,22 +47,19 @@ def _context(args: argparse.Namespace) -> Context:
 
 
 @contextmanager
-def _locked(args: argparse.Namespace) -> Iterator[Context]:
+def _locked(args: argparse.Namespace, ask: Callable[[str], str] | None = None, flag: str = "") -> Iterator[Context]:
     """The command's context, loaded while holding the project's lock: .env is read under it, so a second devenv
-    waiting for the lock sees what the first one wrote."""
+    waiting for the lock sees what the first one wrote. With ASK, the question ASK(project name) is confirmed first
+    (see `_confirm`), before the lock is taken."""
     from devenv.context import open_project
     from devenv.lock import project_lock
     from devenv.project import load_project
 
     project = load_project(args.project_dir)
+    if ask is not None:
+        _confirm(ask(project.name), args.yes, flag)
     with project_lock(project.state_dir):
         yield open_project(project)
-
-
-def _project_name(args: argparse.Namespace) -> str:
-    from devenv.project import load_project
-
-    return load_project(args.project_dir).name
 
 
 def _confirm(question: str, yes: bool, flag: str) -> None:
@@ -174,9 +176,8 @@ def down_command(args: argparse.Namespace) -> None:
         return _down_gone(args)
     if args.running:
         raise UsageError("--running only goes with --gone.", "devenv down --gone --running --yes")
-    if args.volumes:
-        _confirm(f"Remove the data volumes of {_project_name(args)!r} (all its data)?", args.yes, "--volumes")
-    with _locked(args) as c:
+    ask = (lambda name: f"Remove the data volumes of {name!r} (all its data)?") if args.volumes else None
+    with _locked(args, ask, "--volumes") as c:
         print_down(down(c, volumes=args.volumes))
 
 
@@ -212,9 +213,9 @@ def _watch(c: Context, timeout: float) -> int:
 def _down_gone(args: argparse.Namespace) -> None:
     from devenv.checkouts import gone_stacks, remove_gone
     from devenv.output import echo, print_stacks
-    from devenv.runtime import open_runtime
+    from devenv.runtimes import runtime_for
 
-    runtime = open_runtime()
+    runtime = runtime_for()
     every = gone_stacks(runtime, running=True)
     stacks = [s for s in every if args.running or not s.running]
     left = [s for s in every if s not in stacks]
@@ -237,9 +238,9 @@ def _down_gone(args: argparse.Namespace) -> None:
 def ls_command(args: argparse.Namespace) -> None:
     from devenv.checkouts import list_stacks
     from devenv.output import print_stacks
-    from devenv.runtime import open_runtime
+    from devenv.runtimes import runtime_for
 
-    print_stacks(list_stacks(open_runtime()), as_json=args.json)
+    print_stacks(list_stacks(runtime_for()), as_json=args.json)
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -306,8 +307,7 @@ def reset_command(args: argparse.Namespace) -> None:
     from devenv.output import echo, print_reset
 
     what = "drop ALL data volumes of" if args.hard else "reset the database (and Redis db) of"
-    _confirm(f"This will {what} {_project_name(args)!r}. Continue?", args.yes, "--hard" if args.hard else "reset")
-    with _locked(args) as c:
+    with _locked(args, lambda name: f"This will {what} {name!r}. Continue?", "--hard" if args.hard else "reset") as c:
         if args.hard:
             from devenv.lifecycle import hard_reset
 
@@ -332,9 +332,8 @@ def db_restore_command(args: argparse.Namespace) -> None:
     from devenv.output import echo, print_db
     from devenv.snapshots import restore
 
-    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with snapshot "
-             f"{args.name!r}?", args.yes, "db restore")  # fmt: skip
-    with _locked(args) as c:
+    ask = lambda name: f"Replace the database (and flush the Redis db) of {name!r} with snapshot {args.name!r}?"  # noqa: E731
+    with _locked(args, ask, "db restore") as c:
         print_db(restore(c, args.name, on_step=lambda step: echo(step, err=True)), as_json=args.json)
 
 
@@ -349,8 +348,7 @@ def db_rm_command(args: argparse.Namespace) -> None:
     from devenv.output import print_db
     from devenv.snapshots import remove
 
-    _confirm(f"Remove snapshot {args.name!r} of {_project_name(args)!r}?", args.yes, "db rm")
-    with _locked(args) as c:
+    with _locked(args, lambda name: f"Remove snapshot {args.name!r} of {name!r}?", "db rm") as c:
         print_db(remove(c, args.name), as_json=args.json)
 
 
@@ -368,9 +366,8 @@ def db_load_command(args: argparse.Namespace) -> None:
     from devenv.output import ByteProgress, print_db
 
     check_dump_file(args.file)  # before asking
-    _confirm(f"Replace the database (and flush the Redis db) of {_project_name(args)!r} with {args.file}?",
-             args.yes, "db load")  # fmt: skip
-    with _locked(args) as c, ByteProgress("loading") as progress:
+    ask = lambda name: f"Replace the database (and flush the Redis db) of {name!r} with {args.file}?"  # noqa: E731
+    with _locked(args, ask, "db load") as c, ByteProgress("loading") as progress:
         result = load(c, args.file, on_bytes=progress)
     print_db(result, as_json=args.json)
 
@@ -417,9 +414,9 @@ def run_command(args: argparse.Namespace) -> int:
 def gc_command(args: argparse.Namespace) -> None:
     from devenv.ci import gc, parse_duration
     from devenv.output import print_gc
-    from devenv.runtime import open_runtime
+    from devenv.runtimes import runtime_for
 
-    stacks = gc(open_runtime(), parse_duration(args.older_than), dry_run=args.dry_run)
+    stacks = gc(runtime_for(), parse_duration(args.older_than), dry_run=args.dry_run)
     print_gc(stacks, dry_run=args.dry_run, older_than=args.older_than)
 
 
@@ -427,23 +424,19 @@ def doctor_command(args: argparse.Namespace) -> int:
     from devenv.doctor import diagnose
     from devenv.output import print_doctor
     from devenv.project import Project, load_project
-    from devenv.runtime import open_runtime
+    from devenv.runtimes import runtime_for
 
     try:
         project: Project | DevenvError = load_project(args.project_dir)
     except DevenvError as ex:
         project = ex
-    runtime = (
-        open_runtime(project.name, project.compose_file, project.checkout, str(project.secrets_dir))
-        if isinstance(project, Project)
-        else open_runtime()
-    )
+    runtime = runtime_for(project if isinstance(project, Project) else None)
     report = diagnose(project, runtime, runtime.engine_facts)
     print_doctor(report, as_json=args.json)
     return 1 if report.failed else 0
 
 
-# -- databases that follow the work (issue 17: per-branch databases, clones per test worker) ------------------------
+# -- databases that follow the work (per-branch databases, clones per test worker) ----------------------------------
 def db_clones_command(args: argparse.Namespace) -> None:
     from devenv.clones import check_count, make_clones
     from devenv.output import print_clones
@@ -481,66 +474,33 @@ def hooks_install_command(args: argparse.Namespace) -> None:
     echo(install_hook(_context(args).project))
 
 
-def _add_db_parsers(sub: Any) -> None:
-    """`devenv db …` (snapshots, dumps, per-branch databases, clones per test worker) and `devenv hooks install`."""
-    db = _add(
-        sub,
-        "db",
-        lambda a: _help(db),
-        "The stack's databases: snapshots, the template cache, dumps, per-branch databases, clones per test worker.",
-    )
-    db_sub = db.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    p = _add(db_sub, "clones", db_clones_command, "Make N copies of the template (<db>_w1..N) and print their URLs.")
-    p.add_argument("count", type=_count, metavar="N", help="How many (0 drops devenv's clones).")
-    p.add_argument("--env-file", type=Path, metavar="FILE", help="Write DATABASE_URL_1..N and DEVENV_WORKERS to FILE.")
-    _json(p, "The clones as JSON.")
-    p = _add(db_sub, "branches", db_branches_command, "The databases of git branches ([db] per_branch).")
-    _json(p, "The branches' databases as JSON.")
-    p = _add(db_sub, "switch", db_switch_command, "Park the app database and bring in the checked-out branch's.")
-    p.add_argument("--quiet", action="store_true", help="Say nothing when nothing was switched (the git hook).")
-    p = _add(db_sub, "snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).")
-    p.add_argument("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "list", db_list_command, "Snapshots and cached templates: size, age, migrations key.")
-    _json(p, "The listing as JSON.")
-    p = _add(db_sub, "rm", db_rm_command, "Remove snapshot NAME.")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump.")
-    _json(p, "The result as JSON.")
-    p = _add(db_sub, "load", db_load_command, "Restore FILE into a new database and swap it in for the app's.")
-    p.add_argument("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file.")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    hooks = _add(sub, "hooks", lambda a: _help(hooks), "Git hooks devenv offers.")
-    hooks_sub = hooks.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    _add(hooks_sub, "install", hooks_install_command, "Add a post-checkout hook: the branch's database at checkout.")
+def completion_command(args: argparse.Namespace) -> None:
+    from devenv.completion import script
+    from devenv.output import write
+
+    write(script(args.shell))
 
 
-# -- the parser ---------------------------------------------------------------------------------------------------
-def _add(sub: Any, name: str, handler: Handler, summary: str, details: str = "") -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name,
-        help=summary,
-        description=summary + (f"\n\n{details}" if details else ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(handler=handler)
-    return parser
+# -- the command table --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a command: its flags (or its name, for a positional) and argparse's options for it."""
+
+    flags: tuple[str, ...]
+    options: Mapping[str, Any]
+    complete: str = ""  # what shell completion offers for it from the project: "services" or "snapshots"
 
 
-def _json(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--json", action="store_true", help=what)
+def arg(*flags: str, complete: str = "", **options: Any) -> Arg:
+    return Arg(flags, options, complete)
 
 
-def _timeout(parser: argparse.ArgumentParser, default: float, what: str = "Deadline per service") -> None:
-    parser.add_argument("--timeout", type=_seconds, default=default, metavar="S", help=f"{what}, in seconds.")
+def _json(what: str) -> Arg:
+    return arg("--json", action="store_true", help=what)
+
+
+def _timeout(default: float, what: str = "Deadline per service") -> Arg:
+    return arg("--timeout", type=_seconds, default=default, metavar="S", help=f"{what}, in seconds.")
 
 
 def _seconds(text: str) -> float:
@@ -557,8 +517,158 @@ def _count(text: str) -> int:
     return value
 
 
+YES = arg("-y", "--yes", action="store_true", help="Confirm without asking.")
+RESULT_JSON = _json("The result as JSON.")
+STACK_NAME = arg("--name", help="Stack name (default: from the CI job, else random).")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table: `devenv PATH`, its handler (None: a group, which prints its help), the summary
+    `--help` shows, its arguments and the text under its help."""
+
+    path: str
+    handler: Handler | None
+    summary: str
+    args: tuple[Arg, ...] = ()
+    epilog: str | None = None
+
+
+# One row a command, in the order `devenv --help` lists them. Kept in this layout by hand (ruff's would put every
+# field of every row on a line of its own, and the table would no longer read as one).
+COMMANDS: tuple[Command, ...] = (
+    Command("env", env_command, "Create or complete .env from the template (values kept, secrets made).", (
+        arg("--check", action="store_true",
+            help="Write nothing; exit 1 when .env lacks template keys or has stale ones."),
+    )),
+    Command("init", init_command, "Look at the project and write a commented devenv.toml (never overwrites).", (
+        arg("--print", action="store_true", help="Print the proposal instead of writing devenv.toml."),
+    )),
+    Command("render", render_command, "Print the stack's compose definition.", (
+        arg("-o", "--output", type=Path, metavar="FILE", help="Write FILE (and its env files) instead."),
+        arg("--check", type=Path, metavar="FILE", help="Write nothing; exit 1 when FILE is stale."),
+    )),
+    Command("up", up_command, "Start the stack, wait until every service answers, migrate, seed once.", (
+        arg("services", nargs="*", metavar="SERVICE", help="Only these (and what they need).", complete="services"),
+        _timeout(60.0),
+        _json("NDJSON progress events and a final summary object."),
+        arg("--watch", action="store_true", help="Then reload the server on changes (see `devenv watch`)."),
+    )),
+    Command("dev", dev_command, "Run the server's dev script on the host against the stack (Ctrl-C stops it).", (
+        _timeout(120.0, "Deadline for the server to answer"),
+    )),
+    Command("watch", watch_command, "Up, then reload the server container on changes (docker compose watch).", (
+        _timeout(120.0, "Deadline for the server to answer after each change"),
+    )),
+    Command("down", down_command, "Stop and remove the stack's containers; data volumes stay.", (
+        arg("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes)."),
+        arg("-y", "--yes", action="store_true", help="Confirm --volumes or --gone without asking."),
+        arg("--gone", action="store_true",
+            help="Remove the stopped stacks (and volumes) of this machine's checkouts that no longer exist."),
+        arg("--running", action="store_true", help="With --gone: running stacks of gone checkouts too."),
+    )),
+    Command("ls", ls_command, "Every devenv stack on this engine: machine, checkout, state, ports, volume size, age.", (
+        _json("The stacks as JSON."),
+    )),
+    Command("status", status_command, "Health of the stack: exit 0 healthy, 1 degraded, 4 down.", (
+        _json("The health report as JSON."),
+    )),
+    Command("logs", logs_command, "Show the stack's logs.", (
+        arg("services", nargs="*", metavar="SERVICE", help="Only these services.", complete="services"),
+        arg("-f", "--follow", action="store_true", help="Keep streaming."),
+        arg("-n", "--tail", type=_count, metavar="N", help="Only the last N lines of each service."),
+    )),
+    Command("psql", psql_command, "psql in the postgres container, as the app user on the app database.",
+            epilog="Every argument after `psql` goes to psql, e.g. devenv psql -c 'select 1'."),
+    Command("redis-cli", redis_cli_command, "redis-cli in the redis container, on the app's db index.",
+            epilog="Every argument after `redis-cli` goes to redis-cli, e.g. devenv redis-cli keys '*'."),
+    Command("exec", exec_command, "Run a command in a running service: devenv exec SERVICE -- CMD...", (
+        arg("service", metavar="SERVICE", help="postgres, redis or server.", complete="services"),
+    ), epilog="Every argument after SERVICE (and an optional --) is the command."),
+    Command("migrate", migrate_command, "Run the migrate command now (prisma migrate deploy).", (
+        arg("--status", action="store_true", help="Show prisma migrate status instead."),
+    )),
+    Command("reset", reset_command, "Reset to a clean, migrated, seeded database from its template.", (
+        arg("--hard", action="store_true", help="Drop the stack's volumes and bring everything up again."),
+        YES,
+        RESULT_JSON,
+        _timeout(60.0, "Deadline per service for --hard"),
+    )),
+    Command("ci", None, "Isolated, parallel-safe stacks for CI, with exported URLs."),
+    Command("ci up", ci_up_command, "Start an isolated stack, smoke-test it, export its settings.", (
+        STACK_NAME,
+        arg("--env-file", type=Path, metavar="FILE", help="Write the connection settings to FILE (dotenv)."),
+        _json("Print the connection settings as JSON."),
+        _timeout(120.0),
+    )),
+    Command("ci down", ci_down_command, "Remove a CI stack (success when already gone).", (
+        arg("--name", help="The stack's name (default: from the CI job)."),
+    )),
+    Command("run", run_command, "Start a CI stack, run CMD with its URLs, always tear down.", (
+        STACK_NAME,
+        arg("--keep", action="store_true", help="Leave the stack up afterwards."),
+        arg("--workers", type=_count, default=0, metavar="N", help="A clone of the template per test worker: "
+            "DATABASE_URL_1..N and DEVENV_WORKERS=N (dropped afterwards)."),
+        _timeout(120.0),
+    ), epilog="The command follows the options, best after --: devenv run -- npm test."),
+    Command("gc", gc_command, "Remove devenv CI stacks older than a limit (killed CI jobs).", (
+        arg("--older-than", default="2h", metavar="AGE", help="Remove stacks older than this (30m, 2h, 1d)."),
+        arg("--dry-run", action="store_true", help="Only list what would be removed."),
+    )),
+    Command("db", None, "The stack's databases: snapshots, the template cache, dumps, per-branch databases, clones per "
+            "test worker."),
+    Command("db clones", db_clones_command, "Make N copies of the template (<db>_w1..N) and print their URLs.", (
+        arg("count", type=_count, metavar="N", help="How many (0 drops devenv's clones)."),
+        arg("--env-file", type=Path, metavar="FILE", help="Write DATABASE_URL_1..N and DEVENV_WORKERS to FILE."),
+        _json("The clones as JSON."),
+    )),
+    Command("db branches", db_branches_command, "The databases of git branches ([db] per_branch).", (
+        _json("The branches' databases as JSON."),
+    )),
+    Command("db switch", db_switch_command, "Park the app database and bring in the checked-out branch's.", (
+        arg("--quiet", action="store_true", help="Say nothing when nothing was switched (the git hook)."),
+    )),
+    Command("db snapshot", db_snapshot_command, "Copy the app database into snapshot NAME (default: the time).", (
+        arg("name", nargs="?", metavar="NAME", help="Letters, digits, '.', '_', '-'."),
+        RESULT_JSON,
+    )),
+    Command("db restore", db_restore_command, "Replace the app database with snapshot NAME; flush Redis.", (
+        arg("name", metavar="NAME", complete="snapshots"),
+        YES,
+        RESULT_JSON,
+    )),
+    Command("db list", db_list_command, "Snapshots and cached templates: size, age, migrations key.", (
+        _json("The listing as JSON."),
+    )),
+    Command("db rm", db_rm_command, "Remove snapshot NAME.", (
+        arg("name", metavar="NAME", complete="snapshots"),
+        YES,
+        RESULT_JSON,
+    )),
+    Command("db dump", db_dump_command, "pg_dump -Fc of the app database into a file on the host.", (
+        arg("-o", "--output", type=Path, metavar="FILE", help="Default: .devenv/dumps/<db>-<time>.dump."),
+        RESULT_JSON,
+    )),
+    Command("db load", db_load_command, "Restore FILE into a new database and swap it in for the app's.", (
+        arg("file", type=Path, metavar="FILE", help="A `devenv db dump` (pg_dump -Fc) file."),
+        YES,
+        RESULT_JSON,
+    )),
+    Command("hooks", None, "Git hooks devenv offers."),
+    Command("hooks install", hooks_install_command, "Add a post-checkout hook: the branch's database at checkout."),
+    Command("doctor", doctor_command, "Check engine, compose, socket, disk, ports, .env, images.", (
+        _json("The findings as JSON."),
+    )),
+    Command("completion", completion_command, "Print the shell completion script (bash, zsh or fish).", (
+        arg("shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish."),
+    ), epilog="bash: source <(devenv completion bash) in ~/.bashrc; zsh: source <(devenv completion zsh) after "
+              "compinit in ~/.zshrc; fish: devenv completion fish > ~/.config/fish/completions/devenv.fish"),
+)  # fmt: skip
+
+
+# -- the parser ---------------------------------------------------------------------------------------------------
 def build_parser() -> Parser:
-    """devenv's whole command line."""
+    """devenv's whole command line: the global options, then a parser for each row of COMMANDS."""
     parser = Parser(prog="devenv", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "-C",
@@ -568,105 +678,38 @@ def build_parser() -> Parser:
         help="Run as if started in DIR (the project root or any folder inside it).",
     )
     parser.add_argument("--version", action="version", version=f"devenv {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-
-    p = _add(sub, "env", env_command, "Create or complete .env from the template (values kept, secrets made).")
-    p.add_argument(
-        "--check", action="store_true", help="Write nothing; exit 1 when .env lacks template keys or has stale ones."
-    )
-
-    p = _add(sub, "init", init_command, "Look at the project and write a commented devenv.toml (never overwrites).")
-    p.add_argument("--print", action="store_true", help="Print the proposal instead of writing devenv.toml.")
-
-    p = _add(sub, "render", render_command, "Print the stack's compose definition.")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="Write FILE (and its env files) instead.")
-    p.add_argument("--check", type=Path, metavar="FILE", help="Write nothing; exit 1 when FILE is stale.")
-
-    p = _add(sub, "up", up_command, "Start the stack, wait until every service answers, migrate, seed once.")
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="Only these (and what they need).")
-    _timeout(p, 60.0)
-    _json(p, "NDJSON progress events and a final summary object.")
-    p.add_argument("--watch", action="store_true", help="Then reload the server on changes (see `devenv watch`).")
-
-    p = _add(sub, "dev", dev_command, "Run the server's dev script on the host against the stack (Ctrl-C stops it).")
-    _timeout(p, 120.0, "Deadline for the server to answer")
-    p = _add(sub, "watch", watch_command, "Up, then reload the server container on changes (docker compose watch).")
-    _timeout(p, 120.0, "Deadline for the server to answer after each change")
-
-    p = _add(sub, "down", down_command, "Stop and remove the stack's containers; data volumes stay.")
-    p.add_argument("--volumes", action="store_true", help="Also remove the stack's data volumes (needs --yes).")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm --volumes or --gone without asking.")
-    p.add_argument(
-        "--gone",
-        action="store_true",
-        help="Remove the stopped stacks (and volumes) of this machine's checkouts that no longer exist.",
-    )
-    p.add_argument("--running", action="store_true", help="With --gone: running stacks of gone checkouts too.")
-
-    p = _add(
-        sub, "ls", ls_command, "Every devenv stack on this engine: machine, checkout, state, ports, volume size, age."
-    )
-    _json(p, "The stacks as JSON.")
-
-    p = _add(sub, "status", status_command, "Health of the stack: exit 0 healthy, 1 degraded, 4 down.")
-    _json(p, "The health report as JSON.")
-
-    p = _add(sub, "logs", logs_command, "Show the stack's logs.")
-    p.add_argument("services", nargs="*", metavar="SERVICE", help="Only these services.")
-    p.add_argument("-f", "--follow", action="store_true", help="Keep streaming.")
-    p.add_argument("-n", "--tail", type=_count, metavar="N", help="Only the last N lines of each service.")
-
-    p = _add(sub, "psql", psql_command, "psql in the postgres container, as the app user on the app database.")
-    p.epilog = "Every argument after `psql` goes to psql, e.g. devenv psql -c 'select 1'."
-    p = _add(sub, "redis-cli", redis_cli_command, "redis-cli in the redis container, on the app's db index.")
-    p.epilog = "Every argument after `redis-cli` goes to redis-cli, e.g. devenv redis-cli keys '*'."
-    p = _add(sub, "exec", exec_command, "Run a command in a running service: devenv exec SERVICE -- CMD...")
-    p.add_argument("service", metavar="SERVICE", help="postgres, redis or server.")
-    p.epilog = "Every argument after SERVICE (and an optional --) is the command."
-
-    p = _add(sub, "migrate", migrate_command, "Run the migrate command now (prisma migrate deploy).")
-    p.add_argument("--status", action="store_true", help="Show prisma migrate status instead.")
-
-    p = _add(sub, "reset", reset_command, "Reset to a clean, migrated, seeded database from its template.")
-    p.add_argument("--hard", action="store_true", help="Drop the stack's volumes and bring everything up again.")
-    p.add_argument("-y", "--yes", action="store_true", help="Confirm without asking.")
-    _json(p, "The result as JSON.")
-    _timeout(p, 60.0, "Deadline per service for --hard")
-
-    ci = _add(sub, "ci", lambda a: _help(ci), "Isolated, parallel-safe stacks for CI, with exported URLs.")
-    ci_sub = ci.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    p = _add(ci_sub, "up", ci_up_command, "Start an isolated stack, smoke-test it, export its settings.")
-    p.add_argument("--name", help="Stack name (default: from the CI job, else random).")
-    p.add_argument("--env-file", type=Path, metavar="FILE", help="Write the connection settings to FILE (dotenv).")
-    _json(p, "Print the connection settings as JSON.")
-    _timeout(p, 120.0)
-    p = _add(ci_sub, "down", ci_down_command, "Remove a CI stack (success when already gone).")
-    p.add_argument("--name", help="The stack's name (default: from the CI job).")
-
-    p = _add(sub, "run", run_command, "Start a CI stack, run CMD with its URLs, always tear down.")
-    p.add_argument("--name", help="Stack name (default: from the CI job, else random).")
-    p.add_argument("--keep", action="store_true", help="Leave the stack up afterwards.")
-    p.add_argument(
-        "--workers",
-        type=_count,
-        default=0,
-        metavar="N",
-        help="A clone of the template per test worker: DATABASE_URL_1..N and DEVENV_WORKERS=N (dropped afterwards).",
-    )
-    _timeout(p, 120.0)
-    p.epilog = "The command follows the options, best after --: devenv run -- npm test."
-
-    p = _add(sub, "gc", gc_command, "Remove devenv CI stacks older than a limit (killed CI jobs).")
-    p.add_argument("--older-than", default="2h", metavar="AGE", help="Remove stacks older than this (30m, 2h, 1d).")
-    p.add_argument("--dry-run", action="store_true", help="Only list what would be removed.")
-
-    _add_db_parsers(sub)
-
-    p = _add(sub, "doctor", doctor_command, "Check engine, compose, socket, disk, ports, .env, images.")
-    _json(p, "The findings as JSON.")
+    parsers: dict[str, Parser] = {"": parser}
+    groups: dict[str, Any] = {}  # a parser's path -> its subparsers
+    for command in COMMANDS:
+        parent, _, name = command.path.rpartition(" ")
+        if parent not in groups:
+            groups[parent] = parsers[parent].add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+        parsers[command.path] = _add(groups[parent], name, command)
     return parser
 
 
+def _add(sub: Any, name: str, command: Command) -> Parser:
+    parser: Parser = sub.add_parser(
+        name,
+        help=command.summary,
+        description=command.summary,
+        epilog=command.epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for a in command.args:
+        action = parser.add_argument(*a.flags, **a.options)
+        if a.complete:
+            parser.completes[action.dest] = a.complete
+    parser.set_defaults(handler=command.handler or _group(parser))
+    return parser
+
+
+def _group(parser: argparse.ArgumentParser) -> Handler:
+    """A group's handler (`devenv db`): its help, and the exit code of a usage error."""
+    return lambda args: _help(parser)
+
+
+COMPLETE = "__complete"  # the hidden command of the completion scripts (devenv.completion)
 GLOBAL_VALUE_OPTIONS = {"-C", "--project-dir"}
 RUN_VALUE_OPTIONS = {"--name", "--timeout", "--workers"}
 
@@ -723,13 +766,16 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     import os
 
     _interruptible()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == [COMPLETE]:
+        _complete(words[1:])
     if os.environ.get("DEVENV_DEBUG"):  # every command devenv runs, on stderr (devenv.proc logs them)
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="devenv: %(message)s", stream=sys.stderr)
     parser = build_parser()
     try:
-        own, passed = split_passthrough(sys.argv[1:] if argv is None else argv)
+        own, passed = split_passthrough(words)
         args = parser.parse_args(own)
         args.command = passed
         handler: Handler | None = getattr(args, "handler", None)
@@ -747,6 +793,21 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             raise  # another pipe (a child's, a socket): a bug to show, not a reader that went away
         sys.exit(int(ExitCode.PIPE_CLOSED))
     sys.exit(code)
+
+
+def _complete(words: list[str]) -> NoReturn:
+    """`devenv __complete WORD…`, what the completion scripts run on TAB (WORDs: the line after `devenv`, the last
+    one being completed): the candidates, one a line. It never fails loudly: the user is in the middle of a line."""
+    try:
+        own, _ = split_passthrough(words)
+        if len(own) == len(words):  # else the word goes to psql, redis-cli, exec's or run's command
+            from devenv.completion import candidates
+            from devenv.output import write
+
+            write("".join(f"{line}\n" for line in candidates(build_parser(), words)))
+    except (Exception, KeyboardInterrupt):  # no project, no engine, a closed pipe: no candidates
+        pass
+    sys.exit(0)
 
 
 def _stdout_closed() -> bool:

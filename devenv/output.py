@@ -529,7 +529,7 @@ class ByteProgress:
             sys.stderr.flush()
 
 
-# -- databases that follow the work (issue 17: per-branch databases, clones per test worker) ------------------------
+# -- databases that follow the work (per-branch databases, clones per test worker) ----------------------------------
 def print_clones(result: ClonesResult, *, as_json: bool, env_file: object = None) -> None:
     """The clones `devenv db clones N` made: their URLs as JSON (with passwords), or a table (masked)."""
     if as_json:
