@@ -355,7 +355,7 @@ def _filename(value: Any, dotted: str, where: _Where) -> str:
 
 
 def _mode(value: Any, dotted: str, where: _Where) -> str:
-    if value not in {"container", "host"}:
+    if not isinstance(value, str) or value not in {"container", "host"}:
         raise _fail(where, dotted, f"= {value!r} is not a server mode.", 'use "container" or "host".')
     return str(value)
 

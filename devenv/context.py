@@ -248,7 +248,10 @@ class Context:
     def for_project(self, project: Project, runtime: Runtime | None = None) -> Context:
         """The same files and settings for another view of the project (a CI stack under its own name)."""
         return replace(
-            self, project=project, runtime=runtime or _open_runtime(project, self.engine, self.environ), known_endpoints=None
+            self,
+            project=project,
+            runtime=runtime or _open_runtime(project, self.engine, self.environ),
+            known_endpoints=None,
         )
 
 

@@ -218,6 +218,8 @@ def test_invalid_image_reference(tmp_path: Path, image: str) -> None:
         ("[migrate]\ncommand = 5\n", "migrate.command = 5 is not a command."),
         ('name = "Shop App"\n', "name = 'Shop App' is not a valid compose project name."),
         ("postgres = 5\n", "postgres must be a table."),
+        ("[server]\nmode = []\n", "server.mode = [] is not a server mode."),
+        ("[server]\nmode = { a = 1 }\n", "server.mode = {'a': 1} is not a server mode."),
     ],
 )
 def test_other_bad_values(tmp_path: Path, text: str, fragment: str) -> None:
