@@ -92,7 +92,7 @@ class Project:
         )
         # What devenv hands compose itself: the checkout's label and the private folder of the stack's env files,
         # so the baselines run the same compose file under the same labels.
-        from devenv.state import secrets_dir
+        from devenv.core.state import secrets_dir
 
         self.env.update(DEVENV_CHECKOUT=str(self.root), DEVENV_SECRETS=str(secrets_dir(self.root / ".devenv")))
 
@@ -685,7 +685,7 @@ def _fill(p: Project, db: str, megabytes: int) -> None:
 def case_big_db(runs: int) -> None:
     """Opt-in (`--only big_db`, slow): a 1 GB seed. Soft reset (ready copy swapped in), `db restore` of a snapshot
     of it and a reset that copies the template (spare = false) against `pg_dump | pg_restore` of the same data;
-    then WAL_LOG vs FILE_COPY copy times by size, which set devenv.copies.FILE_COPY_FROM."""
+    then WAL_LOG vs FILE_COPY copy times by size, which set devenv.db.copies.FILE_COPY_FROM."""
     p = Project()
     toml = p.root / "devenv.toml"
     original = toml.read_text()
@@ -709,7 +709,7 @@ def case_big_db(runs: int) -> None:
         p.devenv("reset", "--yes")  # copies from the template, then makes the spare in the background
 
         def wait_spare() -> None:
-            from devenv.lock import project_lock
+            from devenv.core.lock import project_lock
 
             with project_lock(p.root / ".devenv", "spare", timeout=600, poll=0.05):
                 pass
@@ -720,8 +720,8 @@ def case_big_db(runs: int) -> None:
             soft.append(timed(lambda: p.devenv("reset", "--yes")))
         wait_spare()
 
-        def wait_ready_copy() -> None:  # the snapshot's ready copy (devenv.snapshots), made as the spare is
-            from devenv.lock import project_lock
+        def wait_ready_copy() -> None:  # the snapshot's ready copy (devenv.commands.snapshots), made as the spare is
+            from devenv.core.lock import project_lock
 
             with project_lock(p.root / ".devenv", "snapready-big", timeout=600, poll=0.05):
                 pass

@@ -1,5 +1,5 @@
 """Fakes for unit tests: a Runtime whose containers are data and whose compose calls are recorded, and connectors
-to a Postgres, a Redis and a server that exist only in memory (devenv.context.Connectors)."""
+to a Postgres, a Redis and a server that exist only in memory (devenv.project.context.Connectors)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from devenv.httpget import Response
-from devenv.runtime import ContainerState, EngineFacts, LabelledStack, StackResources
-from devenv.settings import Settings
+from devenv.clients.httpget import Response
+from devenv.engine.runtime import ContainerState, EngineFacts, LabelledStack, StackResources
+from devenv.project.settings import Settings
 
 
 def state(
@@ -218,7 +218,7 @@ class FakeServer:
 
 @dataclass
 class FakeConnectors:
-    """devenv.context.Connectors over in-memory services; `seen` records where devenv connected."""
+    """devenv.project.context.Connectors over in-memory services; `seen` records where devenv connected."""
 
     cluster: FakeCluster = field(default_factory=FakeCluster)
     redis_service: FakeRedis = field(default_factory=FakeRedis)

@@ -1,4 +1,5 @@
-"""A scripted PostgreSQL server for unit tests of devenv.pgwire and its users: it checks the startup and the password
+"""A scripted PostgreSQL server for unit tests of devenv.clients.pgwire and its users: it checks the startup and the
+password
 (MD5 or SCRAM-SHA-256, done as Postgres does them), then answers each query from a script."""
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _leave_nothing_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     those up one by one: many stacks share a module), and anything else labelled with a checkout of this session's
     (what a failed test left), naming it."""
     yield
-    from devenv.state import secrets_dir
+    from devenv.core.state import secrets_dir
 
     base = tmp_path_factory.getbasetemp().resolve()
     left = {kind: _under(base, kind) for kind in ("container", "network", "volume")}

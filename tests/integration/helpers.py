@@ -177,7 +177,7 @@ class ExampleProject:
 
     def wait_for_spare(self) -> None:
         """The spare is made in the background: wait for its lock, as reset does."""
-        from devenv.lock import project_lock
+        from devenv.core.lock import project_lock
 
         with project_lock(self.root / ".devenv" / "stacks" / self.name, "spare", timeout=60, poll=0.01):
             pass

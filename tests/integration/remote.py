@@ -210,7 +210,8 @@ def remote_engine(request: pytest.FixtureRequest, docker_engine: None) -> Iterat
 
 
 def devenv_state_dir(env: Mapping[str, str]) -> Path:
-    """devenv's per-user state folder under ENV, resolved as devenv.state does ($XDG_STATE_HOME or ~/.local/state)."""
+    """devenv's per-user state folder under ENV, resolved as devenv.core.state does ($XDG_STATE_HOME or
+    ~/.local/state)."""
     home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
     return Path(env.get("XDG_STATE_HOME") or Path(home) / ".local" / "state") / "devenv"
 

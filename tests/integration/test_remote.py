@@ -28,7 +28,7 @@ import redis
 from dotenv import dotenv_values
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from devenv.ports import answers_at
+from devenv.engine.ports import answers_at
 from tests.conftest import EXAMPLE
 from tests.integration.remote import RemoteEngine, other_machine
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devenv.envfile import read_env
-from devenv.project import load_project
+from devenv.project.discovery import load_project
+from devenv.project.envfile import read_env
 from tests.fixtures.helpers import (
     GOLDEN,
     GOLDEN_CASES,
@@ -30,7 +30,7 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def compose(file: Path, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    from devenv.state import secrets_dir
+    from devenv.core.state import secrets_dir
 
     env = {**os.environ, "DEVENV_SECRETS": str(secrets_dir(file.parent))}  # what devenv gives compose
     done = subprocess.run(

@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from devenv import pgwire
-from devenv.machine import this_machine
-from devenv.marks import cluster_mark
+from devenv.clients import pgwire
+from devenv.core.machine import this_machine
+from devenv.db.marks import cluster_mark
 from tests.integration.helpers import ExampleProject, eventually, free_port
 
 AUDIT = 'CREATE TABLE "Audit" ("id" SERIAL PRIMARY KEY, "what" TEXT);\n'
@@ -166,7 +166,7 @@ def test_reset_refuses_a_database_that_is_not_the_stacks_own(clean: ExampleProje
 
 
 def test_pgwire_speaks_to_the_stacks_postgres(clean: ExampleProject) -> None:
-    """reset's own client (devenv.pgwire) against the real server: SCRAM login, quoting round trips, errors."""
+    """reset's own client (devenv.clients.pgwire) against the real server: SCRAM login, quoting round trips, errors."""
     example = clean
     env = example.env_values()
     args = ("127.0.0.1", example.port("postgres"), env["POSTGRES_USER"])

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from devenv import ssh
-from devenv.runtime import HttpEngine
+from devenv.engine import ssh
+from devenv.engine.runtime import HttpEngine
 from tests.integration.conftest import make_project, remove
 from tests.integration.remote import EnvKind, RemoteEngine
 

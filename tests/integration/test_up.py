@@ -60,7 +60,7 @@ def test_fresh_up_data_survives_down_up_and_second_up_is_a_no_op(example: Exampl
     rcli = example.devenv("redis-cli", "ping", check=True)
     assert "PONG" in rcli.stdout
 
-    from devenv.project import load_project
+    from devenv.project.discovery import load_project
 
     secrets = load_project(example.root, environ=example.env).secrets_dir  # outside the project, this user's only
     assert not secrets.is_relative_to(example.root) and (secrets / "server.env").stat().st_mode & 0o077 == 0

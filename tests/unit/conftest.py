@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.project import Project, load_project
+from devenv.project.discovery import Project, load_project
 from tests.fixtures.helpers import clean_environ, copy_project
 
 

@@ -1,29 +1,50 @@
-"""The layout's rules, checked on the source: no import cycle, one module per outside world.
+"""The layout's rules, checked on the source: layers that import only downward, no import cycle, one module per
+outside world, short functions.
 
-- No import cycle among devenv's modules, function-level imports included (imports under `if TYPE_CHECKING:` are
-  for the type checker only and do not run, so they are left out).
-- Only the Docker side talks to Docker: devenv.runtime (the facade everything else receives), devenv.compose_cli,
-  devenv.engine_api, devenv.inventory and devenv.docker_models. Nothing else builds a docker command line or names an
-  Engine API path, and nothing else imports the Docker side's internals. Nothing imports the docker SDK,
-  python-on-whales, redis-py or psycopg (the tests use those as independent oracles).
-- Only devenv.proc starts processes (devenv.compose_cli hands it compose's argv, devenv.engine_api its ssh relays).
-- Only devenv.cli and devenv.output print.
+- devenv's code is in eight layers, one subpackage each (LAYERS, lowest first). A module imports only from its own
+  layer and the layers below it, function-level imports included (imports under `if TYPE_CHECKING:` are for the
+  type checker only and do not run, so they are left out). Within a layer there is no import cycle either.
+- At the top of devenv/ only the package itself and `__main__` (no more than eight modules).
+- Only the Docker side talks to Docker: devenv.engine.runtime (the facade everything else receives),
+  devenv.engine.compose, devenv.engine.api, devenv.engine.inventory and devenv.engine.models. Nothing else builds a
+  docker command line or names an Engine API path, and nothing else imports the Docker side's internals. Nothing
+  imports the docker SDK, python-on-whales, redis-py or psycopg (the tests use those as independent oracles).
+- Only devenv.core.proc starts processes (devenv.engine.compose hands it compose's argv, devenv.engine.api its ssh
+  relays).
+- Only devenv.cli.main and devenv.cli.output print.
+- No function or method over 80 lines; no tracker words ("issue 17") in comments.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "devenv"
-MODULES = {f"devenv.{p.stem}": p for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__main__"}
+LAYERS = ("core", "clients", "engine", "project", "stack", "db", "commands", "cli")
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__main__"}
 DOCKER_SIDE = frozenset(
-    {"devenv.runtime", "devenv.compose_cli", "devenv.engine_api", "devenv.inventory", "devenv.docker_models"}
+    {
+        "devenv.engine.runtime",
+        "devenv.engine.compose",
+        "devenv.engine.api",
+        "devenv.engine.inventory",
+        "devenv.engine.models",
+    }
 )
-DOCKER_INTERNALS = frozenset({"devenv.compose_cli", "devenv.engine_api", "devenv.inventory"})  # behind the facade
+DOCKER_INTERNALS = frozenset({"devenv.engine.compose", "devenv.engine.api", "devenv.engine.inventory"})  # behind
 ENGINE_API_PATH = re.compile(r"/(containers|images|volumes|networks|info|system|version|_ping|exec|build)\b")
 
 
@@ -58,13 +79,23 @@ def imports_of(module: str) -> set[str]:
             if node.level:
                 raise AssertionError(f"{module}: relative import (devenv imports absolutely)")
             found.add(node.module)
-            if node.module == "devenv":
-                found.update(f"devenv.{alias.name}" for alias in node.names)
+            if node.module.split(".")[0] == "devenv":  # `from devenv.db import marks`: the module devenv.db.marks
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
 
 
 def internal_graph() -> dict[str, set[str]]:
-    return {m: {i for i in imports_of(m) if i in MODULES and i != m} for m in MODULES}
+    return {m: {i for i in imports_of(m) if i in MODULES and i != m and not _is_package(i)} for m in MODULES}
+
+
+def _is_package(module: str) -> bool:
+    return MODULES[module].name == "__init__.py"
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of MODULE's layer (the package devenv itself is below them all)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 else -1
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -98,7 +129,51 @@ def test_the_cycle_finder_finds_cycles() -> None:
 def test_function_level_imports_count() -> None:
     # ci imports lifecycle inside a function (ci_up): that edge is part of the graph too.
     graph = internal_graph()
-    assert "devenv.reset" in graph["devenv.lifecycle"] and "devenv.lifecycle" in graph["devenv.ci"]
+    assert "devenv.commands.reset" in graph["devenv.commands.lifecycle"]
+    assert "devenv.commands.lifecycle" in graph["devenv.commands.ci"]
+
+
+def test_every_module_is_in_a_layer() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"] and len(top) <= 8
+    assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS)
+    assert all(len(m.split(".")) <= 3 for m in MODULES)  # devenv.LAYER.MODULE, nothing deeper
+
+
+def test_each_layer_imports_only_from_itself_and_the_layers_below() -> None:
+    upward = sorted(f"{m} -> {i}" for m, deps in internal_graph().items() for i in deps if layer_of(i) > layer_of(m))
+    assert upward == [], "imports running up the layers (see LAYERS):\n" + "\n".join(upward)
+
+
+def test_the_layer_check_sees_a_function_level_import() -> None:
+    # seeding (db) takes the template with devenv.db.templates; commands.reset is above it and must stay there
+    assert "devenv.commands.reset" not in internal_graph()["devenv.db.seeding"]
+    assert layer_of("devenv.db.seeding") < layer_of("devenv.commands.reset")
+
+
+def _long_functions() -> list[str]:
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno:
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    found.append(f"{module}.{node.name}: {length} lines")
+    return found
+
+
+def test_no_function_is_over_80_lines() -> None:
+    assert _long_functions() == []
+
+
+def test_no_tracker_words_in_comments() -> None:
+    tracker = re.compile(r"\b(issue|ticket|bug) #?\d+", re.IGNORECASE)
+    found = []
+    for module, path in MODULES.items():
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+            if tok.type == tokenize.COMMENT and tracker.search(tok.string):
+                found.append(f"{module}:{tok.start[0]}: {tok.string.strip()}")
+    assert found == []
 
 
 def test_no_import_cycle_among_devenvs_modules() -> None:
@@ -108,7 +183,7 @@ def test_no_import_cycle_among_devenvs_modules() -> None:
 
 def test_reset_never_reaches_up_into_the_lifecycle() -> None:
     graph = internal_graph()
-    assert "devenv.lifecycle" not in graph["devenv.reset"]
+    assert "devenv.commands.lifecycle" not in graph["devenv.commands.reset"]
 
 
 @pytest.mark.parametrize("library", ["docker", "python_on_whales", "redis", "psycopg", "rich", "urllib.request"])
@@ -132,19 +207,19 @@ def _talks_to_docker(module: str) -> bool:
 
 
 def test_the_docker_side_is_told_by_what_it_does() -> None:
-    assert _talks_to_docker("devenv.compose_cli") and _talks_to_docker("devenv.inventory")
-    assert not _talks_to_docker("devenv.status")
+    assert _talks_to_docker("devenv.engine.compose") and _talks_to_docker("devenv.engine.inventory")
+    assert not _talks_to_docker("devenv.commands.status")
 
 
 def test_only_the_docker_side_talks_to_docker() -> None:
     # errors names compose's command line in ComposeFailed's message; it runs nothing
-    talkers = {m for m in MODULES if _talks_to_docker(m)} - {"devenv.errors"}
+    talkers = {m for m in MODULES if _talks_to_docker(m)} - {"devenv.core.errors"}
     assert talkers <= DOCKER_SIDE and talkers
 
 
 def test_only_the_docker_side_imports_its_internals() -> None:
     users = {m for m in MODULES if imports_of(m) & DOCKER_INTERNALS}
-    assert users <= DOCKER_SIDE, f"use devenv.runtime instead: {sorted(users - DOCKER_SIDE)}"
+    assert users <= DOCKER_SIDE, f"use devenv.engine.runtime instead: {sorted(users - DOCKER_SIDE)}"
 
 
 def test_only_proc_starts_processes() -> None:
@@ -164,7 +239,7 @@ def test_only_proc_starts_processes() -> None:
                 )
             ):
                 starters.add(module)
-    assert starters == {"devenv.proc"}
+    assert starters == {"devenv.core.proc"}
 
 
 def _prints(module: str) -> bool:
@@ -188,4 +263,4 @@ def _prints(module: str) -> bool:
 
 
 def test_only_cli_and_output_print() -> None:
-    assert {m for m in MODULES if _prints(m)} == {"devenv.cli", "devenv.output"}
+    assert {m for m in MODULES if _prints(m)} == {"devenv.cli.main", "devenv.cli.output"}

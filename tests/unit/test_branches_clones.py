@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from devenv import branches, marks
-from devenv.cli import split_passthrough
-from devenv.clones import ClonesResult, check_count, make_clones
-from devenv.config import load_config
-from devenv.copies import FILE_COPY_FROM, server_version, strategy_for
-from devenv.errors import ConfigError, NotOurDatabase, StackNotRunning, UsageError
-from devenv.project import Project
+from devenv.cli.main import split_passthrough
+from devenv.commands import branches
+from devenv.commands.clones import ClonesResult, check_count, make_clones
+from devenv.core.errors import ConfigError, NotOurDatabase, StackNotRunning, UsageError
+from devenv.db import marks
+from devenv.db.copies import FILE_COPY_FROM, server_version, strategy_for
+from devenv.project.config import load_config
+from devenv.project.discovery import Project
 from tests.fakes import FakeCluster, FakeConnectors, FakeSession
 from tests.fixtures.helpers import context_of
 
@@ -81,7 +82,7 @@ def _switching(example: Project, databases: dict[str, str | None], branch: str =
 def _per_branch(example: Project) -> Project:
     from dataclasses import replace
 
-    from devenv.config import DbConfig
+    from devenv.project.config import DbConfig
 
     return replace(example, config=replace(example.config, db=DbConfig(per_branch=True)))
 
@@ -194,7 +195,7 @@ def test_clones_are_refused_without_a_current_template_or_with_an_unmarked_datab
 
 
 def test_clones_export_a_url_per_worker_and_the_count() -> None:
-    from devenv.clones import Clone
+    from devenv.commands.clones import Clone
 
     result = ClonesResult("q", "q__devenv_template", "k", (Clone(1, "q_w1", "u1", "m1"), Clone(2, "q_w2", "u2", "m2")),
                           (), 0.1)  # fmt: skip
@@ -218,9 +219,9 @@ def test_the_copy_strategy_follows_the_size_and_the_server_version() -> None:
 
 
 def test_clones_and_branches_print_masked_urls_and_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    from devenv.branches import BranchDatabase, BranchList
-    from devenv.clones import Clone
-    from devenv.output import print_branches, print_clones
+    from devenv.cli.output import print_branches, print_clones
+    from devenv.commands.branches import BranchDatabase, BranchList
+    from devenv.commands.clones import Clone
 
     clone = Clone(1, "q_w1", "postgresql://app:s3cret@127.0.0.1:5432/q_w1", "postgresql://app:***@127.0.0.1:5432/q_w1")
     print_clones(ClonesResult("q", "q__devenv_template", "k", (clone,), (), 0.12, "WAL_LOG"), as_json=False)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from devenv import checkouts
-from devenv.errors import NotOurDatabase, PortInUse
-from devenv.lifecycle import up
-from devenv.marks import cluster_mark, verify_cluster
-from devenv.project import Project, load_project
-from devenv.runtime import LabelledStack
-from devenv.state import read_record
+from devenv.commands.lifecycle import up
+from devenv.core.errors import NotOurDatabase, PortInUse
+from devenv.core.state import read_record
+from devenv.db.marks import cluster_mark, verify_cluster
+from devenv.engine.runtime import LabelledStack
+from devenv.project.discovery import Project, load_project
+from devenv.stack import checkouts
 from tests.fakes import FakeCluster, FakeConnectors, FakeRuntime, FakeSession, state
 from tests.fixtures.helpers import context_of
 
@@ -86,7 +86,7 @@ def test_a_default_port_that_is_taken_falls_back_and_is_kept(example: Project, t
     (example.root / "devenv.toml").write_text("")  # no port pinned
     project = load_project(example.root, environ={})
     # The default is "taken": pretend 5432 is the held port by recording it as this checkout's choice before.
-    from devenv.state import write_record
+    from devenv.core.state import write_record
 
     write_record(project.root, ports={"postgres": taken})
     project = load_project(example.root, environ={})

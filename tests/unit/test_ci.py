@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.ci import (
+from devenv.commands.ci import (
     CiStack,
     StackAge,
     append_github_env,
@@ -21,7 +21,7 @@ from devenv.ci import (
     validate_name,
     write_env_file,
 )
-from devenv.errors import UsageError
+from devenv.core.errors import UsageError
 
 STACK = CiStack(
     name="gh-1-test-1",

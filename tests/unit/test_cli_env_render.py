@@ -160,6 +160,6 @@ def test_missing_template_and_no_project(tmp_path: Path, cli) -> None:  # type: 
 def test_commands_passed_through_are_split_from_devenvs_own_arguments(
     argv: list[str], own: list[str], passed: list[str]
 ) -> None:
-    from devenv.cli import split_passthrough
+    from devenv.cli.main import split_passthrough
 
     assert split_passthrough(argv) == (own, passed)

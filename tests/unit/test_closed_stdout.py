@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devenv.errors import ExitCode
+from devenv.core.errors import ExitCode
 from tests.fixtures.helpers import copy_project
 
 
@@ -42,6 +42,6 @@ def test_head_reads_its_line_and_devenv_stops_quietly(tmp_path: Path) -> None:
 
 
 def test_an_open_stdout_is_not_taken_for_a_closed_one() -> None:
-    from devenv import cli
+    from devenv.cli import main as cli
 
     assert cli._stdout_closed() is False  # pytest's capture (or a terminal): nothing closed, nothing redirected

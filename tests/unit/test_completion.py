@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.cli import COMMANDS, build_parser
-from devenv.completion import FILES, candidates, script
+from devenv.cli.completion import FILES, candidates, script
+from devenv.cli.main import COMMANDS, build_parser
 from tests.fixtures.helpers import copy_project, run_cli
 
 NAMES = {"services": ["postgres", "redis", "server"], "snapshots": ["before-migration", "clean"]}
@@ -86,7 +86,7 @@ def test_names_are_asked_of_the_project_given_with_C(line: str) -> None:
 
 
 def test_services_from_the_project(tmp_path: Path) -> None:
-    from devenv.completion import project_names
+    from devenv.cli.completion import project_names
 
     root = copy_project("example", tmp_path / "quotes")
     assert "postgres" in project_names("services", root)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.config import (
+from devenv.core.errors import ConfigError
+from devenv.project.config import (
     DEFAULT_POSTGRES_IMAGE,
     DEFAULT_REDIS_IMAGE,
     IMAGE_RE,
@@ -16,7 +17,6 @@ from devenv.config import (
     find_key_line,
     load_config,
 )
-from devenv.errors import ConfigError
 from tests.fixtures.helpers import FIXTURES
 
 
@@ -270,8 +270,8 @@ def test_find_key_line() -> None:
 
 
 def test_docs_cover_every_key_and_variable() -> None:
-    from devenv.config import SCHEMA
-    from devenv.resources import load_toml
+    from devenv.core.resources import load_toml
+    from devenv.project.config import SCHEMA
 
     folder = Path(__file__).resolve().parents[2] / "docs"
     docs = "".join((folder / name).read_text() for name in ("configuration.md", "environment.md", "extra-services.md"))
@@ -301,7 +301,7 @@ def _config_tables() -> list[type]:
 def test_every_field_of_the_config_dataclasses_is_a_key_with_a_check() -> None:
     from dataclasses import fields
 
-    from devenv import config
+    from devenv.project import config
 
     tables = (config.PostgresConfig, config.RedisConfig, config.ServerConfig, config.WatchConfig)
     tables += (config.MigrateConfig, config.ResetConfig, config.DbConfig)
@@ -317,7 +317,7 @@ def test_every_field_of_the_config_dataclasses_is_a_key_with_a_check() -> None:
 
 
 def test_the_schema_follows_the_dataclasses() -> None:
-    from devenv.config import SCHEMA
+    from devenv.project.config import SCHEMA
 
     assert list(SCHEMA) == ["", "postgres", "redis", "server", "server.watch", "migrate", "reset", "db"]
     assert SCHEMA["server"]["watch"] == "table"
@@ -338,7 +338,7 @@ def test_every_default_passes_its_own_check() -> None:
     """A key's default, written in devenv.toml, is a value its check accepts and returns unchanged."""
     from dataclasses import MISSING, fields
 
-    from devenv.config import _convert, _Where
+    from devenv.project.config import _convert, _Where
 
     for cls in _config_tables():
         for f in fields(cls):

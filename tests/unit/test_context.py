@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from devenv import context, envfile, lifecycle, reset, spare, status
-from devenv.context import Context
-from devenv.envfile import EnvFiles
-from devenv.project import Project, load_project
+from devenv.commands import lifecycle, reset, status
+from devenv.db import spare
+from devenv.project import context, envfile
+from devenv.project.context import Context
+from devenv.project.discovery import Project, load_project
+from devenv.project.envfile import EnvFiles
 from tests.fakes import FakeConnectors, FakeRuntime, state
 
 PUBLISHED = {"postgres": {5432: 49001}, "redis": {6379: 49002}, "server": {3000: 49003}}

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from devenv import dump, marks, snapshots, template_cache
-from devenv.config import load_config
-from devenv.errors import (
+from devenv.clients.pgwire import PgError
+from devenv.commands import dump, snapshots
+from devenv.commands.lifecycle import up
+from devenv.core.errors import (
     ConfigError,
     DatabaseCommandFailed,
     ExitCode,
@@ -19,9 +20,9 @@ from devenv.errors import (
     SnapshotNotFound,
     UsageError,
 )
-from devenv.lifecycle import up
-from devenv.pgwire import PgError
-from devenv.project import Project, load_project
+from devenv.db import marks, template_cache
+from devenv.project.config import load_config
+from devenv.project.discovery import Project, load_project
 from tests.fakes import FakeConnectors, FakeRuntime, state
 from tests.fixtures.helpers import context_of, run_cli
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from devenv import proc
-from devenv.dev import dev_argv
-from devenv.errors import ServiceNotReady, UsageError
-from devenv.migrate import host_argv
-from devenv.project import load_project
-from devenv.render import watch_rules
+from devenv.commands.dev import dev_argv
+from devenv.core import proc
+from devenv.core.errors import ServiceNotReady, UsageError
+from devenv.project.discovery import load_project
+from devenv.stack.migrate import host_argv
+from devenv.stack.render import watch_rules
 from tests.conftest import EXAMPLE
 from tests.fixtures.helpers import context_of, copy_project
 from tests.poll import eventually
@@ -61,7 +61,7 @@ def test_where_the_server_runs(tmp_path: Path, fixture: str, environ: dict[str, 
 
 
 def test_a_ci_stack_always_runs_the_server_in_a_container(tmp_path: Path) -> None:
-    from devenv.ci import ci_project
+    from devenv.commands.ci import ci_project
 
     project = load_project(copy_project("ts-app", tmp_path / "p"), environ={"DEVENV_SERVER_MODE": "host"})
     assert context_of(ci_project(project, "ci-1")).stack.server_mode == "container"

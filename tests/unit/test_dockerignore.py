@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from devenv import dockerfile, dockerignore
-from devenv.lifecycle import _notes
-from devenv.project import load_project
+from devenv.commands.lifecycle import _notes
+from devenv.project import dockerfile, dockerignore
+from devenv.project.discovery import load_project
 from tests.fixtures.helpers import context_of, copy_project
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from devenv.doctor import check_disk, check_engine, check_images, check_socket, check_spare, diagnose
-from devenv.errors import EngineUnreachable
-from devenv.project import Project, load_project
-from devenv.runtime import EngineFacts
+from devenv.commands.doctor import check_disk, check_engine, check_images, check_socket, check_spare, diagnose
+from devenv.core.errors import EngineUnreachable
+from devenv.engine.runtime import EngineFacts
+from devenv.project.discovery import Project, load_project
 from tests.fakes import FakeRuntime
 
 

@@ -13,8 +13,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from dotenv import dotenv_values
 
-from devenv import envfile
-from devenv.envfile import (
+from devenv.core.errors import ConfigError
+from devenv.project import envfile
+from devenv.project.discovery import Project, load_project
+from devenv.project.envfile import (
     check_env,
     dotenv_quote,
     ensure_env,
@@ -23,9 +25,7 @@ from devenv.envfile import (
     read_env,
     read_template,
 )
-from devenv.errors import ConfigError
-from devenv.project import Project, load_project
-from devenv.render import compose_env_quote
+from devenv.stack.render import compose_env_quote
 from tests.fixtures.helpers import PASSWORD, copy_project, tree
 from tests.fixtures.helpers import settings_of as stack_settings
 

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devenv.ci import CiStack, ci_project
-from devenv.config import load_config
-from devenv.errors import ConfigError, ServiceNotReady, UsageError
-from devenv.extras import PortSpec, Readiness, VolumeSpec, urls
-from devenv.init import init
-from devenv.probes import HealthProbe, SettleProbe, StateCache, TcpProbe
-from devenv.project import load_project
-from devenv.render import render_compose, service_environment
-from devenv.runtime import ContainerState
-from devenv.services import expand_services
+from devenv.commands.ci import CiStack, ci_project
+from devenv.commands.init import init
+from devenv.core.errors import ConfigError, ServiceNotReady, UsageError
+from devenv.engine.runtime import ContainerState
+from devenv.project.config import load_config
+from devenv.project.discovery import load_project
+from devenv.project.extras import PortSpec, Readiness, VolumeSpec, urls
+from devenv.project.services import expand_services
+from devenv.stack.probes import HealthProbe, SettleProbe, StateCache, TcpProbe
+from devenv.stack.render import render_compose, service_environment
 from tests.fakes import FakeRuntime, state
 from tests.fixtures.helpers import context_of, copy_project
 
@@ -281,8 +281,8 @@ def test_init_proposes_the_worker_script_and_the_compose_mail_service(tmp_path: 
 
 
 def test_status_reports_each_extra_service_and_a_dead_one_degrades_the_stack(tmp_path: Path) -> None:
-    from devenv.envfile import ensure_env
-    from devenv.status import stack_status
+    from devenv.commands.status import stack_status
+    from devenv.project.envfile import ensure_env
     from tests.fakes import FakeConnectors
 
     project = load_project(_project(tmp_path, GOOD), environ={})
@@ -305,7 +305,7 @@ def test_status_reports_each_extra_service_and_a_dead_one_degrades_the_stack(tmp
 
 
 def test_doctor_checks_the_extra_services_host_ports(tmp_path: Path, held_port: int) -> None:
-    from devenv.doctor import check_ports
+    from devenv.commands.doctor import check_ports
 
     text = f'[services.mail]\nimage = "x:1"\nports = ["{held_port}:8025", "0:1025"]\n'
     project = load_project(_project(tmp_path, text), environ={})
@@ -315,8 +315,8 @@ def test_doctor_checks_the_extra_services_host_ports(tmp_path: Path, held_port: 
 
 
 def test_doctor_checks_the_extra_services_images(tmp_path: Path) -> None:
-    from devenv.doctor import check_images
-    from devenv.runtime import EngineFacts
+    from devenv.commands.doctor import check_images
+    from devenv.engine.runtime import EngineFacts
 
     project = load_project(_project(tmp_path, GOOD), environ={})
     facts = EngineFacts("unix:///var/run/docker.sock", "26.1.5", "2.26.1", "/x", frozenset({"minio/minio:latest"}))
@@ -329,8 +329,8 @@ def test_doctor_checks_the_extra_services_images(tmp_path: Path) -> None:
 def test_up_starts_extras_waits_for_their_readiness_and_reports_their_urls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from devenv import extras
-    from devenv.lifecycle import up
+    from devenv.commands.lifecycle import up
+    from devenv.project import extras
     from tests.fakes import FakeConnectors
 
     monkeypatch.setattr(extras, "SETTLE_SECONDS", 0.05)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from devenv.errors import ComposeFailed
-from devenv.images import pull_failure
-from devenv.project import Project, load_project
+from devenv.core.errors import ComposeFailed
+from devenv.project.discovery import Project, load_project
+from devenv.stack.images import pull_failure
 
 
 @pytest.mark.parametrize(
@@ -50,8 +50,8 @@ def test_other_compose_failures_are_not_pull_errors(example: Project) -> None:
 
 
 def test_a_tls_failure_in_a_build_that_does_not_mount_the_ca_says_to_mount_it(tmp_path: Path) -> None:
-    from devenv.build import _hint
-    from devenv.dockerfile import parse
+    from devenv.project.dockerfile import parse
+    from devenv.stack.build import _hint
 
     lines = ["npm error code SELF_SIGNED_CERT_IN_CHAIN", "npm error self-signed certificate in certificate chain"]
     plain = parse(tmp_path / "Dockerfile", "FROM node:20\nRUN npm ci\n")

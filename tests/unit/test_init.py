@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devenv import init
-from devenv.config import ServerConfig
-from devenv.dockerfile import parse
-from devenv.extras import ExtraService
-from devenv.init import Choice
-from devenv.nodeapp import NodeApp
-from devenv.prisma import PrismaSetup
-from devenv.services import Stack
+from devenv.commands import init
+from devenv.commands.init import Choice
+from devenv.project.config import ServerConfig
+from devenv.project.dockerfile import parse
+from devenv.project.extras import ExtraService
+from devenv.project.nodeapp import NodeApp
+from devenv.project.prisma import PrismaSetup
+from devenv.project.services import Stack
 
 DOCKERFILE = """FROM node:20-alpine AS dev
 FROM dev AS build
@@ -127,7 +127,7 @@ def test_a_worker_script_is_proposed_noted_or_recognised() -> None:
 
 
 def test_propose_runs_the_detectors_in_order(tmp_path: Path) -> None:
-    from devenv.project import load_project
+    from devenv.project.discovery import load_project
     from tests.fixtures.helpers import context_of, copy_project
 
     root = copy_project("apps-api", tmp_path / "shop")

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from devenv import context, envfile
-from devenv.errors import MigrationFailed, PortInUse, UsageError
-from devenv.lifecycle import build_fingerprint, down, up
-from devenv.project import Project, load_project
-from devenv.render import write_compose
-from devenv.services import expand_services, port_claims
-from devenv.state import load_state, save_state
+from devenv.commands.lifecycle import build_fingerprint, down, up
+from devenv.core.errors import MigrationFailed, PortInUse, UsageError
+from devenv.core.state import load_state, save_state
+from devenv.project import context, envfile
+from devenv.project.discovery import Project, load_project
+from devenv.project.services import expand_services, port_claims
+from devenv.stack.render import write_compose
 from tests.fakes import FakeConnectors, FakeRuntime, state
 from tests.fixtures.helpers import context_of
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devenv.marks import spare_mark, spare_name, template_mark, template_name
+from devenv.db.marks import spare_mark, spare_name, template_mark, template_name
 
 
 def test_template_and_spare_names_fit_postgres_identifier_limit_in_bytes() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devenv.errors import MigrationFailed
-from devenv.migrate import run_job
+from devenv.core.errors import MigrationFailed
+from devenv.stack.migrate import run_job
 from tests.fakes import FakeRuntime
 
 

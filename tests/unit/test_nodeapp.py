@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devenv.nodeapp import read_app
+from devenv.project.nodeapp import read_app
 
 
 def _app(root: Path, *locks: str, **package: object) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devenv.lifecycle import ServiceReport, UpResult
-from devenv.output import print_up
+from devenv.cli.output import print_up
+from devenv.commands.lifecycle import ServiceReport, UpResult
 
 
 def test_up_table_keeps_each_url_on_one_line_in_a_log(

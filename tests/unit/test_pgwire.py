@@ -1,4 +1,4 @@
-"""devenv.pgwire without an engine: SCRAM against RFC 7677's example, quoting, SASLprep, the message flow
+"""devenv.clients.pgwire without an engine: SCRAM against RFC 7677's example, quoting, SASLprep, the message flow
 against a scripted server (MD5, TLS, rows with NULLs, an error that leaves the session usable), and how the
 readiness probe reads Postgres' answers."""
 
@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.connectors import PostgresConnector
-from devenv.errors import CREDENTIALS_HINT, ServiceNotReady
-from devenv.pgwire import (
+from devenv.clients.connectors import PostgresConnector
+from devenv.clients.pgwire import (
     PgError,
     ProtocolError,
     Scram,
@@ -25,7 +24,8 @@ from devenv.pgwire import (
     quote_literal,
     saslprep,
 )
-from devenv.probes import ConnectorProbe
+from devenv.core.errors import CREDENTIALS_HINT, ServiceNotReady
+from devenv.stack.probes import ConnectorProbe
 from tests.pgserver import CLOSE, COPY_IN, ScriptedServer, msg, row
 
 # RFC 7677, section 3: user "user", password "pencil".
@@ -180,7 +180,7 @@ def test_a_fatal_error_before_the_server_hangs_up_is_reported() -> None:
 
 
 def test_copy_from_stdin_is_refused_instead_of_hanging() -> None:
-    error = msg(b"E", b"SERROR\0C57014\0MCOPY from stdin failed: devenv.pgwire does not do COPY\0\0")
+    error = msg(b"E", b"SERROR\0C57014\0MCOPY from stdin failed: devenv.clients.pgwire does not do COPY\0\0")
     server = ScriptedServer({"copy t from stdin": COPY_IN + error})
     conn = connect("127.0.0.1", server.port, "app", "s3cret", "quotes")
     with conn, pytest.raises(PgError, match="COPY"):

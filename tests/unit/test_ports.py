@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devenv.errors import PortInUse
-from devenv.ports import PortClaim, check_ports, port_is_free
+from devenv.core.errors import PortInUse
+from devenv.engine.ports import PortClaim, check_ports, port_is_free
 
 
 def test_taken_port_is_reported_with_setting(held_port: int) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv.errors import ConfigError, ProjectNotFound
-from devenv.project import load_project
+from devenv.core.errors import ConfigError, ProjectNotFound
+from devenv.project.discovery import load_project
 from tests.fixtures.helpers import clean_environ, copy_project
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from devenv import envfile
-from devenv.config import load_config
-from devenv.errors import ComposeFailed, UsageError
-from devenv.images import pull_failure
-from devenv.init import init
-from devenv.lifecycle import _notes
-from devenv.project import load_project
-from devenv.services import expand_services
-from devenv.settings import is_placeholder
+from devenv.commands.init import init
+from devenv.commands.lifecycle import _notes
+from devenv.core.errors import ComposeFailed, UsageError
+from devenv.project import envfile
+from devenv.project.config import load_config
+from devenv.project.discovery import load_project
+from devenv.project.services import expand_services
+from devenv.project.settings import is_placeholder
+from devenv.stack.images import pull_failure
 from tests.fixtures.helpers import build_of, context_of, copy_project
 
 

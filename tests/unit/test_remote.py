@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from devenv import checkouts, engine, envfile, machine
-from devenv.envfile import HostPorts, ensure_env, port_mismatches, read_env_files, sync_ports, written_marks
-from devenv.errors import NotOurDatabase, PortInUse
-from devenv.lifecycle import up
-from devenv.marks import cluster_mark, verify_cluster
-from devenv.ports import EnginePorts, answers_at
-from devenv.proc import Completed
-from devenv.project import Project, load_project
-from devenv.reset import check_database_url
-from devenv.runtime import LabelledStack
+from devenv.commands.lifecycle import up
+from devenv.core import machine
+from devenv.core.errors import NotOurDatabase, PortInUse
+from devenv.core.proc import Completed
+from devenv.db.marks import cluster_mark, verify_cluster
+from devenv.db.templates import check_database_url
+from devenv.engine import target as engine
+from devenv.engine.ports import EnginePorts, answers_at
+from devenv.engine.runtime import LabelledStack
+from devenv.project import envfile
+from devenv.project.discovery import Project, load_project
+from devenv.project.envfile import HostPorts, ensure_env, port_mismatches, read_env_files, sync_ports, written_marks
+from devenv.stack import checkouts
 from tests.fakes import FakeCluster, FakeConnectors, FakeRuntime, FakeSession, state
 from tests.fixtures.helpers import context_of
 
@@ -272,7 +275,7 @@ def test_composes_port_clash_is_a_port_in_use_error(output: str) -> None:
 def test_gc_takes_only_this_machines_ci_stacks() -> None:
     from datetime import timedelta
 
-    from devenv.ci import gc
+    from devenv.commands.ci import gc
 
     old = "2020-01-01T00:00:00Z"
     stacks = [

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devenv.envfile import read_env
-from devenv.errors import ConfigError
-from devenv.project import Project, load_project
+from devenv.core.errors import ConfigError
+from devenv.project.discovery import Project, load_project
+from devenv.project.envfile import read_env
 from tests.fixtures.helpers import (
     GOLDEN,
     GOLDEN_CASES,

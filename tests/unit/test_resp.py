@@ -1,4 +1,4 @@
-"""devenv.resp against a scripted Redis: the wire format, pipelined login, replies, and the mapped errors."""
+"""devenv.clients.resp against a scripted Redis: the wire format, pipelined login, replies, and the mapped errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from devenv import resp
-from devenv.connectors import RedisConnector
-from devenv.errors import CredentialsRefused, DevenvError, ServiceUnavailable
+from devenv.clients import resp
+from devenv.clients.connectors import RedisConnector
+from devenv.core.errors import CredentialsRefused, DevenvError, ServiceUnavailable
 
 
 def test_command_is_the_redis_wire_format() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from devenv.engine import resolve
-from devenv.engine_api import ApiError, HttpEngine, docker_host, is_connection_error
-from devenv.errors import EngineUnreachable
+from devenv.core.errors import EngineUnreachable
+from devenv.engine.api import ApiError, HttpEngine, docker_host, is_connection_error
+from devenv.engine.target import resolve
 
 
 def _context(config: Path, name: str, host: str) -> None:
@@ -97,7 +97,7 @@ def _listed(cid: str, service: str, state: str, status: str, created: float) -> 
 def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_restarted(tmp_path: Path) -> None:
     import time
 
-    from devenv.runtime import DockerRuntime
+    from devenv.engine.runtime import DockerRuntime
 
     now = time.time()
     low = _EngineApi(
@@ -123,7 +123,7 @@ def test_wait_cadence_lists_once_and_inspects_only_a_container_that_may_have_res
 def test_detail_inspects_every_container(tmp_path: Path) -> None:
     import time
 
-    from devenv.runtime import DockerRuntime
+    from devenv.engine.runtime import DockerRuntime
 
     low = _EngineApi(
         [_listed("a", "postgres", "running", "Up 9 minutes (healthy)", time.time() - 600)],
@@ -172,8 +172,8 @@ def test_ls_age_is_the_oldest_resource_by_time_whatever_zone_the_engine_writes(
 ) -> None:
     from datetime import datetime
 
-    from devenv.checkouts import describe
-    from devenv.runtime import DockerRuntime
+    from devenv.engine.runtime import DockerRuntime
+    from devenv.stack.checkouts import describe
 
     created = datetime.fromisoformat(container.replace("Z", "+00:00")).timestamp() if container else None
     api = _StacksApi(
@@ -192,7 +192,7 @@ def test_ls_age_is_the_oldest_resource_by_time_whatever_zone_the_engine_writes(
 
 
 def test_remove_images_takes_only_this_checkouts_images_on_this_machine_and_leaves_one_in_use(tmp_path: Path) -> None:
-    from devenv.runtime import DockerRuntime
+    from devenv.engine.runtime import DockerRuntime
 
     api = _StacksApi({"/images/json": [{"Id": "sha256:aa"}, {"Id": "sha256:bb"}]}, busy=frozenset({"sha256:bb"}))
     runtime = DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=api, machine=("m1", "box"))
@@ -247,7 +247,7 @@ def test_an_http_error_from_something_that_is_no_engine_is_unreachable(
 
 # -- the compose CLI: argv as data -----------------------------------------------------------------------------------
 def _recording(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
-    from devenv import proc
+    from devenv.core import proc
 
     ran: list[tuple[list[str], dict[str, str]]] = []
 
@@ -261,8 +261,8 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[st
 
 
 def test_compose_commands_are_built_as_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from devenv.engine import EngineTarget
-    from devenv.runtime import DockerRuntime
+    from devenv.engine.runtime import DockerRuntime
+    from devenv.engine.target import EngineTarget
 
     ran = _recording(monkeypatch)
     target = EngineTarget(url="unix:///var/run/docker.sock", address="127.0.0.1", source="the default socket")
@@ -296,10 +296,10 @@ def test_compose_commands_are_built_as_data(monkeypatch: pytest.MonkeyPatch, tmp
 def test_a_compose_failure_names_the_subcommand_and_an_unreachable_engine_says_so(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from devenv import proc
-    from devenv.engine import EngineTarget
-    from devenv.errors import ComposeFailed
-    from devenv.runtime import DockerRuntime
+    from devenv.core import proc
+    from devenv.core.errors import ComposeFailed
+    from devenv.engine.runtime import DockerRuntime
+    from devenv.engine.target import EngineTarget
 
     said = {"text": 'service "web" failed to build'}
     monkeypatch.setattr(proc, "run", lambda argv, **_: proc.Completed(tuple(argv), 1, said["text"], "", 0.0))
@@ -318,7 +318,7 @@ def test_a_compose_failure_names_the_subcommand_and_an_unreachable_engine_says_s
 
 # -- the models: the API's JSON, parsed at the edge ------------------------------------------------------------------
 def test_a_listed_container_is_parsed_once_and_tolerates_missing_fields() -> None:
-    from devenv.docker_models import ListedContainer
+    from devenv.engine.models import ListedContainer
 
     bare = ListedContainer.from_api({"Labels": None, "State": "running"})
     assert (bare.id, bare.name, bare.image, bare.status, bare.created, bare.created_at) == ("", "?", "", "", "", None)
@@ -338,8 +338,8 @@ def test_a_listed_container_is_parsed_once_and_tolerates_missing_fields() -> Non
 
 
 def test_the_engine_api_uses_the_environ_it_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from devenv import proc
-    from devenv.proc import Exchanged
+    from devenv.core import proc
+    from devenv.core.proc import Exchanged
 
     seen: list[tuple[list[str], object]] = []
 

@@ -13,7 +13,7 @@ def test_devenv_takes_sigint_even_when_started_with_it_ignored() -> None:
     probe = textwrap.dedent(
         """
         import signal, sys
-        from devenv import cli
+        from devenv.cli import main as cli
         cli._interruptible()
         print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """
@@ -29,7 +29,7 @@ def test_devenv_takes_sigint_even_when_started_with_it_ignored() -> None:
 
 
 def test_a_handler_someone_installed_is_left_alone() -> None:
-    from devenv import cli
+    from devenv.cli import main as cli
 
     def mine(signum: int, frame: object) -> None:
         pass

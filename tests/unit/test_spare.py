@@ -1,4 +1,4 @@
-"""devenv.spare without an engine: the background process holds the lock until it is done, never holds the
+"""devenv.db.spare without an engine: the background process holds the lock until it is done, never holds the
 caller's output open, and reports a failure in spare.log (real child processes, pointed at fake servers)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from devenv import spare
-from devenv.lock import project_lock, try_lock
+from devenv.core.lock import project_lock, try_lock
+from devenv.db import spare
 from tests.pgserver import ScriptedServer, msg, row
 
 SETTINGS = {
@@ -66,7 +66,7 @@ def test_a_failure_is_logged_and_nothing_waits_when_nothing_runs(tmp_path: Path)
 
 def test_a_caller_capturing_the_output_is_not_kept_waiting(tmp_path: Path, silent_server: int) -> None:
     code = (
-        "import sys; from pathlib import Path; from devenv import spare; "
+        "import sys; from pathlib import Path; from devenv.db import spare; "
         f"spare.start(Path({str(tmp_path)!r}), {{**{SETTINGS!r}, 'port': {silent_server}, 'connect_timeout': 5.0}}); "
         "print('started')"
     )

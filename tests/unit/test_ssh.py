@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from devenv import engine, proc, ssh
-from devenv.engine import EngineTarget
-from devenv.engine_api import HttpEngine, is_connection_error, unreachable
-from devenv.errors import CommandFailed, EngineUnreachable
-from devenv.proc import Exchanged
-from devenv.runtime import DockerRuntime
+from devenv.core import proc
+from devenv.core.errors import CommandFailed, EngineUnreachable
+from devenv.core.proc import Exchanged
+from devenv.engine import ssh
+from devenv.engine import target as engine
+from devenv.engine.api import HttpEngine, is_connection_error, unreachable
+from devenv.engine.runtime import DockerRuntime
+from devenv.engine.target import EngineTarget
 
 OPTS = ["-o", "ControlMaster=auto", "-o", "ControlPath={dir}/%C", "-o", "ControlPersist=60", "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=10"]  # fmt: skip

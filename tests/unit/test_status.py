@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from devenv.envfile import ensure_env
-from devenv.project import Project
-from devenv.status import stack_status
+from devenv.commands.status import stack_status
+from devenv.project.discovery import Project
+from devenv.project.envfile import ensure_env
 from tests.fakes import FakeConnectors, FakeRuntime, state
 from tests.fixtures.helpers import context_of
 

@@ -9,8 +9,9 @@ import threading
 import pytest
 from tenacity import wait_exponential_jitter
 
-from devenv.errors import MigrationFailed, ServiceNotReady
-from devenv.probes import (
+from devenv.core.errors import MigrationFailed, ServiceNotReady
+from devenv.core.wait import BACKOFF, Cancelled, wait_for
+from devenv.stack.probes import (
     ConnectorReady,
     ContainerWatch,
     HttpReady,
@@ -20,7 +21,6 @@ from devenv.probes import (
     TcpReady,
     hint_from_logs,
 )
-from devenv.wait import BACKOFF, Cancelled, wait_for
 from tests.fakes import FakeConnectors, FakeRedis, FakeRuntime, state
 
 

@@ -1,0 +1,1 @@
+"""The edge: argument parsing and dispatch, every line printed, shell completion."""

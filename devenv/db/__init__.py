@@ -1,0 +1,1 @@
+"""The databases: devenv's marks, copies, the spare, templates and their cache, marking and seeding a new database."""
