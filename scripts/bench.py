@@ -6,8 +6,8 @@ Each case prints devenv's time, the baseline's and the ratio next to the target 
     python scripts/bench.py [--runs N] [--only CASE ...]
 
 Cases: help, pg_redis, full_up, warm, reset, ci_parallel, dev_host, watch, db, db_cache, db_clones, remote (a second
-engine, scripts/remote-engine.sh); opt-in (slow,
-only with --only): big_db (a 1 GB seed).
+engine, scripts/remote-engine.sh); opt-in (only with --only): big_db (a 1 GB seed, slow), layout (--help, warm up
+and status against the tree at DEVENV_BENCH_BEFORE, interleaved).
 """
 
 from __future__ import annotations
@@ -853,6 +853,44 @@ def case_remote(runs: int) -> None:
             sh(["bash", str(REPO / "scripts" / "remote-engine.sh"), "down"], check=False)
 
 
+LAYOUT_BEFORE = os.environ.get("DEVENV_BENCH_BEFORE", "cd85243")  # the last commit of the flat devenv/ layout
+
+
+def case_layout(runs: int) -> None:
+    """Opt-in (`--only layout`): `--help`, warm `up` and `status` of this tree against the tree at
+    DEVENV_BENCH_BEFORE, the same project and stack, runs interleaved (before, after, before, ...)."""
+    before_dir = Path(tempfile.mkdtemp(prefix="devenv-before-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", LAYOUT_BEFORE, "devenv"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(before_dir)], input=archive.stdout, check=True)
+    sh([sys.executable, "-m", "compileall", "-q", str(before_dir / "devenv")])
+
+    def with_tree(env: dict[str, str], tree: Path) -> dict[str, str]:
+        return {**env, "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}  # that tree's devenv, never the cwd's
+
+    p = Project()
+    try:
+        p.devenv("up")
+        trees = {"before": before_dir, "after": REPO}
+        samples: dict[tuple[str, str], list[float]] = {}
+        commands = {"--help": ["--help"], "warm up": ["-C", str(p.root), "up"], "status": ["-C", str(p.root), "status"]}
+        for _ in range(runs):
+            for what, args in commands.items():
+                for which, tree in trees.items():
+                    env = with_tree(p.env, tree)
+                    t = timed(lambda args=args, env=env: sh([sys.executable, "-m", "devenv", *args], env=env))
+                    samples.setdefault((what, which), []).append(t)
+        for what in commands:
+            after, before = median(samples[(what, "after")]), median(samples[(what, "before")])
+            ratio = after / before
+            verdict = f"{ratio:.2f}x ({'ok' if ratio <= 1.05 else 'MISSED'})"
+            record(f"{what} (layout)", after, f"the same at {LAYOUT_BEFORE}", before, "no slower (<= 1.05x)", verdict)
+    finally:
+        p.cleanup()
+        shutil.rmtree(before_dir, ignore_errors=True)
+
+
 CASES = {
     "help": case_help,
     "pg_redis": case_pg_redis,
@@ -867,7 +905,7 @@ CASES = {
     "db_clones": case_db_clones,
     "remote": case_remote,
 }
-OPT_IN = {"big_db": case_big_db}  # slow: only with --only
+OPT_IN = {"big_db": case_big_db, "layout": case_layout}  # only with --only: slow, or comparing with an old tree
 
 
 def main() -> None:

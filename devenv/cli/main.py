@@ -257,7 +257,7 @@ def logs_command(args: argparse.Namespace) -> int:
     from devenv.project.services import expand_services
 
     c = _context(args)
-    if c.stack.host and "server" in args.services:
+    if c.stack.server_on_host and "server" in args.services:
         raise UsageError(
             "the server runs on the host (`devenv dev`): its output is in the terminal that runs it.",
             "`devenv logs` shows the stack's services (postgres, redis).",

@@ -57,7 +57,7 @@ def dev(
 ) -> int:
     """Run the server's dev command on the host against the stack until it exits or Ctrl-C; its exit code."""
     project, stack = ctx.project, ctx.stack
-    if not stack.host:
+    if not stack.server_on_host:
         raise UsageError(
             "the server runs in a container here (server.mode = container): `devenv dev` runs it on the host.",
             "`devenv watch` reloads the container on changes; or run it on the host: DEVENV_SERVER_MODE=host "

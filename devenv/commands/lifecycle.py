@@ -271,7 +271,7 @@ def _notes(ctx: Context, selected: Sequence[str], env_written: bool = False) -> 
         notes.append(f"{project.env_file.name} is written from {project.env_template.name} (the env template).")
     if not stack.redis:
         notes.append(f"redis: not in the stack ({stack.redis_reason}; [redis] enabled = true adds it).")
-    if stack.host and ctx.app.path is not None:
+    if stack.server_on_host and ctx.app.path is not None:
         folder = cfg.server.path if cfg.server.path != "." else "the project root"
         notes.append(
             f"server: {stack.server_reason}. Start it with `devenv dev` (its dev script in {folder}, with the .env "
@@ -379,7 +379,7 @@ def _plan(
     fingerprint = {"compose": write_compose(ctx).digest}
     if builds:
         fingerprint["build"] = build_fingerprint(project.root, project.config.server.context)
-    if ctx.stack.host:  # migrations run from the host: new ones are work for `up`
+    if ctx.stack.server_on_host:  # migrations run from the host: new ones are work for `up`
         fingerprint["migrations"] = ctx.migrations_key
     last = load_state(project.state_dir)
     unchanged = last.get("fingerprint") == fingerprint and _stack_is_up(before, selected)

@@ -80,7 +80,7 @@ def soft_reset(ctx: Context, on_step: Callable[[str], None] = lambda s: None) ->
             templates.recreate(conn, db, settings.pg_user, None)
             if ctx.stack.migrates:
                 migrate_and_seed(ctx.runtime, project.config.migrate.command, ctx.seed_command)
-            elif ctx.stack.host and ctx.prisma.schema is not None:  # server.mode = host: from the host
+            elif ctx.stack.server_on_host and ctx.prisma.schema is not None:  # server.mode = host: from the host
                 migrate_on_host(ctx, ctx.seed_command)
             # else nothing migrates this database: the template is the empty database
             templates.take_template(conn, db, key, project.state_dir)

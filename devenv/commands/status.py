@@ -170,7 +170,7 @@ def stack_status(ctx: Context) -> StatusReport:
     for extra in ctx.stack.extras:
         probes[extra.name] = lambda e=extra: _extra_probe(ctx, e, states.get(e.name))  # type: ignore[misc]
     checked = ctx.stack.long_running()
-    host_server = ctx.stack.host and ctx.app.path is not None
+    host_server = ctx.stack.server_on_host and ctx.app.path is not None
     if host_server:  # `devenv dev` runs it on this machine: is it answering on its port?
         checked = (*checked, "server")
         url = f"http://127.0.0.1:{host_port(ctx)[0]}"

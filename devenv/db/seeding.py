@@ -42,7 +42,7 @@ def mark_cluster(ctx: Context) -> None:
 def seed_if_new(ctx: Context, progress: Progress) -> Seeding:
     """On a new database: run the seed once, mark the database seeded and take the reset template; with the server
     on the host, its migrations run first, on every `up` that has work to do."""
-    host_note = _migrate_on_host(ctx, progress) if ctx.stack.host and ctx.prisma.schema is not None else ""
+    host_note = _migrate_on_host(ctx, progress) if ctx.stack.server_on_host and ctx.prisma.schema is not None else ""
     with ctx.postgres.session(what="the seed mark") as conn:
         if marks.is_seeded(conn):
             return Seeding(host_note=host_note)
@@ -67,11 +67,11 @@ def _migrate_on_host(ctx: Context, progress: Progress) -> str:
 def _seed(ctx: Context, progress: Progress) -> tuple[bool, str]:
     """Run the configured seed in the migrate job's image (or on the host); (seeded, what to tell about it)."""
     stack = ctx.stack
-    seed = ctx.seed_command if stack.migrates or stack.host else ()
+    seed = ctx.seed_command if stack.migrates or stack.server_on_host else ()
     if seed:
-        job = "postgres" if stack.host else "migrate"
+        job = "postgres" if stack.server_on_host else "migrate"
         progress(job, "seeding", "")
-        if stack.host:
+        if stack.server_on_host:
             run_on_host(
                 ctx,
                 seed,
@@ -81,8 +81,10 @@ def _seed(ctx: Context, progress: Progress) -> tuple[bool, str]:
         else:
             run_seed(ctx.runtime, seed)
         progress(job, "seeded", "")
-        return True, f"seeded the new database: `{' '.join(seed)}`" + (" (on the host)." if stack.host else ".")
-    if stack.migrates or (stack.host and ctx.prisma.schema is not None):
+        return True, f"seeded the new database: `{' '.join(seed)}`" + (
+            " (on the host)." if stack.server_on_host else "."
+        )
+    if stack.migrates or (stack.server_on_host and ctx.prisma.schema is not None):
         return False, (
             "no seed configured (no prisma.seed in package.json, no seed in prisma.config.*, no "
             "migrate.seed_command): the new database has the schema only."

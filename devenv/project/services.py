@@ -38,8 +38,8 @@ class Stack:
     extras: tuple[ExtraService, ...] = ()  # [services.NAME] (their names are in `services` too)
 
     @property
-    def host(self) -> bool:
-        """The server runs on the host (`devenv dev`), migrations too."""
+    def server_on_host(self) -> bool:
+        """The server runs on the host (`devenv dev`), migrations too (never an address: that is Endpoints.host)."""
         return self.server_mode == "host"
 
     @property

@@ -205,7 +205,7 @@ def migrate_on_host(ctx: Context, seed: Sequence[str]) -> str:
 def migrate_command(ctx: Context, *, status: bool = False) -> MigrateResult:
     """`devenv migrate [--status]`: in the server image, or on the host (server.mode = host)."""
     cfg = ctx.config.migrate
-    if not ctx.stack.host:
+    if not ctx.stack.server_on_host:
         return migrate(ctx.runtime, cfg.command, cfg.status_command, status=status)
     if ctx.endpoints.postgres_port is None or not ctx.postgres.probe():
         raise StackNotRunning("postgres is not running.", "start the stack with `devenv up`.")
