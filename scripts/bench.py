@@ -861,7 +861,9 @@ def case_layout(runs: int) -> None:
     DEVENV_BENCH_BEFORE, the same project and stack, runs interleaved (before, after, before, ...)."""
     before_dir = Path(tempfile.mkdtemp(prefix="devenv-before-"))
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", LAYOUT_BEFORE, "devenv"], capture_output=True, check=True
+        ["git", "-C", str(REPO), "archive", LAYOUT_BEFORE, "devenv", "compose", "env"],  # the code and its data
+        capture_output=True,
+        check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(before_dir)], input=archive.stdout, check=True)
     sh([sys.executable, "-m", "compileall", "-q", str(before_dir / "devenv")])

@@ -12,9 +12,8 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from devenv import __version__
 from devenv.core.errors import DevenvError, ExitCode, UsageError
@@ -484,8 +483,7 @@ def completion_command(args: argparse.Namespace) -> None:
 
 
 # -- the command table --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):  # a NamedTuple, not a dataclass: importing dataclasses is a cost `--help` need not pay
     """One argument of a command: its flags (or its name, for a positional) and argparse's options for it."""
 
     flags: tuple[str, ...]
@@ -524,8 +522,7 @@ RESULT_JSON = _json("The result as JSON.")
 STACK_NAME = arg("--name", help="Stack name (default: from the CI job, else random).")
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One row of the command table: `devenv PATH`, its handler (None: a group, which prints its help), the summary
     `--help` shows, its arguments and the text under its help."""
 
