@@ -59,8 +59,13 @@ typecheck: venv ## mypy --strict on devenv/
 unit: venv ## unit tests only (no Docker)
 	@$(BIN)/pytest tests/unit -q
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file each at a time: a file's tests share its
+# module stack. Most of a test's time is spent waiting for containers, so two workers on two cores pay off;
+# TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
+
 test: prepare lint typecheck ## lint, type check and the whole test suite (unit + docker integration)
-	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
+	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 soak: prepare ## the soak test (20 up/reset/down cycles; not part of `make test`)
 	@set -a; . ./$(IMAGES_ENV); set +a; $(BIN)/pytest -m slow tests/integration $(PYTEST_ARGS)

@@ -227,8 +227,10 @@ def _scope(project: Project, stack: Stack, base: Path) -> _Scope:
     labels = {PROJECT_LABEL: project.name}
     if project.ci:
         labels[CI_LABEL] = "true"
-    # A checkout's own stack name (unique per checkout), shared by its CI stacks: never another checkout's image.
-    image = f"{(project.base_name or project.name) if project.ci else project.name}-server:devenv"
+    # The stack's own name: unique per checkout, and per CI stack. A CI stack named after its checkout's folder
+    # shared that tag with every checkout of that name (two clones' CI jobs on one engine built over each other's
+    # image, and one's teardown removed it under the other); the build cache is shared all the same.
+    image = f"{project.name}-server:devenv"
     mounts = [
         {"type": "bind", "source": _rel(project.root / m.source, base), "target": m.target, "read_only": m.read_only}
         for m in project.config.server.mounts

@@ -104,7 +104,12 @@ def test_run_interrupted_by_sigint_still_tears_down(example: ExampleProject, tmp
     assert labelled(f"devenv.project={name}") == {"containers": [], "networks": [], "volumes": []}
 
 
-def test_gc_lists_then_removes_an_abandoned_stack_but_never_a_developers_stack(example: ExampleProject) -> None:
+def test_gc_lists_then_removes_an_abandoned_stack_but_never_a_developers_stack(
+    example: ExampleProject, tmp_path: Path
+) -> None:
+    # A machine of its own (another devenv state folder, so another machine id): gc removes only this machine's CI
+    # stacks, and the CI stacks that tests in other workers run meanwhile on this engine are not this gc's to remove.
+    example.env["XDG_STATE_HOME"] = str(tmp_path / "state")
     example.devenv("up", "postgres", check=True)  # a developer's own stack: not a CI stack
     name = f"abandoned-{uuid.uuid4().hex[:6]}"
     up = example.ci("ci", "up", "--name", name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,17 @@ from tests.fixtures.helpers import clean_environ, copy_project
 def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_environ(monkeypatch)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the generated env files' folder
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A private folder with a short path, for what must fit a unix socket's path (ssh's control sockets): pytest's
+    tmp_path is longer under an xdist worker (`.../popen-gw1/...`), too long for devenv to put sockets there."""
+    folder = Path(tempfile.mkdtemp(prefix="dv-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -247,3 +247,19 @@ def test_check_of(example: Project) -> None:
     target.write_text(target.read_text().replace("10s", "5s"))
     result = check_of(example, target)
     assert result.stale and "-      interval: 5s" in result.diff and "+      interval: 10s" in result.diff
+
+
+def test_a_ci_stack_builds_an_image_of_its_own_never_one_another_checkout_or_stack_tags(tmp_path: Path) -> None:
+    """Two clones in folders of the same name: their CI stacks and their own stacks each tag a server image of their
+    own (a shared `<folder>-server:devenv` let one clone's CI build and teardown replace and remove the other's)."""
+    from devenv.commands.ci import ci_project
+
+    images = []
+    for clone in ("a", "b"):
+        project = load_project(copy_project("example", tmp_path / clone / "quotes"), environ={})
+        for stack in (project, ci_project(project, f"ci-{clone}")):
+            svc = services(stack)["services"]
+            assert svc["server"]["image"] == svc["migrate"]["image"]
+            images.append(svc["server"]["image"])
+    assert images[1] == "ci-a-server:devenv" and images[3] == "ci-b-server:devenv"
+    assert len(set(images[1::2])) == 2 and set(images[1::2]).isdisjoint(images[0::2])

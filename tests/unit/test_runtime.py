@@ -337,7 +337,7 @@ def test_a_listed_container_is_parsed_once_and_tolerates_missing_fields() -> Non
     assert (stateless.status, stateless.exit_code, stateless.restart_count) == ("exited", 137, 1)
 
 
-def test_the_engine_api_uses_the_environ_it_is_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_engine_api_uses_the_environ_it_is_given(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
     from devenv.core import proc
     from devenv.core.proc import Exchanged
 
@@ -349,8 +349,8 @@ def test_the_engine_api_uses_the_environ_it_is_given(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(proc, "exchange", fake)
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "DOCKER_HOST": "ssh://box"}
+    environ = {"XDG_RUNTIME_DIR": str(short_dir), "DOCKER_HOST": "ssh://box"}
     api = HttpEngine(environ=environ)
     assert api.host == "ssh://box" and api.request("GET", "/info") == {}
     [(argv, env)] = seen
-    assert f"ControlPath={tmp_path}/devenv-ssh/%C" in argv and env == environ
+    assert f"ControlPath={short_dir}/devenv-ssh/%C" in argv and env == environ

@@ -47,13 +47,13 @@ def test_the_destination_is_the_urls_and_nothing_more(url: str, destination: lis
     assert engine.ssh_login(url) == login
 
 
-def test_ssh_argv_adds_only_options(tmp_path: Path) -> None:
-    argv = ssh.argv(["-l", "me", "--", "box"], ["docker", "system", "dial-stdio"], tmp_path)
-    assert argv == ["ssh", *opts(tmp_path), "-l", "me", "--", "box", "docker", "system", "dial-stdio"]
+def test_ssh_argv_adds_only_options(short_dir: Path) -> None:
+    argv = ssh.argv(["-l", "me", "--", "box"], ["docker", "system", "dial-stdio"], short_dir)
+    assert argv == ["ssh", *opts(short_dir), "-l", "me", "--", "box", "docker", "system", "dial-stdio"]
 
 
-def test_every_api_call_over_ssh_rides_the_shared_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_every_api_call_over_ssh_rides_the_shared_connection(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
     seen: list[tuple[list[str], bytes]] = []
 
     def fake(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
@@ -64,13 +64,13 @@ def test_every_api_call_over_ssh_rides_the_shared_connection(monkeypatch: pytest
     api = HttpEngine("ssh://me@box:2200")
     assert api.request("GET", "/info") == {"ID": "x"}
     assert api.request("DELETE", "/volumes/v1", {"force": "1"}) == {"ID": "x"}
-    want = ["ssh", *opts(tmp_path / "devenv-ssh"), "-l", "me", "-p", "2200", "--", "box"]
+    want = ["ssh", *opts(short_dir / "devenv-ssh"), "-l", "me", "-p", "2200", "--", "box"]
     assert [argv for argv, _ in seen] == [[*want, "docker", "system", "dial-stdio"]] * 2
     assert seen[1][1].startswith(b"DELETE /volumes/v1?force=1 HTTP/1.0\r\n")
 
 
-def test_the_first_ssh_call_runs_alone_so_one_master_is_made(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_the_first_ssh_call_runs_alone_so_one_master_is_made(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
     running = 0
     most = 0
     first_started = threading.Event()
@@ -101,26 +101,26 @@ def test_the_first_ssh_call_runs_alone_so_one_master_is_made(monkeypatch: pytest
 
 
 # -- the control folder ----------------------------------------------------------------------------------------------
-def test_the_control_folder_is_private(tmp_path: Path) -> None:
-    folder = ssh.control_dir({"XDG_RUNTIME_DIR": str(tmp_path)})
-    assert folder == tmp_path / "devenv-ssh"
+def test_the_control_folder_is_private(short_dir: Path) -> None:
+    folder = ssh.control_dir({"XDG_RUNTIME_DIR": str(short_dir)})
+    assert folder == short_dir / "devenv-ssh"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     folder.chmod(0o755)
-    assert stat.S_IMODE(ssh.control_dir({"XDG_RUNTIME_DIR": str(tmp_path)}).stat().st_mode) == 0o700
+    assert stat.S_IMODE(ssh.control_dir({"XDG_RUNTIME_DIR": str(short_dir)}).stat().st_mode) == 0o700
 
 
-def test_a_long_or_missing_runtime_dir_falls_back_to_a_short_tmp_path(tmp_path: Path) -> None:
-    long = tmp_path / ("x" * 80)
+def test_a_long_or_missing_runtime_dir_falls_back_to_a_short_tmp_path(short_dir: Path) -> None:
+    long = short_dir / ("x" * 80)
     long.mkdir()
-    for environ in ({"XDG_RUNTIME_DIR": str(long)}, {"XDG_RUNTIME_DIR": str(tmp_path / "gone")}, {}):
+    for environ in ({"XDG_RUNTIME_DIR": str(long)}, {"XDG_RUNTIME_DIR": str(short_dir / "gone")}, {}):
         assert ssh.control_dir(environ) == Path(f"/tmp/devenv-ssh-{os.getuid()}")
 
 
-def test_a_control_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "elsewhere").mkdir()
-    (tmp_path / "devenv-ssh").symlink_to(tmp_path / "elsewhere")
+def test_a_control_folder_that_is_a_link_is_refused(short_dir: Path) -> None:
+    (short_dir / "elsewhere").mkdir()
+    (short_dir / "devenv-ssh").symlink_to(short_dir / "elsewhere")
     with pytest.raises(EngineUnreachable, match="not a folder of this user's"):
-        ssh.control_dir({"XDG_RUNTIME_DIR": str(tmp_path)})
+        ssh.control_dir({"XDG_RUNTIME_DIR": str(short_dir)})
 
 
 # -- the shim compose and the docker CLI run -----------------------------------------------------------------------
@@ -133,11 +133,11 @@ def _fake_ssh(folder: Path) -> Path:
     return folder
 
 
-def test_the_shim_runs_the_real_ssh_with_the_shared_options(tmp_path: Path) -> None:
-    real = _fake_ssh(tmp_path / "real")
-    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "PATH": f"{real}:/usr/bin:/bin"}
+def test_the_shim_runs_the_real_ssh_with_the_shared_options(short_dir: Path) -> None:
+    real = _fake_ssh(short_dir / "real")
+    environ = {"XDG_RUNTIME_DIR": str(short_dir), "PATH": f"{real}:/usr/bin:/bin"}
     env = ssh.environ_with_shim(environ)
-    folder = tmp_path / "devenv-ssh"
+    folder = short_dir / "devenv-ssh"
     assert env["PATH"] == f"{folder / 'bin'}:{real}:/usr/bin:/bin"
     # what docker's connhelper runs
     args = ["-o", "ConnectTimeout=30", "-T", "-l", "root", "--", "box", "docker", "system", "dial-stdio"]
@@ -145,11 +145,11 @@ def test_the_shim_runs_the_real_ssh_with_the_shared_options(tmp_path: Path) -> N
     assert done.stdout.splitlines() == [*opts(folder), *args]
 
 
-def test_the_shim_is_written_once_and_never_finds_itself(tmp_path: Path) -> None:
-    real = _fake_ssh(tmp_path / "real")
-    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "PATH": f"{real}:/usr/bin:/bin"}
+def test_the_shim_is_written_once_and_never_finds_itself(short_dir: Path) -> None:
+    real = _fake_ssh(short_dir / "real")
+    environ = {"XDG_RUNTIME_DIR": str(short_dir), "PATH": f"{real}:/usr/bin:/bin"}
     env = ssh.environ_with_shim(environ)
-    shim = tmp_path / "devenv-ssh" / "bin" / "ssh"
+    shim = short_dir / "devenv-ssh" / "bin" / "ssh"
     before = shim.stat().st_mtime_ns
     again = ssh.environ_with_shim(env)  # PATH already starts with the shim: it must not exec itself
     assert again["PATH"] == env["PATH"]
@@ -157,9 +157,9 @@ def test_the_shim_is_written_once_and_never_finds_itself(tmp_path: Path) -> None
     assert f"exec {real / 'ssh'} " in shim.read_text()
 
 
-def test_threads_writing_the_shim_at_once_all_get_it(tmp_path: Path) -> None:
-    real = _fake_ssh(tmp_path / "real")
-    environ = {"XDG_RUNTIME_DIR": str(tmp_path), "PATH": f"{real}:/usr/bin:/bin"}
+def test_threads_writing_the_shim_at_once_all_get_it(short_dir: Path) -> None:
+    real = _fake_ssh(short_dir / "real")
+    environ = {"XDG_RUNTIME_DIR": str(short_dir), "PATH": f"{real}:/usr/bin:/bin"}
     folder = ssh.control_dir(environ)
     results: list[Path | None] = []
     errors: list[BaseException] = []
@@ -180,22 +180,22 @@ def test_threads_writing_the_shim_at_once_all_get_it(tmp_path: Path) -> None:
     assert [p.name for p in (folder / "bin").iterdir()] == ["ssh"]  # no temporary left
 
 
-def test_no_ssh_on_path_no_shim(tmp_path: Path) -> None:
-    env = ssh.environ_with_shim({"XDG_RUNTIME_DIR": str(tmp_path), "PATH": str(tmp_path / "nothing")})
-    assert env["PATH"] == str(tmp_path / "nothing")
+def test_no_ssh_on_path_no_shim(short_dir: Path) -> None:
+    env = ssh.environ_with_shim({"XDG_RUNTIME_DIR": str(short_dir), "PATH": str(short_dir / "nothing")})
+    assert env["PATH"] == str(short_dir / "nothing")
 
 
-def _runtime(url: str, tmp_path: Path) -> DockerRuntime:
+def _runtime(url: str, short_dir: Path) -> DockerRuntime:
     target = EngineTarget(url=url, address="box", source="DOCKER_HOST")
-    return DockerRuntime("demo", tmp_path / "compose.yml", tmp_path, engine=object(), target=target)  # type: ignore[arg-type]
+    return DockerRuntime("demo", short_dir / "compose.yml", short_dir, engine=object(), target=target)  # type: ignore[arg-type]
 
 
-def test_compose_of_an_ssh_engine_gets_the_shim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    real = _fake_ssh(tmp_path / "real")
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_compose_of_an_ssh_engine_gets_the_shim(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    real = _fake_ssh(short_dir / "real")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
     monkeypatch.setenv("PATH", f"{real}:/usr/bin")
-    assert _runtime("ssh://box", tmp_path).compose_env()["PATH"].startswith(f"{tmp_path}/devenv-ssh/bin:")
-    assert _runtime("tcp://box:2375", tmp_path).compose_env()["PATH"] == f"{real}:/usr/bin"
+    assert _runtime("ssh://box", short_dir).compose_env()["PATH"].startswith(f"{short_dir}/devenv-ssh/bin:")
+    assert _runtime("tcp://box:2375", short_dir).compose_env()["PATH"] == f"{real}:/usr/bin"
 
 
 # -- what ssh's failures mean ---------------------------------------------------------------------------------------
@@ -267,8 +267,8 @@ def test_only_a_local_engine_is_told_to_start_docker_here(url: str, local: bool)
     assert url in error.message
 
 
-def test_an_ssh_that_does_not_answer_is_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_an_ssh_that_does_not_answer_is_unreachable(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
 
     def hangs(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         raise CommandFailed(argv, -1, "(killed after 1 s)")
@@ -279,8 +279,8 @@ def test_an_ssh_that_does_not_answer_is_unreachable(monkeypatch: pytest.MonkeyPa
     assert "ssh dvbox docker version" in (caught.value.hint or "")
 
 
-def test_ssh_failing_before_the_engine_answers_is_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_ssh_failing_before_the_engine_answers_is_unreachable(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
 
     def refused(argv: list[str], data: bytes, *, timeout: float, env: object = None) -> Exchanged:
         return Exchanged(tuple(argv), 255, b"", "Host key verification failed.\r\n", 0.1)
