@@ -25,8 +25,8 @@ from tests.integration.helpers import (
     make_project,
     remove,
 )
+from tests.integration.remote import finish_early, start_early
 from tests.integration.remote import remote_engine as remote_engine  # the session fixture: the second engine
-from tests.integration.remote import start_early
 
 __all__ = ["ExampleProject", "free_port", "labelled", "make_project", "remove"]  # what test_remote_bed imports
 
@@ -35,6 +35,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """A session that will use the second engine starts bringing it up now, beside the tests that run first."""
     if any("remote_engine" in getattr(item, "fixturenames", ()) for item in session.items):
         start_early(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The session's end: leave the second engine (its last user takes it down) while this process may still run."""
+    finish_early()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import os
 import pwd
 import shlex
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -179,13 +179,29 @@ def start_early(config: pytest.Config) -> None:
         return
     users = _Users()  # taken before `up` starts: the bed is taken down at the end, also when `up` was cut short
     early = _EarlyUp()
+    finished: list[bool] = []
 
     def finish() -> None:
-        early.stop()
-        users.leave()
+        if not finished:
+            finished.append(True)
+            early.stop()
+            users.leave()
 
-    config.add_cleanup(finish)
+    global _finish
+    _finish = finish
+    config.add_cleanup(finish)  # a session that ends before pytest_sessionfinish (an error in collection)
     _early = early
+
+
+_finish: Callable[[], None] | None = None
+
+
+def finish_early() -> None:
+    """End the background `up` and leave the bed (the last user takes it down): from pytest_sessionfinish, so that
+    an xdist worker does it before it reports itself finished (after that its controller may end it mid-way, and a
+    `down` cut short leaves the second engine running)."""
+    if _finish is not None:
+        _finish()
 
 
 @pytest.fixture(scope="session")
