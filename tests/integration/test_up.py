@@ -120,8 +120,12 @@ def test_crash_looping_server_is_reported_within_two_seconds(example: ExamplePro
     assert "server" in done.stderr and ("exited" in done.stderr or "crash" in done.stderr)
     assert "HEALTH_CHECK_TIMEOUT_MS" in done.stderr  # the container's own last log lines
     assert "Hint:" in done.stderr
-    # By devenv's own clock (its events' `elapsed`): from starting to wait for the server to reporting it failed,
-    # a small part of the deadline, not the deadline (a loaded machine stretches both the same way).
-    server = {e["phase"]: float(e["elapsed"]) for e in _events(done.stdout) if e.get("service") == "server"}
-    assert "waiting" in server and "failed" in server, done.stdout
-    assert server["failed"] - server["waiting"] <= timeout / 10, server
+    # By devenv's own clock (its events' `elapsed`): from the moment the server could first run (its migrate job
+    # done: compose starts it only then) to reporting it failed, a small part of the deadline, not the deadline.
+    # Postgres and the job starting are not the server's time: a loaded machine stretches those, not the watch.
+    events = _events(done.stdout)
+    server = {e["phase"]: float(e["elapsed"]) for e in events if e.get("service") == "server"}
+    migrate = {e["phase"]: float(e["elapsed"]) for e in events if e.get("service") == "migrate"}
+    assert "waiting" in server and "failed" in server and "migrated" in migrate, done.stdout
+    could_run = max(server["waiting"], migrate["migrated"])  # the job's container done (the seed runs after, apart)
+    assert server["failed"] - could_run <= timeout / 20, (server, migrate)
