@@ -357,72 +357,63 @@ class Target:
 
 
 @dataclass
-class ConnectorReady:
-    """Postgres or Redis through its connector (ConnectorProbe), on the port the target publishes; OPEN makes the
-    connector for a host and port."""
+class _OnTarget:
+    """A probe made once the target publishes the service's port: `_made` builds it for the host and that port."""
 
     name: str
     target: Target
-    inside: int
-    fixed: int
-    open: Callable[[str, int], Answers]
-    _probe: ConnectorProbe | None = None
+    inside: int | None
+    fixed: int | None
+    _probe: Probe | None = field(default=None, init=False, repr=False)
+
+    def _made(self, host: str, port: int) -> Probe:
+        raise NotImplementedError
 
     def check(self) -> bool:
         if self._probe is None:
             port = self.target.port(self.name, self.inside, self.fixed)
             if port is None:
                 return False
-            self._probe = ConnectorProbe(self.name, self.open(self.target.host, port))
+            self._probe = self._made(self.target.host, port)
         return self._probe.check()
 
 
 @dataclass
-class HttpReady:
+class ConnectorReady(_OnTarget):
+    """Postgres or Redis through its connector (ConnectorProbe), on the port the target publishes; OPEN makes the
+    connector for a host and port."""
+
+    open: Callable[[str, int], Answers]
+
+    def _made(self, host: str, port: int) -> Probe:
+        return ConnectorProbe(self.name, self.open(host, port))
+
+
+@dataclass
+class HttpReady(_OnTarget):
     """GET PATH answers 200 (HttpProbe, its fallbacks included), on the port the target publishes; SERVE makes the
     connector for a base URL. `chosen`: the path that answered."""
 
-    name: str
-    target: Target
-    inside: int | None
-    fixed: int | None
     serve: Callable[[str], Serves]
     path: str
     fallbacks: tuple[str, ...] = ()
     setting: str = "server.ready_path"
-    _probe: HttpProbe | None = None
 
     @property
     def chosen(self) -> str | None:
-        return self._probe.chosen if self._probe is not None else None
+        return self._probe.chosen if isinstance(self._probe, HttpProbe) else None
 
-    def check(self) -> bool:
-        if self._probe is None:
-            port = self.target.port(self.name, self.inside, self.fixed)
-            if port is None:
-                return False
-            server = self.serve(f"http://{self.target.host}:{port}")
-            self._probe = HttpProbe(server, self.path, self.fallbacks, name=self.name, setting=self.setting)
-        return self._probe.check()
+    def _made(self, host: str, port: int) -> Probe:
+        server = self.serve(f"http://{host}:{port}")
+        return HttpProbe(server, self.path, self.fallbacks, name=self.name, setting=self.setting)
 
 
 @dataclass
-class TcpReady:
+class TcpReady(_OnTarget):
     """A connection is accepted and kept open (TcpProbe), on the port the target publishes."""
 
-    name: str
-    target: Target
-    inside: int | None
-    fixed: int | None
-    _probe: TcpProbe | None = None
-
-    def check(self) -> bool:
-        if self._probe is None:
-            port = self.target.port(self.name, self.inside, self.fixed)
-            if port is None:
-                return False
-            self._probe = TcpProbe(self.name, self.target.host, port)
-        return self._probe.check()
+    def _made(self, host: str, port: int) -> Probe:
+        return TcpProbe(self.name, host, port)
 
 
 def for_services(
