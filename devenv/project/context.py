@@ -23,7 +23,7 @@ from devenv.clients.connectors import HttpConnector, PostgresConnector, RedisCon
 from devenv.clients.httpget import Response
 from devenv.clients.pgwire import Connection
 from devenv.core.errors import EngineUnreachable, StackNotRunning
-from devenv.engine.runtime import ContainerState, Runtime, open_runtime
+from devenv.engine.runtime import ContainerState, Runtime
 from devenv.engine.target import EngineTarget
 from devenv.engine.target import resolve as resolve_engine
 from devenv.project.config import Config
@@ -34,6 +34,7 @@ from devenv.project.endpoints import Endpoints, resolve_endpoints
 from devenv.project.envfile import EnvFiles, HostPorts, read_env_files
 from devenv.project.nodeapp import NodeApp, read_app
 from devenv.project.prisma import PrismaSetup, find_prisma, key_files, migrations_key, seed_command
+from devenv.project.runtimes import runtime_for
 from devenv.project.services import Stack, plan_stack
 from devenv.project.settings import REDIS_PORT, Settings
 
@@ -250,7 +251,7 @@ class Context:
         return replace(
             self,
             project=project,
-            runtime=runtime or _open_runtime(project, self.engine, self.environ),
+            runtime=runtime or runtime_for(project, self.environ, self.engine),
             known_endpoints=None,
         )
 
@@ -284,7 +285,7 @@ def open_project(
         project=project,
         environ=env,
         files=files,
-        runtime=runtime or _open_runtime(project, _engine(memo, env), env),
+        runtime=runtime or runtime_for(project, env, _engine(memo, env)),
         connectors=connectors or WireConnectors(),
         memo=memo,
     )
@@ -293,13 +294,6 @@ def open_project(
 def _engine(memo: Memo, environ: Mapping[str, str]) -> EngineTarget:
     """The engine ENVIRON points at, resolved once per command (the docker CLI's config is read from disk)."""
     return memo.get("engine", (environ,), lambda: resolve_engine(environ))
-
-
-def _open_runtime(project: Project, target: EngineTarget, environ: Mapping[str, str]) -> Runtime:
-    """The real runtime of PROJECT's stack on the engine TARGET, with the command's ENVIRON."""
-    return open_runtime(
-        project.name, project.compose_file, project.checkout, str(project.secrets_dir), target=target, environ=environ
-    )
 
 
 PORT_KEYS = ("PORT", "HTTP_PORT", "APP_PORT", "SERVER_PORT")
